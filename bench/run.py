@@ -1,0 +1,786 @@
+#!/usr/bin/env python3
+"""Cordon benchmark harness (`make bench`).
+
+Runs the same statically linked C microbenchmarks and start-up workloads
+natively, under runc, under runsc (gVisor, ptrace platform) and under Cordon,
+interleaving the runtimes rep by rep, and prints a Markdown table of medians
+with their spread plus Cordon's ratios.  Raw results go to --json.
+
+Python 3 standard library only.  Must run as root (except --runtimes native).
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+MICRO_DIR = BENCH_DIR / "micro"
+REPO_DIR = BENCH_DIR.parent
+
+DATA_FILE = "/bench/file"          # path inside the container
+DATA_FILE_SIZE = 1 << 20           # 1 MiB
+DELETE_TIMEOUT = 30.0              # seconds for `delete --force` after a failed run
+
+
+# --------------------------------------------------------------------------
+# Benchmarks are data.  To add one: drop a C file in bench/micro/ (it is
+# compiled with `gcc -O2 -static` and installed as /bench/<stem> in the
+# rootfs) and add a row here.
+#
+#   kind "micro": the program times itself and prints "<report> <ns_per_op>";
+#                 argv[1] is the iteration count, argv[2] the data file.
+#   kind "wall":  the harness times the whole `runtime run` command (ms).
+#
+# argv templates may use {iters} (default iterations x --scale) and {file}
+# (the 1 MiB data file: /bench/file in a container, the same file through a
+# relative path natively, where the program runs with cwd = the rootfs).
+# --------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    name: str
+    kind: str                      # "micro" | "wall"
+    program: str                   # absolute path inside the rootfs
+    argv: tuple = ("{iters}", "{file}")
+    iters: int = 0                 # default iteration count (micro)
+    report: str = ""               # name printed by the program (default: name)
+    about: str = ""
+
+    @property
+    def unit(self) -> str:
+        return "ns/op" if self.kind == "micro" else "ms"
+
+    @property
+    def report_name(self) -> str:
+        return self.report or self.name
+
+
+BENCHMARKS = [
+    Bench("getpid", "micro", "/bench/getpid", iters=200_000,
+          about="raw syscall(SYS_getpid): round trip of the cheapest syscall"),
+    Bench("open_close", "micro", "/bench/open_close", iters=20_000,
+          about="open(/bench/file, O_RDONLY) + close"),
+    Bench("pread_4k", "micro", "/bench/pread_4k", iters=50_000,
+          about="pread 4 KiB at offset 0 of a 1 MiB file"),
+    Bench("mmap_touch_1m", "micro", "/bench/mmap_touch_1m", iters=2_000,
+          about="mmap 1 MiB anon private, write every 4 KiB page, munmap"),
+    Bench("start_true", "wall", "/bin/true", argv=(),
+          about="wall time of the whole `run` of a static /bin/true"),
+]
+
+# Extra installs: rootfs path -> source stem in bench/micro/.
+EXTRA_INSTALLS = {"/bin/true": "true"}
+
+
+# --------------------------------------------------------------------------
+# Runtimes are data too.
+# --------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Runtime:
+    name: str                      # used by --runtimes
+    label: str                     # column title
+    binary: str | None = None      # None: native
+    flags: tuple = ()              # global flags before the subcommand
+    available: bool = True
+    version: str = ""
+    why_unavailable: str = ""
+
+    @property
+    def native(self) -> bool:
+        return self.binary is None
+
+    def base(self, state_dir: Path) -> list:
+        return [self.binary, "--root", str(state_dir), *self.flags]
+
+
+def make_runtimes() -> dict:
+    cordon_bin = os.environ.get("CORDON_BIN", str(REPO_DIR / "target/release/cordon"))
+    return {
+        "native": Runtime("native", "native"),
+        "runc": Runtime("runc", "runc", os.environ.get("RUNC_BIN", "runc"),
+                        tuple(shlex.split(os.environ.get("RUNC_FLAGS", "")))),
+        # kvm hangs on these machines; ptrace + no network is what works.
+        "runsc": Runtime("runsc", "runsc-ptrace", os.environ.get("RUNSC_BIN", "runsc"),
+                         tuple(shlex.split(os.environ.get(
+                             "RUNSC_FLAGS", "--platform=ptrace --network=none")))),
+        "cordon": Runtime("cordon", "cordon", cordon_bin,
+                          tuple(shlex.split(os.environ.get("CORDON_FLAGS", "")))),
+    }
+
+
+RUNTIME_ALIASES = {"runsc-ptrace": "runsc"}
+COLUMN_ORDER = ["native", "runc", "runsc", "cordon"]
+
+
+def probe_runtime(rt: Runtime) -> None:
+    if rt.native:
+        rt.version = platform.release()
+        return
+    path = shutil.which(rt.binary) if os.sep not in rt.binary else rt.binary
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        rt.available = False
+        rt.why_unavailable = f"{rt.binary}: not found"
+        return
+    rt.binary = os.path.abspath(path)
+    try:
+        rc, _, out, err = spawn_timed([rt.binary, "--version"], None, 10)
+    except OSError:
+        return
+    lines = (out or err).decode(errors="replace").strip().splitlines()
+    if rc == 0 and lines:
+        rt.version = lines[0]
+
+
+# --------------------------------------------------------------------------
+# Build: C programs, rootfs, one bundle per benchmark.
+# --------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def build_programs(out_dir: Path, cc: str) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = {}
+    for src in sorted(MICRO_DIR.glob("*.c")):
+        exe = out_dir / src.stem
+        cmd = [cc, "-O2", "-static", "-Wall", "-Wextra", "-o", str(exe), str(src)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"bench: compiling {src.name} failed:\n{res.stderr}")
+        built[src.stem] = exe
+    return built
+
+
+def build_rootfs(rootfs: Path, built: dict) -> None:
+    for d in ("bin", "bench", "proc", "dev", "sys", "tmp", "etc"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    for stem, exe in built.items():
+        shutil.copy2(exe, rootfs / "bench" / stem)
+    for dest, stem in EXTRA_INSTALLS.items():
+        shutil.copy2(built[stem], rootfs / dest.lstrip("/"))
+    # Deterministic, non-zero content (not sparse: every block really exists).
+    pattern = bytes(range(256)) * 16
+    with open(rootfs / DATA_FILE.lstrip("/"), "wb") as f:
+        for _ in range(DATA_FILE_SIZE // len(pattern)):
+            f.write(pattern)
+
+
+def oci_config(args: list) -> dict:
+    """`runc spec` (runc 1.1) defaults, adapted: no terminal, given args,
+    read-only root, no cgroup mount.  runsc and cordon use the same bundle."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {k: caps for k in
+                             ("bounding", "effective", "permitted", "ambient")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                         "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in
+                           ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
+        },
+    }
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Copy a directory tree, hard-linking files (cheap per-bundle rootfs)."""
+    shutil.copytree(src, dst, copy_function=os.link, symlinks=True)
+
+
+def bench_args(b: Bench, iters: int, file_arg: str) -> list:
+    return [a.format(iters=iters, file=file_arg) for a in b.argv]
+
+
+def build_bundles(tmp: Path, master_rootfs: Path, benches: list, iters: dict) -> dict:
+    bundles = {}
+    for b in benches:
+        bundle = tmp / "bundles" / b.name
+        bundle.mkdir(parents=True)
+        link_tree(master_rootfs, bundle / "rootfs")
+        cfg = oci_config([b.program, *bench_args(b, iters.get(b.name, 0), DATA_FILE)])
+        (bundle / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        bundles[b.name] = bundle
+    return bundles
+
+
+# --------------------------------------------------------------------------
+# Running and cleaning up.
+# --------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class RunResult:
+    ok: bool
+    value: float | None = None     # ns/op (micro) or ms (wall)
+    wall_ms: float | None = None
+    rc: int | None = None
+    error: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    cleanup: str = ""              # what `delete --force` said after a failure
+    leftovers: list = dataclasses.field(default_factory=list)
+
+
+def tail(s: str, n: int = 2000) -> str:
+    return s if len(s) <= n else "..." + s[-n:]
+
+
+def _killpg(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _finish(p: subprocess.Popen, grace: float):
+    """Collect what a process that overran wrote, without hanging on pipes a
+    surviving grandchild (e.g. the container's init) may still hold."""
+    try:
+        return p.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _killpg(p)
+    try:
+        return p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        for f in (p.stdout, p.stderr):
+            if f:
+                f.close()
+        p.wait()
+        return b"", b"(output abandoned: pipe held open by a leftover process)"
+
+
+def spawn_timed(cmd: list, cwd: str | None, timeout: float, on_timeout=None):
+    """Run cmd with stdout/stderr on pipes (runsc writes a regular-file stdout
+    at offset 0, so never hand it a file); return (rc, wall ms, stdout,
+    stderr), rc None on timeout.  On timeout, on_timeout() (e.g. the
+    runtime's `delete --force`) runs first so the runtime can reap its container
+    itself; whatever still lives after a grace period is SIGKILLed by
+    process group."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        t1 = time.perf_counter()
+        return p.returncode, (t1 - t0) * 1e3, out, err
+    except subprocess.TimeoutExpired:
+        if on_timeout is not None:
+            on_timeout()
+            out, err = _finish(p, 10)
+        else:
+            _killpg(p)
+            out, err = _finish(p, 5)
+        return None, timeout * 1e3, out or b"", err or b""
+    except BaseException:
+        _killpg(p)
+        if on_timeout is not None:
+            on_timeout()
+        _finish(p, 5)
+        raise
+
+
+def set_child_subreaper() -> bool:
+    """prctl(PR_SET_CHILD_SUBREAPER): a container whose runtime we had to
+    kill becomes our child, so we can reap it instead of leaving a zombie."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0   # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_zombies() -> None:
+    """Reap exited orphans.  Only called while no Popen is outstanding."""
+    for _ in range(3):
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                break
+        time.sleep(0.05)
+
+
+def leftover_processes(tmp: Path) -> list:
+    """Processes that are ours to end: those whose command line names our
+    temp dir (runsc's sandbox and gofer carry --root=TMP/...), and our own
+    children (every Popen has been waited for when this runs, so a child is
+    a container process orphaned onto us, the child subreaper)."""
+    me = os.getpid()
+    needle = str(tmp).encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        state, ppid = fields[0], int(fields[1])
+        if state == b"Z":
+            continue               # reaped below (if ours) or by its parent
+        if needle in cmdline or ppid == me:
+            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
+            out.append((int(entry), shown or stat[:60].decode(errors="replace")))
+    return out
+
+
+def parse_micro(b: Bench, stdout: str):
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == b.report_name:
+            try:
+                return float(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+class Harness:
+    def __init__(self, tmp: Path, timeout: float):
+        self.tmp = tmp
+        self.timeout = timeout
+        self.counter = 0
+
+    def state_dir(self, rt: Runtime) -> Path:
+        d = self.tmp / "state" / rt.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def run(self, rt: Runtime, b: Bench, bundle: Path, iters: int,
+            native_bin: Path, rootfs: Path) -> RunResult:
+        if rt.native:
+            cmd = [str(native_bin), *bench_args(b, iters, DATA_FILE.lstrip("/"))]
+            cwd = str(rootfs)
+            cid = None
+        else:
+            self.counter += 1
+            cid = f"cbench-{os.getpid()}-{self.counter}"
+            cmd = [*rt.base(self.state_dir(rt)), "run", "--bundle", str(bundle), cid]
+            cwd = str(bundle)
+        timeout_cleanup = []
+        on_timeout = (lambda: timeout_cleanup.append(self.delete(rt, cid))) if cid else None
+        try:
+            rc, wall_ms, out, err = spawn_timed(cmd, cwd, self.timeout, on_timeout)
+        except OSError as e:
+            return RunResult(False, error=f"exec failed: {e}")
+        stdout = out.decode(errors="replace")
+        stderr = err.decode(errors="replace")
+        res = RunResult(False, wall_ms=wall_ms, rc=rc, stdout=tail(stdout),
+                        stderr=tail(stderr))
+        if rc is None:
+            res.error = f"timeout after {self.timeout:g}s"
+            res.cleanup = "; ".join(timeout_cleanup)
+        elif rc != 0:
+            res.error = f"exit status {rc}"
+        elif b.kind == "micro":
+            v = parse_micro(b, stdout)
+            if v is None:
+                res.error = f"no '{b.report_name} <ns_per_op>' line in output"
+            else:
+                res.ok, res.value = True, v
+        else:
+            res.ok, res.value = True, wall_ms
+        if cid is not None:
+            if not res.ok:
+                res.cleanup = "; ".join(filter(None, [res.cleanup, self.delete(rt, cid)]))
+            # A runtime that leaves a process, mount or cgroup behind even
+            # after a successful run is a bug worth seeing: record it.
+            res.leftovers = self.reap_leftovers(quiet=True)
+            if res.leftovers:
+                log(f"bench: {rt.label} left behind (cleaned): {'; '.join(res.leftovers)}")
+        return res
+
+    def delete(self, rt: Runtime, cid: str) -> str:
+        """`delete --force` (runc and runsc both spell it so; runsc has no -f).
+        Returns a one-line account for the JSON."""
+        try:
+            rc, _, _, err = spawn_timed(
+                [*rt.base(self.state_dir(rt)), "delete", "--force", cid],
+                None, DELETE_TIMEOUT)
+        except OSError as e:
+            return f"delete: {e}"
+        last = " | ".join(err.decode(errors="replace").strip().splitlines()[-2:])
+        return f"delete --force: {'timeout' if rc is None else f'exit {rc}'}" + \
+            (f": {last[-300:]}" if last else "")
+
+    def mounts_under_tmp(self) -> list:
+        try:
+            with open("/proc/mounts") as f:
+                mounts = [line.split()[1] for line in f]
+        except OSError:
+            return []
+        root = str(self.tmp)
+        return [m for m in mounts if m == root or m.startswith(root + "/")]
+
+    def reap_leftovers(self, quiet: bool = False) -> list:
+        """Kill processes whose command line names our temp dir (runsc's
+        sandbox and gofer carry --root=TMP/...), lazily unmount anything
+        mounted under it.  Returns a list of what was found."""
+        found = []
+        victims = leftover_processes(self.tmp)
+        if victims:
+            time.sleep(0.5)        # a runtime's helpers may still be exiting
+            victims = leftover_processes(self.tmp)
+        for pid, shown in victims:
+            found.append(f"pid {pid}: {shown}")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for m in sorted(self.mounts_under_tmp(), key=len, reverse=True):
+            found.append(f"mount {m}")
+            subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        # Containers orphaned by a killed `run` were reparented to us (we are
+        # a child subreaper): reap them, or their cgroups cannot be removed.
+        reap_zombies()
+        # runc names a container's cgroups after its id; one whose init was
+        # still a zombie when `delete --force` ran keeps empty cgroup dirs.
+        prefix = f"cbench-{os.getpid()}-"
+        for base in ("/sys/fs/cgroup", *glob.glob("/sys/fs/cgroup/*/")):
+            try:
+                names = os.listdir(base)
+            except OSError:
+                continue
+            for n in names:
+                d = os.path.join(base, n)
+                if n.startswith(prefix) and os.path.isdir(d):
+                    try:
+                        os.rmdir(d)
+                        found.append(f"cgroup {d}")
+                    except OSError as e:
+                        found.append(f"cgroup {d} (not removed: {e.strerror})")
+        if found and not quiet:
+            log("bench: cleaned up leftovers:\n  " + "\n  ".join(found))
+        return found
+
+    def final_cleanup(self, runtimes: list) -> list:
+        """delete --force whatever a runtime still lists, then reap."""
+        for rt in runtimes:
+            if rt.native or not rt.available:
+                continue
+            sd = self.tmp / "state" / rt.name
+            if not sd.is_dir():
+                continue
+            # runc keeps <root>/<id>/, runsc <root>/<sandbox>_sandbox:<id>.state
+            ids = set()
+            for n in os.listdir(sd):
+                ids.update(re.findall(r"cbench-\d+-\d+", n))
+            for cid in sorted(ids):
+                self.delete(rt, cid)
+        time.sleep(0.2)
+        return self.reap_leftovers()
+
+
+# --------------------------------------------------------------------------
+# Summary and table.
+# --------------------------------------------------------------------------
+
+def summarize(values: list, failed: int, skipped: int, rt: Runtime) -> dict:
+    s = {"n": len(values), "failed": failed, "skipped": skipped}
+    if not rt.available:
+        s["status"] = "n/a"
+    elif not values:
+        s["status"] = "fail"
+    else:
+        s.update(status="ok", median=statistics.median(values),
+                 min=min(values), max=max(values))
+    return s
+
+
+def fmt_num(v: float) -> str:
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fmt_cell(s: dict | None) -> str:
+    if s is None:
+        return "-"
+    if s["status"] != "ok":
+        return s["status"]
+    cell = f"{fmt_num(s['median'])} ({fmt_num(s['min'])}-{fmt_num(s['max'])})"
+    if s["failed"]:
+        cell += f" [{s['failed']} failed]"
+    if s.get("leaked"):
+        cell += f" [{s['leaked']} leaked]"
+    return cell
+
+
+def fmt_ratio(a: dict | None, b: dict | None) -> str:
+    if a is None or b is None:
+        return "-"
+    if a["status"] != "ok" or b["status"] != "ok":
+        return "n/a"
+    if b["median"] <= 0:
+        return "n/a"
+    return f"{a['median'] / b['median']:.2f}x"
+
+
+def markdown_table(benches: list, runtimes: dict, summary: dict) -> str:
+    head = ["benchmark", "unit"] + [runtimes[n].label for n in COLUMN_ORDER] \
+        + ["cordon/native", "cordon/runsc"]
+    rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 2)]
+    for b in benches:
+        s = summary[b.name]
+        row = [b.name, b.unit] + [fmt_cell(s.get(n)) for n in COLUMN_ORDER]
+        row += [fmt_ratio(s.get("cordon"), s.get("native")),
+                fmt_ratio(s.get("cordon"), s.get("runsc"))]
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+# --------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    names = [b.name for b in BENCHMARKS]
+    p = argparse.ArgumentParser(
+        description="Run Cordon's benchmarks natively and under runc, runsc and cordon.",
+        epilog="Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
+               "RUNC_BIN, RUNC_FLAGS, RUNSC_BIN, RUNSC_FLAGS "
+               "(default '--platform=ptrace --network=none'), CC (default gcc).")
+    p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    p.add_argument("--runtimes", default="native,runc,runsc,cordon",
+                   help="comma-separated subset of native,runc,runsc,cordon")
+    p.add_argument("--only", default="", help="comma-separated benchmarks: " + ",".join(names))
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply the micro iteration counts (default 1.0)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per run before it is killed (default 120)")
+    p.add_argument("--json", metavar="PATH", help="write raw results as JSON here")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temp dir (bundles, binaries) for inspection")
+    p.add_argument("--list", action="store_true", help="list benchmarks and exit")
+    a = p.parse_args(argv)
+    if a.reps < 1:
+        p.error("--reps must be >= 1")
+    if a.scale <= 0:
+        p.error("--scale must be > 0")
+    rts = []
+    for r in (x.strip() for x in a.runtimes.split(",") if x.strip()):
+        r = RUNTIME_ALIASES.get(r, r)
+        if r not in COLUMN_ORDER:
+            p.error(f"unknown runtime {r!r} (known: {', '.join(COLUMN_ORDER)})")
+        if r not in rts:
+            rts.append(r)
+    if not rts:
+        p.error("no runtime selected")
+    a.runtimes = rts
+    if a.only:
+        wanted = [x.strip() for x in a.only.split(",") if x.strip()]
+        bad = [w for w in wanted if w not in names]
+        if bad:
+            p.error(f"unknown benchmark(s) {', '.join(bad)} (known: {', '.join(names)})")
+        a.benches = [b for b in BENCHMARKS if b.name in wanted]
+    else:
+        a.benches = list(BENCHMARKS)
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.list:
+        for b in BENCHMARKS:
+            print(f"{b.name:16} {b.kind:5} {b.unit:6} {b.about}")
+        return 0
+    if any(r != "native" for r in a.runtimes) and os.geteuid() != 0:
+        log("bench: container runtimes need root (use --runtimes native otherwise)")
+        return 2
+    cc = os.environ.get("CC", "gcc")
+    if not shutil.which(cc):
+        log(f"bench: C compiler {cc!r} not found")
+        return 2
+
+    if os.geteuid() == 0:
+        set_child_subreaper()
+
+    all_rts = make_runtimes()
+    for name in a.runtimes:
+        probe_runtime(all_rts[name])
+        rt = all_rts[name]
+        log(f"bench: {rt.label}: " + ((rt.version or "?") if rt.available
+                                      else f"n/a ({rt.why_unavailable})"))
+    selected = [all_rts[n] for n in a.runtimes]
+    iters = {b.name: max(1, round(b.iters * a.scale)) for b in a.benches if b.kind == "micro"}
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    tmp = Path(tempfile.mkdtemp(prefix="cordon-bench-")).resolve()
+    h = Harness(tmp, a.timeout)
+    runs = []
+    leftovers = []
+    interrupted = False
+    try:
+        built = build_programs(tmp / "build", cc)
+        master = tmp / "rootfs"
+        build_rootfs(master, built)
+        bundles = build_bundles(tmp, master, a.benches, iters)
+        native_bins = {b.name: master / b.program.lstrip("/") for b in a.benches}
+
+        timed_out = set()          # (runtime, bench) pairs not retried
+        # One untimed warm-up of every runtime (page cache, first-start costs).
+        warm = Bench("warmup", "wall", "/bin/true", argv=())
+        wb = build_bundles(tmp / "warm", master, [warm], {})["warmup"]
+        for rt in selected:
+            if rt.available:
+                r = h.run(rt, warm, wb, 0, master / "bin/true", master)
+                runs.append({"rep": -1, "bench": "warmup", "runtime": rt.name,
+                             **dataclasses.asdict(r)})
+                if not r.ok:
+                    log(f"bench: warm-up under {rt.label} failed: {r.error}: "
+                        f"{r.stderr.strip()[-300:]}")
+                if r.rc is None:
+                    # `true` hangs: every benchmark would too; don't wait for each.
+                    timed_out.update((rt.name, b.name) for b in a.benches)
+
+        for rep in range(a.reps):
+            for b in a.benches:
+                # Rotate the order each rep so no runtime always goes first.
+                order = selected[rep % len(selected):] + selected[:rep % len(selected)]
+                for rt in order:
+                    rec = {"rep": rep, "bench": b.name, "runtime": rt.name}
+                    if not rt.available:
+                        rec.update(ok=False, skipped=True, error="n/a")
+                    elif (rt.name, b.name) in timed_out:
+                        rec.update(ok=False, skipped=True, error="skipped after timeout")
+                    else:
+                        r = h.run(rt, b, bundles[b.name], iters.get(b.name, 0),
+                                  native_bins[b.name], master)
+                        rec.update(dataclasses.asdict(r))
+                        if r.rc is None and not r.ok:
+                            timed_out.add((rt.name, b.name))
+                        errtail = " | ".join(r.stderr.strip().splitlines()[-3:])[-300:]
+                        val = f"{r.value:.1f} {b.unit}" if r.ok else \
+                            f"FAIL ({r.error}) {errtail}"
+                        log(f"bench: rep {rep + 1}/{a.reps} {b.name:14} {rt.label:13} {val}")
+                    runs.append(rec)
+    except KeyboardInterrupt:
+        interrupted = True
+        log("bench: interrupted, cleaning up")
+    finally:
+        leftovers = h.final_cleanup(selected)
+        still_mounted = h.mounts_under_tmp()
+        if a.keep:
+            log(f"bench: kept {tmp}")
+        elif still_mounted:
+            # Never rmtree through a mount point.
+            log(f"bench: NOT removing {tmp}: still mounted: {', '.join(still_mounted)}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    summary = {}
+    for b in a.benches:
+        summary[b.name] = {}
+        for rt in selected:
+            mine = [r for r in runs if r["bench"] == b.name and r["runtime"] == rt.name]
+            vals = [r["value"] for r in mine if r.get("ok")]
+            failed = sum(1 for r in mine if not r.get("ok") and not r.get("skipped"))
+            skipped = sum(1 for r in mine if r.get("skipped") and rt.available)
+            summary[b.name][rt.name] = summarize(vals, failed + skipped, skipped, rt)
+            summary[b.name][rt.name]["leaked"] = sum(1 for r in mine if r.get("leftovers"))
+
+    table = markdown_table(a.benches, all_rts, summary)
+    print(table)
+    print()
+    print(f"Median of {a.reps} reps (min-max in parentheses); micro rows in ns per "
+          f"operation, start_true in ms of wall time for the whole `run`. "
+          f"'-' = not run, 'n/a' = runtime not installed, 'fail' = every run failed, '[N leaked]' = N runs left a process, mount or cgroup behind. "
+          f"{os.cpu_count()} CPUs, kernel {platform.release()}, "
+          f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.")
+    sys.stdout.flush()
+
+    if a.json:
+        doc = {
+            "meta": {
+                "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "host": platform.node(), "kernel": platform.release(),
+                "cpus": os.cpu_count(), "reps": a.reps, "scale": a.scale,
+                "timeout_s": a.timeout, "interrupted": interrupted,
+                "leftovers_cleaned": leftovers,
+                "runtimes": {rt.name: {"label": rt.label, "binary": rt.binary,
+                                       "flags": list(rt.flags), "version": rt.version,
+                                       "available": rt.available,
+                                       "why_unavailable": rt.why_unavailable}
+                             for rt in selected},
+            },
+            "benchmarks": [{"name": b.name, "kind": b.kind, "unit": b.unit,
+                            "program": b.program,
+                            "argv": [b.program, *bench_args(b, iters.get(b.name, 0), DATA_FILE)],
+                            "about": b.about} for b in a.benches],
+            "summary": summary,
+            "runs": runs,
+            "table_markdown": table,
+        }
+        path = Path(a.json)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"bench: wrote {path}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

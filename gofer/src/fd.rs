@@ -1,0 +1,127 @@
+//! Raw fd ownership: the only `unsafe` of the crate.
+//!
+//! Three things need it: taking ownership of the fds the kernel installs
+//! when an `SCM_RIGHTS` message arrives (walking the control buffer of a raw
+//! `recvmsg`), wrapping the descriptor `openat(2)` returns (nix 0.29 gives a
+//! bare `RawFd`), and `close_range(2)`.
+use std::ffi::CStr;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr;
+
+use libc::{c_int, c_uint};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+/// Most fds one message may carry (the protocol uses at most one).
+pub(crate) const MAX_FDS: usize = 8;
+
+/// The control buffer, in `u64` words so that it is aligned for `cmsghdr`,
+/// with room for one `SCM_RIGHTS` header and `MAX_FDS` descriptors.
+const CMSG_WORDS: usize = (mem::size_of::<libc::cmsghdr>() + MAX_FDS * mem::size_of::<c_int>()).div_ceil(8) + 1;
+
+/// `openat(dir, name, flags | O_CLOEXEC)`, the result owned. Never creates
+/// a file: `O_CREAT` and `O_TMPFILE` are stripped.
+pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> nix::Result<OwnedFd> {
+    // O_TMPFILE contains O_DIRECTORY: strip only its own bit.
+    let tmpfile = OFlag::from_bits_retain(libc::O_TMPFILE & !libc::O_DIRECTORY);
+    let flags = (flags | OFlag::O_CLOEXEC) - OFlag::O_CREAT - tmpfile;
+    let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())?;
+    // SAFETY: `openat` succeeded, so `raw` is a new descriptor of this process
+    // that nothing else owns yet; the `OwnedFd` becomes its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// One message read by [`recv_with_fds`].
+pub(crate) struct Received {
+    /// Bytes of data written at the start of the buffer.
+    pub(crate) bytes: usize,
+    /// The fds that came with the message, all `O_CLOEXEC`.
+    pub(crate) fds: Vec<OwnedFd>,
+    /// `msg_flags` of the reply (`MSG_TRUNC`, `MSG_CTRUNC`).
+    pub(crate) flags: c_int,
+}
+
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)`, retrying `EINTR`, taking
+/// ownership of every fd that arrived, even when the control data was
+/// truncated (the caller checks `flags` and drops them).
+pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<Received> {
+    let mut control = [0u64; CMSG_WORDS];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: `msghdr` is a plain C struct of integers and pointers, for which
+    // all-zero bytes (null pointers, zero lengths) are a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control);
+    let bytes = loop {
+        // SAFETY: `msg` points at `iov`, which covers exactly `buf`, and at
+        // `control` with its true size; all three live and are exclusively
+        // borrowed across the call, so the kernel writes only inside them.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        match Errno::result(n) {
+            Ok(n) => break usize::try_from(n).unwrap_or(0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: `msg` was filled by a successful `recvmsg`; CMSG_FIRSTHDR only
+    // reads `msg_control`/`msg_controllen`, which point into `control`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return either null or a pointer to
+        // a complete header inside `control` (they check `msg_controllen`);
+        // `control` is u64-aligned and alive.
+        let hdr = unsafe { ptr::read_unaligned(cmsg) };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: `cmsg` is a valid header inside `control` (see above);
+            // CMSG_DATA is pointer arithmetic on it.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            let header = (data as usize).saturating_sub(cmsg as usize);
+            let count = hdr.cmsg_len.saturating_sub(header) / mem::size_of::<c_int>();
+            for i in 0..count {
+                let at = data.cast::<c_int>().wrapping_add(i);
+                // SAFETY: the kernel wrote `cmsg_len` bytes for this header,
+                // within `control`, so `count` ints follow `data`.
+                let raw = unsafe { ptr::read_unaligned(at) };
+                // SAFETY: each int of an SCM_RIGHTS payload is a descriptor the
+                // kernel just installed in our table for this message; nothing
+                // else knows it, so the `OwnedFd` is its only owner.
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        // SAFETY: `msg` and `cmsg` are valid as above; CMSG_NXTHDR returns the
+        // next complete header inside `msg_controllen`, or null.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(Received { bytes, fds, flags: msg.msg_flags })
+}
+
+/// `close_range(first, last, 0)`.
+///
+/// The caller guarantees that no live Rust object owns a descriptor in the
+/// range (see [`crate::sandbox::close_other_fds`]).
+pub(crate) fn close_range(first: c_uint, last: c_uint) -> nix::Result<()> {
+    // SAFETY: close_range takes plain integers and touches no memory of ours;
+    // closing the range is sound because the caller guarantees nothing in the
+    // process owns those descriptors any more.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as c_uint) };
+    Errno::result(r).map(drop)
+}
+
+/// Takes ownership of fd `n`, inherited from the parent process by number
+/// (how `cordon` hands sockets and config to the gofer and sentry it
+/// re-executes). Fails with EBADF unless `n` is open, and marks it
+/// close-on-exec.
+pub fn take_inherited(n: std::os::fd::RawFd) -> nix::Result<OwnedFd> {
+    if n < 3 {
+        return Err(nix::Error::EBADF);
+    }
+    nix::fcntl::fcntl(n, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+    // SAFETY: `n` is open (F_SETFD succeeded), above stdio, and by the
+    // calling convention nothing else in this process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}

@@ -1,0 +1,107 @@
+//! Running guest code: the `Platform`, `AddressSpace` and `Context` contract
+//! of DESIGN.md §4, and its ptrace implementation.
+//!
+//! A platform gives the sentry address spaces (stub processes whose memory is
+//! the sentry's memory file, mapped at the guest's addresses) and runs guest
+//! threads in them until they make a system call, fault, or are signalled.
+use std::any::Any;
+use std::os::fd::RawFd;
+
+pub mod ptrace;
+mod regs;
+
+pub use regs::Registers;
+pub use syscalls::flags::Prot;
+
+/// Errors of the platform layer: a host call that failed while managing a
+/// stub. These are sentry bugs or host resource exhaustion, never guest
+/// errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} failed for stub {pid}")]
+    Host {
+        op: &'static str,
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("stub {pid} {what}")]
+    Stub { pid: i32, what: String },
+    #[error("injected {call} in stub {pid} failed")]
+    Injected {
+        call: &'static str,
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Why guest code stopped running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A system call; its number and arguments are in the registers.
+    Syscall,
+    /// A memory fault the sentry may be able to serve (`SIGSEGV`/`SIGBUS`
+    /// raised by the CPU).
+    Fault(FaultInfo),
+    /// Any other signal the host delivered to the stub, e.g. a synchronous
+    /// `SIGFPE`, `SIGILL`, `SIGTRAP`, or an external one.
+    Signal(SignalInfo),
+    /// The stub died (killed from outside).
+    Died(i32),
+}
+
+/// A page fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultInfo {
+    /// The faulting address.
+    pub addr: u64,
+    /// `SIGSEGV` or `SIGBUS`.
+    pub signo: i32,
+    /// `si_code` (SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, ...).
+    pub code: i32,
+}
+
+/// A signal delivered to a stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalInfo {
+    pub signo: i32,
+    pub code: i32,
+    pub addr: u64,
+}
+
+/// Creates address spaces and execution contexts.
+pub trait Platform: Send + Sync {
+    /// A new, empty address space.
+    fn new_address_space(&self) -> Result<Box<dyn AddressSpace>, Error>;
+    /// A new context for one guest thread.
+    fn new_context(&self) -> Box<dyn Context>;
+    /// The highest address (exclusive) guest mappings may use.
+    fn max_user_address(&self) -> u64;
+}
+
+/// One guest address space.
+pub trait AddressSpace: Send {
+    /// Maps `len` bytes of the memory file at `offset` to guest `addr`.
+    fn map(&mut self, addr: u64, len: u64, offset: u64, prot: Prot) -> Result<(), Error>;
+    /// Removes mappings in `[addr, addr+len)`.
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Error>;
+    /// Changes the protection of `[addr, addr+len)`.
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Error>;
+    /// A host clock id measuring the CPU time guest code spent in this
+    /// address space.
+    fn cpu_clock(&self) -> Option<i32>;
+    /// For a context to reach its implementation.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// One guest thread's execution state on the host.
+pub trait Context: Send {
+    /// Runs guest code in `space` with `regs` until the next event; `regs`
+    /// holds the guest's registers when it returns.
+    fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error>;
+}
+
+/// The memory file every address space maps from, as the platform needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryFileFd(pub RawFd);

@@ -1,0 +1,308 @@
+//! The ptrace platform: each address space is a stub process traced with
+//! `PTRACE_SYSEMU`, so its system calls stop before they run and the sentry
+//! serves them instead.
+//!
+//! A tracee can only be driven by the thread that traces it, so an address
+//! space belongs to the host thread that created it (the task's thread).
+use std::any::Any;
+use std::os::fd::RawFd;
+
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::{AddressSpace, Context, Error, Event, FaultInfo, Platform, Prot, Registers, SignalInfo};
+
+mod stub;
+
+pub use stub::{STUB_ADDR, TASK_SIZE};
+
+/// The ptrace platform.
+pub struct PtracePlatform {
+    memfd: RawFd,
+}
+
+impl PtracePlatform {
+    /// A platform whose address spaces map from `memfd`, the sentry's memory
+    /// file (which must stay open as long as the platform lives).
+    pub fn new(memfd: RawFd) -> Result<PtracePlatform, Error> {
+        stub::install()?;
+        Ok(PtracePlatform { memfd })
+    }
+}
+
+impl Platform for PtracePlatform {
+    fn new_address_space(&self) -> Result<Box<dyn AddressSpace>, Error> {
+        Ok(Box::new(Stub::spawn(self.memfd)?))
+    }
+
+    fn new_context(&self) -> Box<dyn Context> {
+        Box::new(PtraceContext)
+    }
+
+    fn max_user_address(&self) -> u64 {
+        STUB_ADDR
+    }
+}
+
+/// The fd number of the memory file inside every stub.
+const STUB_MEMFD: i32 = 0;
+
+/// A stub process: one guest address space.
+pub struct Stub {
+    pid: Pid,
+    /// Registers of the stub at its first stop: valid segment selectors and
+    /// flags to start every injected call from.
+    template: Registers,
+    syscall_addr: u64,
+}
+
+impl Stub {
+    /// Forks a new stub from the calling thread, which becomes its tracer.
+    fn spawn(memfd: RawFd) -> Result<Stub, Error> {
+        let code = stub::install()?;
+        let parent = nix::unistd::getpid().as_raw();
+        // SAFETY: the child only makes async-signal-safe raw system calls
+        // (prctl, ptrace, sigprocmask, dup2, close_range, setsid) and then
+        // jumps into the stub page, never returning into Rust code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Error::Host { op: "fork", pid: 0, source: nix::Error::last() });
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly forked child; see `become_stub`.
+            unsafe { become_stub(parent, memfd, code.entry) }
+        }
+        let pid = Pid::from_raw(pid);
+        let mut stub = Stub { pid, template: Registers::zeroed(), syscall_addr: code.syscall };
+        // The stub stops itself with SIGSTOP once it has unmapped everything.
+        loop {
+            match wait(pid)? {
+                WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
+                WaitStatus::Stopped(_, sig) => {
+                    // Nothing else should stop it; let it go on to its SIGSTOP.
+                    ptrace::cont(pid, sig).map_err(|source| Error::Host { op: "cont", pid: pid.as_raw(), source })?;
+                }
+                other => {
+                    return Err(Error::Stub { pid: pid.as_raw(), what: format!("died while starting: {other:?}") });
+                }
+            }
+        }
+        ptrace::setoptions(pid, ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD)
+            .map_err(|source| Error::Host { op: "setoptions", pid: pid.as_raw(), source })?;
+        stub.template = Registers(ptrace::getregs(pid).map_err(|source| Error::Host {
+            op: "getregs",
+            pid: pid.as_raw(),
+            source,
+        })?);
+        tracing::debug!(target: "platform::ptrace", pid = pid.as_raw(), "stub started");
+        Ok(stub)
+    }
+
+    /// The host pid of the stub.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Runs one system call inside the stub and returns its raw result.
+    fn inject(&mut self, call: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, Error> {
+        let mut regs = self.template;
+        let r = &mut regs.0;
+        r.rip = self.syscall_addr;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
+        let pid = self.pid;
+        let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
+        ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
+        ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
+        loop {
+            match wait(pid)? {
+                WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
+                WaitStatus::Stopped(_, sig) => {
+                    // A signal raced with the injected call (e.g. SIGINT from
+                    // a terminal): drop it, the sentry owns signal delivery.
+                    tracing::debug!(target: "platform::ptrace", ?sig, "signal during injected call dropped");
+                    ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
+                }
+                other => {
+                    return Err(Error::Stub { pid: pid.as_raw(), what: format!("died in injected {call}: {other:?}") })
+                }
+            }
+        }
+        let out = ptrace::getregs(pid).map_err(|e| host("getregs", e))?;
+        let ret = out.rax as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(Error::Injected { call, pid: pid.as_raw(), source: nix::Error::from_raw(-ret as i32) });
+        }
+        Ok(out.rax)
+    }
+}
+
+/// Turns the freshly forked child into a stub. Never returns.
+///
+/// # Safety
+/// Must be called only in the child right after `fork`, with the stub page
+/// installed at `entry`.
+unsafe fn become_stub(parent: i32, memfd: RawFd, entry: u64) -> ! {
+    // SAFETY (whole body): raw system calls on plain integers in a
+    // single-threaded child; no memory of the parent is touched after the jump.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        // Keep terminal-generated signals away: the sentry delivers signals.
+        libc::setsid();
+        if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            libc::_exit(2);
+        }
+        unregister_rseq();
+        for sig in 1..=64 {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if memfd != STUB_MEMFD && libc::dup2(memfd, STUB_MEMFD) != STUB_MEMFD {
+            libc::_exit(3);
+        }
+        libc::syscall(libc::SYS_close_range, STUB_MEMFD as u32 + 1, u32::MAX, 0u32);
+        std::arch::asm!(
+            "jmp {entry}",
+            entry = in(reg) entry,
+            in("r12") STUB_ADDR,
+            in("r13") TASK_SIZE - (STUB_ADDR + stub::STUB_LEN),
+            options(noreturn)
+        );
+    }
+}
+
+extern "C" {
+    /// glibc's offset of the thread's rseq area from the thread pointer.
+    static __rseq_offset: isize;
+    /// glibc's size of the registered rseq area (0: not registered).
+    static __rseq_size: u32;
+}
+
+/// The signature glibc registers rseq areas with on x86.
+const RSEQ_SIG: u32 = 0x5305_3053;
+const RSEQ_FLAG_UNREGISTER: u32 = 1;
+
+/// Drops the rseq registration a forked child inherits from its parent's
+/// thread: once the stub unmaps the parent's memory, the kernel's next
+/// update of the area would fail and kill the stub with SIGSEGV.
+///
+/// # Safety
+/// Only in the forked child, before it unmaps anything.
+unsafe fn unregister_rseq() {
+    // SAFETY: both statics are plain integers glibc initialises at start-up;
+    // reading fs:0 yields the thread pointer on x86-64 glibc.
+    unsafe {
+        if __rseq_size == 0 {
+            return;
+        }
+        let tp: u64;
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly));
+        let area = tp.wrapping_add_signed(__rseq_offset as i64);
+        // The registered length is glibc's area size rounded up; try the
+        // sizes glibc versions have used until the kernel accepts one.
+        for len in [__rseq_size, 32, 64] {
+            if libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0 {
+                return;
+            }
+        }
+    }
+}
+
+fn wait(pid: Pid) -> Result<WaitStatus, Error> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(s) => return Ok(s),
+            Err(nix::Error::EINTR) => continue,
+            Err(source) => return Err(Error::Host { op: "waitpid", pid: pid.as_raw(), source }),
+        }
+    }
+}
+
+fn prot_bits(prot: Prot) -> u64 {
+    u64::from((prot & (Prot::READ | Prot::WRITE | Prot::EXEC)).bits())
+}
+
+impl AddressSpace for Stub {
+    fn map(&mut self, addr: u64, len: u64, offset: u64, prot: Prot) -> Result<(), Error> {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let got =
+            self.inject("mmap", libc::SYS_mmap, [addr, len, prot_bits(prot), flags, STUB_MEMFD as u64, offset])?;
+        if got != addr {
+            return Err(Error::Stub { pid: self.pid(), what: format!("mmap at {addr:#x} landed at {got:#x}") });
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Error> {
+        self.inject("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0]).map(drop)
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Error> {
+        self.inject("mprotect", libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0]).map(drop)
+    }
+
+    fn cpu_clock(&self) -> Option<i32> {
+        // MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+        Some((!self.pid.as_raw() << 3) | 2)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+    }
+}
+
+/// A guest thread's context on the ptrace platform: the thread's registers
+/// are loaded into the stub before it runs and read back when it stops.
+pub struct PtraceContext;
+
+/// `si_code` values at or below this were sent by a process, not raised by
+/// the kernel for a fault.
+const SI_KERNEL_MIN: i32 = 1;
+
+impl Context for PtraceContext {
+    fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error> {
+        let stub = space
+            .as_any_mut()
+            .downcast_mut::<Stub>()
+            .ok_or_else(|| Error::Stub { pid: 0, what: "address space of another platform".into() })?;
+        let pid = stub.pid;
+        let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
+        ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
+        ptrace::sysemu(pid, None).map_err(|e| host("sysemu", e))?;
+        let status = wait(pid)?;
+        let event = match status {
+            WaitStatus::PtraceSyscall(_) => Event::Syscall,
+            WaitStatus::Stopped(_, sig) => {
+                let info = ptrace::getsiginfo(pid).map_err(|e| host("getsiginfo", e))?;
+                // SAFETY: si_addr is valid to read for any siginfo; for
+                // signals that do not set it the value is merely meaningless.
+                let addr = unsafe { info.si_addr() } as u64;
+                let signo = sig as i32;
+                if matches!(sig, Signal::SIGSEGV | Signal::SIGBUS) && info.si_code >= SI_KERNEL_MIN {
+                    Event::Fault(FaultInfo { addr, signo, code: info.si_code })
+                } else {
+                    Event::Signal(SignalInfo { signo, code: info.si_code, addr })
+                }
+            }
+            WaitStatus::Signaled(_, sig, _) => Event::Died(sig as i32),
+            WaitStatus::Exited(_, code) => Event::Died(code),
+            other => return Err(Error::Stub { pid: pid.as_raw(), what: format!("unexpected stop {other:?}") }),
+        };
+        regs.0 = ptrace::getregs(pid).map_err(|e| host("getregs", e))?;
+        Ok(event)
+    }
+}

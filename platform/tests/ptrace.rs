@@ -1,0 +1,53 @@
+//! The ptrace platform runs code in a stub and reports its system calls and
+//! faults. Needs root (or ptrace rights over our own children).
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use platform::ptrace::PtracePlatform;
+use platform::{Event, Platform, Prot, Registers};
+
+fn memfd_with(code: &[u8]) -> OwnedFd {
+    let fd = nix::sys::memfd::memfd_create(c"test-mem", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC).unwrap();
+    let mut f = std::fs::File::from(fd);
+    f.set_len(1 << 20).unwrap();
+    f.write_all(code).unwrap();
+    // SAFETY: into_raw_fd hands over ownership of a valid fd.
+    unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(f)) }
+}
+
+#[test]
+fn syscalls_and_faults_stop_the_stub() {
+    // mov edi, 7; mov eax, 60; syscall; mov rax, [0x1000];
+    let code = [
+        0xbf, 0x07, 0, 0, 0, // mov edi, 7
+        0xb8, 0x3c, 0, 0, 0, // mov eax, 60
+        0x0f, 0x05, // syscall
+        0x48, 0x8b, 0x04, 0x25, 0x00, 0x10, 0x00, 0x00, // mov rax, [0x1000]
+    ];
+    let mem = memfd_with(&code);
+    let platform = PtracePlatform::new(mem.as_raw_fd()).unwrap();
+    let mut space = platform.new_address_space().unwrap();
+    space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC).unwrap();
+    let mut ctx = platform.new_context();
+    let mut regs = Registers::zeroed();
+    // Start from the stub's own segment registers.
+    regs.0.cs = 0x33;
+    regs.0.ss = 0x2b;
+    regs.0.eflags = 0x202;
+    regs.0.rip = 0x10000;
+    let ev = ctx.switch(space.as_mut(), &mut regs).unwrap();
+    assert_eq!(ev, Event::Syscall);
+    assert_eq!(regs.syscall_nr(), 60);
+    assert_eq!(regs.syscall_args()[0], 7);
+    regs.set_return(0);
+    let ev = ctx.switch(space.as_mut(), &mut regs).unwrap();
+    match ev {
+        Event::Fault(f) => assert_eq!(f.addr, 0x1000),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    // Serve the fault by mapping a page there, then the load succeeds and the
+    // guest runs into the next (zero) bytes: `add [rax], al` faults on rax=0.
+    space.map(0x1000, 4096, 8192, Prot::READ).unwrap();
+    let ev = ctx.switch(space.as_mut(), &mut regs).unwrap();
+    assert!(matches!(ev, Event::Fault(f) if f.addr == 0), "{ev:?}");
+}

@@ -1,0 +1,242 @@
+//! `cordon run`: creates a sandbox for a bundle, runs it, waits for it.
+use std::io::{Seek, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::Spec;
+
+use crate::state::{State, StateDir};
+use crate::Cli;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Path to the bundle (directory with config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    pub detach: bool,
+    /// Container id.
+    pub id: String,
+}
+
+/// A validated bundle.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+/// Loads and checks `config.json` of a bundle.
+pub fn load_bundle(dir: &Path) -> Result<Bundle> {
+    let dir = dir.canonicalize().with_context(|| format!("bundle {}", dir.display()))?;
+    let cfg = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg).with_context(|| format!("reading {}", cfg.display()))?;
+    let spec: Spec = serde_json::from_str(&text).with_context(|| format!("parsing {}", cfg.display()))?;
+    let root = spec.root().as_ref().ok_or_else(|| anyhow!("config.json has no root"))?;
+    let rootfs = dir.join(root.path());
+    if !rootfs.is_dir() {
+        bail!("root.path {} does not exist or is not a directory", rootfs.display());
+    }
+    let process = spec.process().as_ref().ok_or_else(|| anyhow!("config.json has no process"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args must not be empty");
+    }
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+/// The sentry's view of the process to run.
+fn boot_config(cli: &Cli, b: &Bundle) -> Result<sentry::BootConfig> {
+    let p = b.spec.process().as_ref().ok_or_else(|| anyhow!("config.json has no process"))?;
+    let user = p.user();
+    let rlimits = p
+        .rlimits()
+        .as_ref()
+        .map(|v| {
+            v.iter()
+                .filter_map(|r| {
+                    let name = serde_json::to_value(r.typ()).ok()?;
+                    let res = rlimit_number(name.as_str()?)?;
+                    Some((res, r.soft(), r.hard()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let hostname = match b.spec.hostname() {
+        Some(h) if !h.is_empty() => h.clone(),
+        _ => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
+    };
+    Ok(sentry::BootConfig {
+        args: p.args().clone().unwrap_or_default(),
+        env: p.env().clone().unwrap_or_default(),
+        cwd: p.cwd().to_string_lossy().into_owned(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        hostname,
+        root_readonly: b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        rlimits,
+        strace: cli.strace,
+    })
+}
+
+fn rlimit_number(name: &str) -> Option<u32> {
+    use syscalls::flags::rlimit as R;
+    Some(match name {
+        "RLIMIT_CPU" => R::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => R::RLIMIT_DATA,
+        "RLIMIT_STACK" => R::RLIMIT_STACK,
+        "RLIMIT_CORE" => R::RLIMIT_CORE,
+        "RLIMIT_RSS" => R::RLIMIT_RSS,
+        "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => R::RLIMIT_AS,
+        _ => return None,
+    })
+}
+
+/// Global flags every cordon child process gets.
+fn child_command(cli: &Cli) -> Result<Command> {
+    let exe = std::env::current_exe().context("finding the cordon binary")?;
+    let mut cmd = Command::new(exe);
+    if let Some(d) = &cli.debug_log {
+        cmd.arg("--debug-log").arg(d);
+    }
+    if cli.strace {
+        cmd.arg("--strace");
+    }
+    if cli.debug {
+        cmd.arg("--debug");
+    }
+    Ok(cmd)
+}
+
+/// Spawns `cmd` with `fds` inherited by number (close-on-exec cleared only
+/// for the spawn).
+fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> Result<Child> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    for fd in fds {
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))?;
+    }
+    let child = cmd.spawn();
+    for fd in fds {
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok(child?)
+}
+
+/// The sandbox processes of one container.
+struct Sandbox {
+    gofer: Child,
+    sentry: Child,
+}
+
+impl Sandbox {
+    fn start(cli: &Cli, b: &Bundle) -> Result<Sandbox> {
+        let (sentry_end, gofer_end) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+                .context("creating the gofer socket pair")?;
+        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        let mut g = child_command(cli)?;
+        g.arg("gofer").arg("--rootfs").arg(&b.rootfs).arg("--sock-fd").arg(gofer_end.as_raw_fd().to_string());
+        if readonly {
+            g.arg("--readonly");
+        }
+        g.stdin(Stdio::null()).stdout(Stdio::null());
+        let mut gofer = spawn_with_fds(&mut g, &[&gofer_end]).context("starting the gofer")?;
+        drop(gofer_end);
+
+        let cfg = boot_config(cli, b)?;
+        let cfg_fd = nix::sys::memfd::memfd_create(c"cordon-boot", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+            .context("memfd for the boot config")?;
+        let mut f = std::fs::File::from(cfg_fd);
+        f.write_all(&serde_json::to_vec(&cfg)?)?;
+        f.rewind()?;
+        let cfg_fd = OwnedFd::from(f);
+        let mut s = child_command(cli)?;
+        s.arg("boot")
+            .arg("--gofer-fd")
+            .arg(sentry_end.as_raw_fd().to_string())
+            .arg("--config-fd")
+            .arg(cfg_fd.as_raw_fd().to_string());
+        let sentry = match spawn_with_fds(&mut s, &[&sentry_end, &cfg_fd]) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = gofer.kill();
+                let _ = gofer.wait();
+                return Err(e.context("starting the sentry"));
+            }
+        };
+        Ok(Sandbox { gofer, sentry })
+    }
+
+    /// Waits for the sentry, then for the gofer (which exits when the
+    /// sentry's end of its socket closes). Returns the container's status.
+    fn wait(mut self) -> Result<u8> {
+        let status = self.sentry.wait().context("waiting for the sentry")?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.gofer.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                _ => {
+                    let _ = self.gofer.kill();
+                    let _ = self.gofer.wait();
+                    break;
+                }
+            }
+        }
+        Ok(match (status.code(), status.signal()) {
+            (Some(c), _) => c as u8,
+            (None, Some(sig)) => (128 + sig) as u8,
+            _ => 1,
+        })
+    }
+}
+
+/// Signals a person or supervisor sends `cordon run`, passed on to the
+/// sentry.
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        set.add(s);
+    }
+    set
+}
+
+pub fn run(cli: &Cli, a: &RunArgs) -> Result<u8> {
+    crate::logging::init(cli, "run");
+    crate::state::validate_id(&a.id)?;
+    let bundle = load_bundle(&a.bundle)?;
+    let state = StateDir::create(&cli.root, &a.id)?;
+    // Block the signals we forward before any child exists; children start
+    // with an empty mask.
+    let sigs = forwarded_signals();
+    sigs.thread_block().context("blocking signals")?;
+    let sandbox = Sandbox::start(cli, &bundle)?;
+    state.write(&State {
+        oci_version: "1.0.2",
+        id: &a.id,
+        status: "running",
+        pid: sandbox.sentry.id(),
+        bundle: &bundle.dir,
+    })?;
+    let sentry_pid = nix::unistd::Pid::from_raw(sandbox.sentry.id() as i32);
+    std::thread::spawn(move || {
+        while let Ok(sig) = sigs.wait() {
+            let _ = nix::sys::signal::kill(sentry_pid, sig);
+        }
+    });
+    let code = sandbox.wait()?;
+    drop(state);
+    Ok(code)
+}

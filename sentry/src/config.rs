@@ -1,0 +1,20 @@
+//! What the CLI tells the sentry to run.
+use serde::{Deserialize, Serialize};
+
+/// The container's first process and the sandbox around it, as the CLI
+/// derived them from `config.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BootConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub root_readonly: bool,
+    /// `(resource, soft, hard)` from `process.rlimits`.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// Log every guest system call.
+    pub strace: bool,
+}

@@ -1,0 +1,37 @@
+//! Host calls on the container's stdio fds that nix has no safe form for.
+#![allow(unsafe_code)] // ioctl passthrough with a sentry-owned buffer
+
+use std::os::fd::RawFd;
+
+use syscalls::Errno;
+
+/// Runs `ioctl(fd, req, buf)` on a host fd; `buf` must be at least as large
+/// as the request's argument (the caller sizes it per request).
+pub fn ioctl_with_buf(fd: RawFd, req: u32, buf: &mut [u8]) -> Result<i32, Errno> {
+    // SAFETY: the requests passed here (terminal and FIONREAD queries) read
+    // or write at most `buf.len()` bytes, which the caller sized for them.
+    let r = unsafe { libc::ioctl(fd, libc::c_ulong::from(req), buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::from_raw(nix::Error::last() as i32));
+    }
+    Ok(r)
+}
+
+/// `getrandom` into a sentry buffer.
+pub fn getrandom(buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
+    // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if r < 0 {
+        return Err(Errno::from_raw(nix::Error::last() as i32));
+    }
+    Ok(r as usize)
+}
+
+/// `sysinfo` of the host.
+pub fn sysinfo() -> libc::sysinfo {
+    // SAFETY: zeroed is a valid sysinfo; the call fills it.
+    let mut s: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `s` is a valid, writable sysinfo struct.
+    unsafe { libc::sysinfo(&mut s) };
+    s
+}

@@ -1,0 +1,69 @@
+//! The sentry: Cordon's kernel in user space (DESIGN.md §3). It owns every
+//! guest object — tasks, memory, files — and serves each system call the
+//! platform traps.
+#![deny(unsafe_code)]
+
+pub mod config;
+mod host; // raw host calls on stdio (unsafe, justified there)
+pub mod kernel;
+pub mod loader;
+pub mod mm; // mm::memory_file maps guest memory (unsafe, justified there)
+pub mod syscalls;
+pub mod task;
+pub mod vfs;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::BootConfig;
+use kernel::Kernel;
+use task::{ExitStatus, Task};
+
+/// Size of the sparse memory file's offset space.
+const MEMORY_FILE_SIZE: u64 = 1 << 38;
+
+/// Why the sandbox could not start the container's process.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    MemoryFile(#[from] mm::memory_file::MemoryFileError),
+    #[error("platform: {0}")]
+    Platform(#[from] platform::Error),
+    #[error("mounting the root file system from the gofer: {0}")]
+    Mount(::syscalls::Errno),
+    #[error("{msg}")]
+    Exec { msg: String, code: i32 },
+}
+
+impl BootError {
+    /// The exit status a runtime reports for this failure (127 for a
+    /// missing executable, 126 for one that cannot run, like a shell).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BootError::Exec { code, .. } => *code,
+            _ => 1,
+        }
+    }
+}
+
+/// Boots the sandbox: mounts the root from the gofer, loads the container's
+/// first process and runs it to the end on this thread.
+pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+    let memory = Arc::new(mm::MemoryFile::new(MEMORY_FILE_SIZE)?);
+    let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd())?);
+    let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
+    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
+    let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
+    let kernel = Arc::new(Kernel {
+        platform,
+        memory,
+        root,
+        root_mount,
+        hostname: cfg.hostname.clone().into_bytes(),
+        boot_time: Instant::now(),
+        strace: cfg.strace,
+    });
+    let mut task = Task::new_init(kernel, &cfg, stdio)?;
+    Ok(task.run())
+}

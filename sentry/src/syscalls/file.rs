@@ -1,0 +1,373 @@
+//! File I/O: read, write and friends, open, close, dup, fcntl, ioctl, poll.
+use std::sync::Arc;
+
+use syscalls::flags::{fcntl as F, ioctl as I, poll as P, OpenFlags};
+use syscalls::structs::{Iovec, Pollfd};
+use syscalls::Errno;
+
+use super::SysResult;
+use crate::mm::MAX_COPY;
+use crate::task::Task;
+use crate::vfs::{File, FileKind};
+
+/// Most iovecs in one call (IOV_MAX).
+const IOV_MAX: usize = 1024;
+
+pub fn sys_read(t: &mut Task, fd: i32, buf: u64, len: usize) -> SysResult {
+    let f = t.fds.get(fd)?;
+    read_into(t, &f, buf, len, None)
+}
+
+pub fn sys_pread64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    read_into(t, &f, buf, len, Some(off as u64))
+}
+
+fn read_into(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let n = len.min(MAX_COPY);
+    t.mm.check_writable(buf, n)?;
+    let mut data = vec![0u8; n];
+    let got = f.read(&mut data, off)?;
+    t.mm.copy_out(buf, &data[..got])?;
+    Ok(got as u64)
+}
+
+pub fn sys_write(t: &mut Task, fd: i32, buf: u64, len: usize) -> SysResult {
+    let f = t.fds.get(fd)?;
+    write_from(t, &f, &[Iovec { iov_base: buf, iov_len: len as u64 }], None)
+}
+
+pub fn sys_pwrite64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    write_from(t, &f, &[Iovec { iov_base: buf, iov_len: len as u64 }], Some(off as u64))
+}
+
+/// Writes the guest buffers in chunks of at most MAX_COPY bytes, stopping
+/// at the first short write.
+fn write_from(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let mut total = 0u64;
+    let mut chunk = Vec::new();
+    for iov in iovs {
+        let mut at = 0u64;
+        while at < iov.iov_len {
+            let n = (iov.iov_len - at).min(MAX_COPY as u64) as usize;
+            chunk.resize(n, 0);
+            if let Err(e) = t.mm.copy_in(iov.iov_base + at, &mut chunk) {
+                return if total > 0 { Ok(total) } else { Err(e) };
+            }
+            let wrote = match f.write(&chunk, off.map(|o| o + total)) {
+                Ok(w) => w,
+                Err(e) if total > 0 => {
+                    tracing::debug!(target: "sentry::syscall", "write stopped after {total} bytes: {e:?}");
+                    return Ok(total);
+                }
+                Err(e) => return Err(e),
+            };
+            total += wrote as u64;
+            at += wrote as u64;
+            if wrote < n {
+                return Ok(total);
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn read_iovecs(t: &Task, iov: u64, cnt: i32) -> Result<Vec<Iovec>, Errno> {
+    let cnt = usize::try_from(cnt).map_err(|_| Errno::EINVAL)?;
+    if cnt > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = Vec::with_capacity(cnt);
+    let mut total: u64 = 0;
+    for i in 0..cnt {
+        let e: Iovec = t.read_obj(iov + (i * 16) as u64)?;
+        total = total.checked_add(e.iov_len).ok_or(Errno::EINVAL)?;
+        if total > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        v.push(e);
+    }
+    Ok(v)
+}
+
+pub fn sys_writev(t: &mut Task, fd: i32, iov: u64, cnt: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    let iovs = read_iovecs(t, iov, cnt)?;
+    write_from(t, &f, &iovs, None)
+}
+
+pub fn sys_pwritev(t: &mut Task, fd: i32, iov: u64, cnt: i32, off: i64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let iovs = read_iovecs(t, iov, cnt)?;
+    write_from(t, &f, &iovs, Some(off as u64))
+}
+
+pub fn sys_readv(t: &mut Task, fd: i32, iov: u64, cnt: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    let iovs = read_iovecs(t, iov, cnt)?;
+    readv_into(t, &f, &iovs, None)
+}
+
+pub fn sys_preadv(t: &mut Task, fd: i32, iov: u64, cnt: i32, off: i64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let iovs = read_iovecs(t, iov, cnt)?;
+    readv_into(t, &f, &iovs, Some(off as u64))
+}
+
+/// One read into a sentry buffer, scattered over the guest's iovecs.
+fn readv_into(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let want: u64 = iovs.iter().map(|i| i.iov_len).sum();
+    let n = want.min(MAX_COPY as u64) as usize;
+    let mut left = n;
+    for iov in iovs {
+        let k = (iov.iov_len as usize).min(left);
+        t.mm.check_writable(iov.iov_base, k)?;
+        left -= k;
+    }
+    let mut data = vec![0u8; n];
+    let got = f.read(&mut data, off)?;
+    let mut done = 0;
+    for iov in iovs {
+        if done == got {
+            break;
+        }
+        let k = (iov.iov_len as usize).min(got - done);
+        t.mm.copy_out(iov.iov_base, &data[done..done + k])?;
+        done += k;
+    }
+    Ok(got as u64)
+}
+
+pub fn sys_lseek(t: &mut Task, fd: i32, off: i64, whence: u32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    f.seek(off, whence)
+}
+
+pub fn sys_open(t: &mut Task, path: u64, flags: u32, mode: u32) -> SysResult {
+    sys_openat(t, syscalls::flags::AT_FDCWD, path, flags, mode)
+}
+
+pub fn sys_creat(t: &mut Task, path: u64, mode: u32) -> SysResult {
+    let flags = OpenFlags::O_CREAT | OpenFlags::O_WRONLY | OpenFlags::O_TRUNC;
+    sys_openat(t, syscalls::flags::AT_FDCWD, path, flags.bits(), mode)
+}
+
+pub fn sys_openat(t: &mut Task, dirfd: i32, path: u64, flags: u32, mode: u32) -> SysResult {
+    let path = t.read_path(path)?;
+    let file = crate::vfs::open::open(t, dirfd, &path, flags, mode)?;
+    let cloexec = flags & OpenFlags::O_CLOEXEC.bits() != 0;
+    let fd = t.fds.insert(file, cloexec, 0, t.nofile())?;
+    Ok(fd as u64)
+}
+
+pub fn sys_close(t: &mut Task, fd: i32) -> SysResult {
+    t.fds.remove(fd)?;
+    Ok(0)
+}
+
+pub fn sys_dup(t: &mut Task, fd: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    Ok(t.fds.insert(f, false, 0, t.nofile())? as u64)
+}
+
+pub fn sys_dup2(t: &mut Task, old: i32, new: i32) -> SysResult {
+    let f = t.fds.get(old)?;
+    if old == new {
+        return Ok(new as u64);
+    }
+    t.fds.install(new, f, false, t.nofile())?;
+    Ok(new as u64)
+}
+
+pub fn sys_dup3(t: &mut Task, old: i32, new: i32, flags: u32) -> SysResult {
+    if old == new || flags & !OpenFlags::O_CLOEXEC.bits() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(old)?;
+    t.fds.install(new, f, flags != 0, t.nofile())?;
+    Ok(new as u64)
+}
+
+pub fn sys_fcntl(t: &mut Task, fd: i32, cmd: u32, arg: u64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    match cmd {
+        F::F_DUPFD | F::F_DUPFD_CLOEXEC => {
+            let min = i32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            if min < 0 || min as u64 >= t.nofile() {
+                return Err(Errno::EINVAL);
+            }
+            Ok(t.fds.insert(f, cmd == F::F_DUPFD_CLOEXEC, min, t.nofile())? as u64)
+        }
+        F::F_GETFD => Ok(u64::from(t.fds.entry(fd)?.cloexec)),
+        F::F_SETFD => {
+            t.fds.entry_mut(fd)?.cloexec = arg & F::FD_CLOEXEC != 0;
+            Ok(0)
+        }
+        F::F_GETFL => Ok(u64::from(f.flags())),
+        F::F_SETFL => {
+            f.set_status_flags(arg as u32);
+            Ok(0)
+        }
+        _ => {
+            tracing::debug!(target: "sentry::syscall", "fcntl command {cmd} not supported");
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn sys_ioctl(t: &mut Task, fd: i32, req: u32, arg: u64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    match req {
+        I::FIOCLEX | I::FIONCLEX => {
+            t.fds.entry_mut(fd)?.cloexec = req == I::FIOCLEX;
+            return Ok(0);
+        }
+        I::FIONBIO => {
+            let on: i32 = t.read_obj(arg)?;
+            let nb = OpenFlags::O_NONBLOCK.bits();
+            f.set_status_flags(if on != 0 { f.flags() | nb } else { f.flags() & !nb });
+            return Ok(0);
+        }
+        _ => {}
+    }
+    match &f.kind {
+        FileKind::Host(_) => host_ioctl(t, &f, req, arg),
+        FileKind::Regular(_) if req == I::FIONREAD => {
+            let size = f.stat()?.st_size as u64;
+            let pos = *f.pos.lock().unwrap_or_else(|e| e.into_inner());
+            let avail = i32::try_from(size.saturating_sub(pos)).unwrap_or(i32::MAX);
+            t.write_obj(arg, &avail)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// Terminal and FIONREAD queries on the container's stdio go to the host.
+fn host_ioctl(t: &Task, f: &Arc<File>, req: u32, arg: u64) -> SysResult {
+    let fd = f.host_fd().ok_or(Errno::ENOTTY)?;
+    let (size, out) = match req {
+        I::TCGETS => (36, true),
+        I::TIOCGWINSZ => (8, true),
+        I::TIOCGPGRP | I::FIONREAD => (4, true),
+        I::TCSETS | I::TCSETSW | I::TCSETSF => (36, false),
+        I::TIOCSWINSZ => (8, false),
+        _ => return Err(Errno::ENOTTY),
+    };
+    let mut buf = vec![0u8; size];
+    if !out {
+        t.mm.copy_in(arg, &mut buf)?;
+    } else {
+        t.mm.check_writable(arg, size)?;
+    }
+    let r = crate::host::ioctl_with_buf(fd, req, &mut buf)?;
+    if req == I::TIOCGPGRP {
+        // The guest's foreground group is its init's.
+        buf.copy_from_slice(&1i32.to_le_bytes());
+    }
+    if out {
+        t.mm.copy_out(arg, &buf)?;
+    }
+    Ok(r as u64)
+}
+
+pub fn sys_poll(t: &mut Task, fds: u64, nfds: u32, timeout_ms: i32) -> SysResult {
+    if u64::from(nfds) > t.nofile() {
+        return Err(Errno::EINVAL);
+    }
+    let mut pfds: Vec<Pollfd> = Vec::with_capacity(nfds as usize);
+    for i in 0..nfds as u64 {
+        pfds.push(t.read_obj(fds + i * 8)?);
+    }
+    let ready = poll_files(t, &mut pfds, timeout_ms)?;
+    for (i, p) in pfds.iter().enumerate() {
+        t.write_obj(fds + i as u64 * 8, p)?;
+    }
+    Ok(ready as u64)
+}
+
+/// Polls guest fds: host files through a host poll, gofer files are always
+/// ready.
+fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut ready = 0;
+    let mut host_idx = Vec::new();
+    let mut files = Vec::new();
+    for (i, p) in pfds.iter_mut().enumerate() {
+        p.revents = 0;
+        if p.fd < 0 {
+            continue;
+        }
+        match t.fds.get(p.fd) {
+            Err(_) => p.revents = P::POLLNVAL,
+            Ok(f) => match &f.kind {
+                FileKind::Host(_) => {
+                    host_idx.push(i);
+                    files.push(f.clone());
+                }
+                _ => p.revents = p.events & (P::POLLIN | P::POLLOUT),
+            },
+        }
+        if p.revents != 0 {
+            ready += 1;
+        }
+    }
+    if host_idx.is_empty() {
+        if ready == 0 && timeout_ms != 0 {
+            let dur = if timeout_ms < 0 { None } else { Some(std::time::Duration::from_millis(timeout_ms as u64)) };
+            match dur {
+                Some(d) => std::thread::sleep(d),
+                None => return Err(Errno::EINTR),
+            }
+        }
+        return Ok(ready);
+    }
+    let timeout = if ready > 0 { 0 } else { timeout_ms };
+    let mut host: Vec<PollFd> = files
+        .iter()
+        .zip(&host_idx)
+        .filter_map(|(f, i)| match &f.kind {
+            FileKind::Host(fd) => Some(PollFd::new(fd.as_fd(), PollFlags::from_bits_truncate(pfds[*i].events))),
+            _ => None,
+        })
+        .collect();
+    let to = if timeout < 0 { PollTimeout::NONE } else { PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX) };
+    loop {
+        match nix::poll::poll(&mut host, to) {
+            Ok(_) => break,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Errno::from_raw(e as i32)),
+        }
+    }
+    for (h, i) in host.iter().zip(&host_idx) {
+        let rev = h.revents().map_or(0, |r| r.bits());
+        if rev != 0 {
+            pfds[*i].revents = rev;
+            ready += 1;
+        }
+    }
+    Ok(ready)
+}

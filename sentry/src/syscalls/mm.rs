@@ -1,0 +1,138 @@
+//! Memory calls: brk, mmap, munmap, mprotect, madvise, msync.
+use std::sync::Arc;
+
+use platform::Prot;
+use syscalls::flags::{madv, MapFlags as M};
+use syscalls::Errno;
+
+use super::SysResult;
+use crate::mm::{page_up, FileSource, VmaKind, PAGE};
+use crate::task::Task;
+use crate::vfs::FileKind;
+
+pub fn sys_brk(t: &mut Task, addr: u64) -> SysResult {
+    Ok(t.mm.set_brk(addr))
+}
+
+fn prot_of(bits: u32) -> Result<Prot, Errno> {
+    let p = Prot::from_bits(bits).ok_or(Errno::EINVAL)?;
+    if p.intersects(Prot::GROWSDOWN | Prot::GROWSUP) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(p)
+}
+
+pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult {
+    let flags = M::from_bits_retain(flags);
+    let prot = prot_of(prot)?;
+    if len == 0 || off % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let ty = flags.bits() & 0x3;
+    if ty != M::SHARED.bits() && ty != M::PRIVATE.bits() && ty != M::SHARED_VALIDATE.bits() {
+        return Err(Errno::EINVAL);
+    }
+    let shared = ty != M::PRIVATE.bits();
+    let fixed = flags.contains(M::FIXED);
+    let noreplace = flags.contains(M::FIXED_NOREPLACE);
+    if (fixed || noreplace) && addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = if flags.contains(M::ANONYMOUS) {
+        None
+    } else {
+        let f = t.fds.get(fd)?;
+        let FileKind::Regular(host) = &f.kind else {
+            return Err(if f.is_path() { Errno::EBADF } else { Errno::ENODEV });
+        };
+        if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
+            return Err(Errno::EACCES);
+        }
+        if shared && prot.contains(Prot::WRITE) {
+            tracing::warn!(target: "sentry::mm", "writable shared file mappings are not supported yet");
+            return Err(Errno::ENODEV);
+        }
+        off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+        let size = f.stat()?.st_size as u64;
+        let from_file = size.saturating_sub(off).min(len);
+        Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
+    };
+    if shared && file.is_none() {
+        // Anonymous shared memory is private until there is a second
+        // process to share it with (fork comes later).
+        tracing::debug!(target: "sentry::mm", "anonymous MAP_SHARED mapped privately");
+    }
+    let start = if fixed || noreplace {
+        if noreplace && !t.mm.is_free(addr, len) {
+            return Err(Errno::EEXIST);
+        }
+        addr
+    } else if addr != 0 && addr % PAGE == 0 && t.mm.is_free(addr, len) {
+        addr
+    } else {
+        t.mm.find_gap(len).ok_or(Errno::ENOMEM)?
+    };
+    let kind = if file.is_some() { VmaKind::File } else { VmaKind::Anon };
+    t.mm.map(start, len, prot, kind, file)?;
+    Ok(start)
+}
+
+pub fn sys_munmap(t: &mut Task, addr: u64, len: u64) -> SysResult {
+    if addr % PAGE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    t.mm.unmap(addr, len)?;
+    Ok(0)
+}
+
+pub fn sys_mprotect(t: &mut Task, addr: u64, len: u64, prot: u32) -> SysResult {
+    let prot = prot_of(prot)?;
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    t.mm.protect(addr, len, prot)?;
+    Ok(0)
+}
+
+pub fn sys_madvise(t: &mut Task, addr: u64, len: u64, advice: u32) -> SysResult {
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+    match advice {
+        madv::MADV_DONTNEED | madv::MADV_FREE => {
+            if len > 0 {
+                t.mm.dontneed(addr, end)?;
+            }
+            Ok(0)
+        }
+        // Hints that change nothing observable.
+        madv::MADV_NORMAL | madv::MADV_RANDOM | madv::MADV_SEQUENTIAL | madv::MADV_WILLNEED => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_msync(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
+    const MS_ASYNC: u32 = 1;
+    const MS_INVALIDATE: u32 = 2;
+    const MS_SYNC: u32 = 4;
+    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC & (flags >> 2) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    // Every mapping is private so far: there is nothing to write back, but
+    // the range must be mapped.
+    let mut at = addr;
+    while at < addr + len {
+        let (_, v) = t.mm.vma_at(at).ok_or(Errno::ENOMEM)?;
+        at = v.end;
+    }
+    Ok(0)
+}

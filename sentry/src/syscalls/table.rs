@@ -1,0 +1,151 @@
+//! The table itself: which calls the sentry serves, how, and how well.
+use syscalls::Sysno;
+
+use super::{file, fs, mm, process, signal, time, Handler};
+
+/// How completely a call is implemented (for `cordon syscalls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Everything the man page describes.
+    Full,
+    /// The common uses; the rest fail with an errno.
+    Partial,
+}
+
+/// How strace shows an argument.
+#[derive(Clone, Copy, Debug)]
+pub enum A {
+    Int,
+    Hex,
+    Str,
+}
+
+/// One served call.
+pub struct Entry {
+    pub sysno: Sysno,
+    pub handler: Handler,
+    pub support: Support,
+    pub fmt: &'static [A],
+    /// What is missing, for partial support.
+    pub note: &'static str,
+}
+
+use Support::{Full, Partial};
+use A::{Hex as H, Int as I, Str as S};
+
+macro_rules! e {
+    ($s:ident, $sup:expr, $fmt:expr, $note:expr, $h:expr) => {
+        Entry { sysno: Sysno::$s, handler: $h, support: $sup, fmt: $fmt, note: $note }
+    };
+}
+
+static ENTRIES: &[Entry] = &[
+    e!(read, Full, &[I, H, I], "", |t, a| file::sys_read(t, a.i32(0), a.u64(1), a.usize(2))),
+    e!(write, Full, &[I, H, I], "", |t, a| file::sys_write(t, a.i32(0), a.u64(1), a.usize(2))),
+    e!(readv, Full, &[I, H, I], "", |t, a| file::sys_readv(t, a.i32(0), a.u64(1), a.i32(2))),
+    e!(writev, Full, &[I, H, I], "", |t, a| file::sys_writev(t, a.i32(0), a.u64(1), a.i32(2))),
+    e!(pread64, Full, &[I, H, I, I], "", |t, a| file::sys_pread64(t, a.i32(0), a.u64(1), a.usize(2), a.i64(3))),
+    e!(pwrite64, Full, &[I, H, I, I], "", |t, a| file::sys_pwrite64(t, a.i32(0), a.u64(1), a.usize(2), a.i64(3))),
+    e!(preadv, Full, &[I, H, I, I], "", |t, a| file::sys_preadv(t, a.i32(0), a.u64(1), a.i32(2), a.i64(3))),
+    e!(pwritev, Full, &[I, H, I, I], "", |t, a| file::sys_pwritev(t, a.i32(0), a.u64(1), a.i32(2), a.i64(3))),
+    e!(lseek, Full, &[I, I, I], "", |t, a| file::sys_lseek(t, a.i32(0), a.i64(1), a.u32(2))),
+    e!(open, Partial, &[S, H, H], "no file creation yet", |t, a| file::sys_open(t, a.u64(0), a.u32(1), a.u32(2))),
+    e!(openat, Partial, &[I, S, H, H], "no file creation yet", |t, a| {
+        file::sys_openat(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3))
+    }),
+    e!(creat, Partial, &[S, H], "no file creation yet", |t, a| file::sys_creat(t, a.u64(0), a.u32(1))),
+    e!(close, Full, &[I], "", |t, a| file::sys_close(t, a.i32(0))),
+    e!(dup, Full, &[I], "", |t, a| file::sys_dup(t, a.i32(0))),
+    e!(dup2, Full, &[I, I], "", |t, a| file::sys_dup2(t, a.i32(0), a.i32(1))),
+    e!(dup3, Full, &[I, I, H], "", |t, a| file::sys_dup3(t, a.i32(0), a.i32(1), a.u32(2))),
+    e!(fcntl, Partial, &[I, I, H], "no locks, no pipe sizes", |t, a| {
+        file::sys_fcntl(t, a.i32(0), a.u32(1), a.u64(2))
+    }),
+    e!(ioctl, Partial, &[I, H, H], "terminal queries, FIONREAD, FIONBIO, FIOCLEX", |t, a| {
+        file::sys_ioctl(t, a.i32(0), a.u32(1), a.u64(2))
+    }),
+    e!(poll, Partial, &[H, I, I], "host stdio and files", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
+    e!(stat, Full, &[S, H], "", |t, a| fs::sys_stat(t, a.u64(0), a.u64(1))),
+    e!(lstat, Full, &[S, H], "", |t, a| fs::sys_lstat(t, a.u64(0), a.u64(1))),
+    e!(fstat, Full, &[I, H], "", |t, a| fs::sys_fstat(t, a.i32(0), a.u64(1))),
+    e!(newfstatat, Full, &[I, S, H, H], "", |t, a| fs::sys_newfstatat(t, a.i32(0), a.u64(1), a.u64(2), a.u32(3))),
+    e!(statx, Partial, &[I, S, H, H, H], "basic stats only", |t, a| {
+        fs::sys_statx(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3), a.u64(4))
+    }),
+    e!(getdents64, Full, &[I, H, I], "", |t, a| fs::sys_getdents64(t, a.i32(0), a.u64(1), a.u32(2))),
+    e!(readlink, Full, &[S, H, I], "", |t, a| fs::sys_readlink(t, a.u64(0), a.u64(1), a.i32(2))),
+    e!(readlinkat, Full, &[I, S, H, I], "", |t, a| fs::sys_readlinkat(t, a.i32(0), a.u64(1), a.u64(2), a.i32(3))),
+    e!(access, Full, &[S, H], "", |t, a| fs::sys_access(t, a.u64(0), a.u32(1))),
+    e!(faccessat, Full, &[I, S, H], "", |t, a| fs::sys_faccessat(t, a.i32(0), a.u64(1), a.u32(2))),
+    e!(faccessat2, Full, &[I, S, H, H], "", |t, a| fs::sys_faccessat2(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3))),
+    e!(getcwd, Full, &[H, I], "", |t, a| fs::sys_getcwd(t, a.u64(0), a.u64(1))),
+    e!(chdir, Full, &[S], "", |t, a| fs::sys_chdir(t, a.u64(0))),
+    e!(fchdir, Full, &[I], "", |t, a| fs::sys_fchdir(t, a.i32(0))),
+    e!(umask, Full, &[H], "", |t, a| fs::sys_umask(t, a.u32(0))),
+    e!(brk, Full, &[H], "", |t, a| mm::sys_brk(t, a.u64(0))),
+    e!(mmap, Partial, &[H, I, H, H, I, H], "no writable shared file mappings yet", |t, a| {
+        mm::sys_mmap(t, a.u64(0), a.u64(1), a.u32(2), a.u32(3), a.i32(4), a.u64(5))
+    }),
+    e!(munmap, Full, &[H, I], "", |t, a| mm::sys_munmap(t, a.u64(0), a.u64(1))),
+    e!(mprotect, Full, &[H, I, H], "", |t, a| mm::sys_mprotect(t, a.u64(0), a.u64(1), a.u32(2))),
+    e!(madvise, Partial, &[H, I, I], "DONTNEED, FREE and hints", |t, a| {
+        mm::sys_madvise(t, a.u64(0), a.u64(1), a.u32(2))
+    }),
+    e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
+    e!(exit, Partial, &[I], "single-threaded", |t, a| process::sys_exit(t, a.i32(0))),
+    e!(exit_group, Full, &[I], "", |t, a| process::sys_exit_group(t, a.i32(0))),
+    e!(getpid, Full, &[], "", |t, _| process::sys_getpid(t)),
+    e!(gettid, Full, &[], "", |t, _| process::sys_getpid(t)),
+    e!(getppid, Full, &[], "", |t, _| process::sys_getppid(t)),
+    e!(getpgrp, Full, &[], "", |t, _| process::sys_getpgid(t, 0)),
+    e!(getpgid, Full, &[I], "", |t, a| process::sys_getpgid(t, a.i32(0))),
+    e!(getsid, Full, &[I], "", |t, a| process::sys_getpgid(t, a.i32(0))),
+    e!(getuid, Full, &[], "", |t, _| process::sys_getuid(t)),
+    e!(geteuid, Full, &[], "", |t, _| process::sys_geteuid(t)),
+    e!(getgid, Full, &[], "", |t, _| process::sys_getgid(t)),
+    e!(getegid, Full, &[], "", |t, _| process::sys_getegid(t)),
+    e!(getresuid, Full, &[H, H, H], "", |t, a| process::sys_getresuid(t, a.u64(0), a.u64(1), a.u64(2))),
+    e!(getresgid, Full, &[H, H, H], "", |t, a| process::sys_getresgid(t, a.u64(0), a.u64(1), a.u64(2))),
+    e!(getgroups, Full, &[I, H], "", |t, a| process::sys_getgroups(t, a.i32(0), a.u64(1))),
+    e!(set_tid_address, Full, &[H], "", |t, a| process::sys_set_tid_address(t, a.u64(0))),
+    e!(set_robust_list, Full, &[H, I], "", |t, a| process::sys_set_robust_list(t, a.u64(0), a.u64(1))),
+    e!(arch_prctl, Full, &[H, H], "", |t, a| process::sys_arch_prctl(t, a.u64(0), a.u64(1))),
+    e!(prctl, Partial, &[I, H], "names, dumpable", |t, a| process::sys_prctl(t, a.u64(0), a.u64(1))),
+    e!(uname, Full, &[H], "", |t, a| process::sys_uname(t, a.u64(0))),
+    e!(getrlimit, Full, &[I, H], "", |t, a| process::sys_getrlimit(t, a.u32(0), a.u64(1))),
+    e!(setrlimit, Full, &[I, H], "", |t, a| process::sys_setrlimit(t, a.u32(0), a.u64(1))),
+    e!(prlimit64, Full, &[I, I, H, H], "", |t, a| {
+        process::sys_prlimit64(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
+    }),
+    e!(sched_getaffinity, Full, &[I, I, H], "", |t, a| {
+        process::sys_sched_getaffinity(t, a.i32(0), a.u32(1), a.u64(2))
+    }),
+    e!(sched_yield, Full, &[], "", |t, _| process::sys_sched_yield(t)),
+    e!(rt_sigaction, Partial, &[I, H, H, I], "recorded, not yet delivered", |t, a| {
+        signal::sys_rt_sigaction(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3))
+    }),
+    e!(rt_sigprocmask, Full, &[I, H, H, I], "", |t, a| {
+        signal::sys_rt_sigprocmask(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3))
+    }),
+    e!(sigaltstack, Full, &[H, H], "", |t, a| signal::sys_sigaltstack(t, a.u64(0), a.u64(1))),
+    e!(kill, Partial, &[I, I], "to itself, default actions", |t, a| signal::sys_kill(t, a.i32(0), a.i32(1))),
+    e!(tkill, Partial, &[I, I], "to itself, default actions", |t, a| signal::sys_tkill(t, a.i32(0), a.i32(1))),
+    e!(tgkill, Partial, &[I, I, I], "to itself, default actions", |t, a| {
+        signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2))
+    }),
+    e!(clock_gettime, Full, &[I, H], "", |t, a| time::sys_clock_gettime(t, a.i32(0), a.u64(1))),
+    e!(clock_getres, Full, &[I, H], "", |t, a| time::sys_clock_getres(t, a.i32(0), a.u64(1))),
+    e!(gettimeofday, Full, &[H, H], "", |t, a| time::sys_gettimeofday(t, a.u64(0), a.u64(1))),
+    e!(time, Full, &[H], "", |t, a| time::sys_time(t, a.u64(0))),
+    e!(nanosleep, Partial, &[H, H], "not interruptible yet", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
+    e!(clock_nanosleep, Partial, &[I, H, H, H], "not interruptible yet", |t, a| {
+        time::sys_clock_nanosleep(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
+    }),
+    e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),
+    e!(sysinfo, Full, &[H], "", |t, a| time::sys_sysinfo(t, a.u64(0))),
+];
+
+/// Every served call.
+pub fn entries() -> &'static [Entry] {
+    ENTRIES
+}

@@ -1,0 +1,140 @@
+//! Time, sleeping, randomness and system information.
+use std::time::Duration;
+
+use syscalls::flags::{clock as C, getrandom as GR};
+use syscalls::structs::{Sysinfo, Timespec, Timeval, Timezone};
+use syscalls::Errno;
+
+use super::SysResult;
+use crate::task::Task;
+
+/// A host clock id for a guest one; CPU-time clocks measure the stub.
+fn host_clock(t: &Task, id: i32) -> Result<libc::clockid_t, Errno> {
+    match id {
+        C::CLOCK_REALTIME
+        | C::CLOCK_MONOTONIC
+        | C::CLOCK_MONOTONIC_RAW
+        | C::CLOCK_REALTIME_COARSE
+        | C::CLOCK_MONOTONIC_COARSE
+        | C::CLOCK_BOOTTIME
+        | C::CLOCK_TAI => Ok(id),
+        C::CLOCK_PROCESS_CPUTIME_ID | C::CLOCK_THREAD_CPUTIME_ID => t.mm.cpu_clock().ok_or(Errno::EINVAL),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn now(clock: libc::clockid_t) -> Result<Timespec, Errno> {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock)).map_err(|e| Errno::from_raw(e as i32))?;
+    Ok(Timespec { tv_sec: ts.tv_sec(), tv_nsec: ts.tv_nsec() })
+}
+
+pub fn sys_clock_gettime(t: &mut Task, id: i32, tp: u64) -> SysResult {
+    let ts = now(host_clock(t, id)?)?;
+    t.write_obj(tp, &ts)?;
+    Ok(0)
+}
+
+pub fn sys_clock_getres(t: &mut Task, id: i32, tp: u64) -> SysResult {
+    let clock = host_clock(t, id)?;
+    if tp != 0 {
+        let r = nix::time::clock_getres(nix::time::ClockId::from_raw(clock)).map_err(|e| Errno::from_raw(e as i32))?;
+        t.write_obj(tp, &Timespec { tv_sec: r.tv_sec(), tv_nsec: r.tv_nsec() })?;
+    }
+    Ok(0)
+}
+
+pub fn sys_gettimeofday(t: &mut Task, tv: u64, tz: u64) -> SysResult {
+    let ts = now(C::CLOCK_REALTIME)?;
+    if tv != 0 {
+        t.write_obj(tv, &Timeval { tv_sec: ts.tv_sec, tv_usec: ts.tv_nsec / 1000 })?;
+    }
+    if tz != 0 {
+        t.write_obj(tz, &Timezone::default())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_time(t: &mut Task, tloc: u64) -> SysResult {
+    let ts = now(C::CLOCK_REALTIME)?;
+    if tloc != 0 {
+        t.write_obj(tloc, &ts.tv_sec)?;
+    }
+    Ok(ts.tv_sec as u64)
+}
+
+fn read_timespec(t: &Task, addr: u64) -> Result<Timespec, Errno> {
+    let ts: Timespec = t.read_obj(addr)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(ts)
+}
+
+fn sleep(ts: &Timespec) {
+    std::thread::sleep(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+}
+
+pub fn sys_nanosleep(t: &mut Task, req: u64, rem: u64) -> SysResult {
+    let ts = read_timespec(t, req)?;
+    sleep(&ts);
+    if rem != 0 {
+        t.write_obj(rem, &Timespec::default())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_clock_nanosleep(t: &mut Task, id: i32, flags: u32, req: u64, rem: u64) -> SysResult {
+    let clock = host_clock(t, id)?;
+    if id == C::CLOCK_THREAD_CPUTIME_ID {
+        return Err(Errno::EINVAL);
+    }
+    let ts = read_timespec(t, req)?;
+    if flags & C::TIMER_ABSTIME != 0 {
+        let n = now(clock)?;
+        let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
+        if want > have {
+            std::thread::sleep(Duration::from_nanos((want - have) as u64));
+        }
+        return Ok(0);
+    }
+    sleep(&ts);
+    if rem != 0 {
+        t.write_obj(rem, &Timespec::default())?;
+    }
+    Ok(0)
+}
+
+pub fn sys_getrandom(t: &mut Task, buf: u64, len: usize, flags: u32) -> SysResult {
+    if flags & !(GR::GRND_NONBLOCK | GR::GRND_RANDOM | GR::GRND_INSECURE) != 0
+        || flags & (GR::GRND_RANDOM | GR::GRND_INSECURE) == (GR::GRND_RANDOM | GR::GRND_INSECURE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Linux returns at most 32 MiB - 1 per call; we return at most 1 MiB.
+    let n = len.min(crate::mm::MAX_COPY);
+    t.mm.check_writable(buf, n)?;
+    let mut data = vec![0u8; n];
+    let got = crate::host::getrandom(&mut data, flags & GR::GRND_NONBLOCK)?;
+    t.mm.copy_out(buf, &data[..got])?;
+    Ok(got as u64)
+}
+
+pub fn sys_sysinfo(t: &mut Task, buf: u64) -> SysResult {
+    let h = crate::host::sysinfo();
+    let s = Sysinfo {
+        uptime: t.kernel.boot_time.elapsed().as_secs() as i64,
+        loads: [0; 3],
+        totalram: h.totalram,
+        freeram: h.freeram,
+        sharedram: h.sharedram,
+        bufferram: h.bufferram,
+        totalswap: 0,
+        freeswap: 0,
+        procs: 1,
+        mem_unit: h.mem_unit,
+        ..Default::default()
+    };
+    t.write_obj(buf, &s)?;
+    Ok(0)
+}

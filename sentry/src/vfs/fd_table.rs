@@ -1,0 +1,68 @@
+//! The table from fd numbers to open files.
+use std::sync::Arc;
+
+use syscalls::Errno;
+
+use super::File;
+
+/// One fd: the file and its close-on-exec flag.
+#[derive(Clone)]
+pub struct FdEntry {
+    pub file: Arc<File>,
+    pub cloexec: bool,
+}
+
+/// A task's fd table.
+#[derive(Default)]
+pub struct FdTable {
+    fds: Vec<Option<FdEntry>>,
+}
+
+impl FdTable {
+    pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
+        self.entry(fd).map(|e| e.file.clone())
+    }
+
+    pub fn entry(&self, fd: i32) -> Result<&FdEntry, Errno> {
+        usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(Option::as_ref).ok_or(Errno::EBADF)
+    }
+
+    pub fn entry_mut(&mut self, fd: i32) -> Result<&mut FdEntry, Errno> {
+        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(Option::as_mut).ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free fd at or above `min`, below `limit`.
+    pub fn insert(&mut self, file: Arc<File>, cloexec: bool, min: i32, limit: u64) -> Result<i32, Errno> {
+        let min = usize::try_from(min).map_err(|_| Errno::EINVAL)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut i = min;
+        while i < self.fds.len() && self.fds[i].is_some() {
+            i += 1;
+        }
+        if i >= limit {
+            return Err(Errno::EMFILE);
+        }
+        self.set(i, FdEntry { file, cloexec });
+        i32::try_from(i).map_err(|_| Errno::EMFILE)
+    }
+
+    /// Installs `file` at exactly `fd`, returning what was there.
+    pub fn install(&mut self, fd: i32, file: Arc<File>, cloexec: bool, limit: u64) -> Result<Option<FdEntry>, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        if i as u64 >= limit {
+            return Err(Errno::EBADF);
+        }
+        Ok(self.set(i, FdEntry { file, cloexec }))
+    }
+
+    fn set(&mut self, i: usize, e: FdEntry) -> Option<FdEntry> {
+        if i >= self.fds.len() {
+            self.fds.resize(i + 1, None);
+        }
+        self.fds[i].replace(e)
+    }
+
+    pub fn remove(&mut self, fd: i32) -> Result<FdEntry, Errno> {
+        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(Option::take).ok_or(Errno::EBADF)
+    }
+}

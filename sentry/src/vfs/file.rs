@@ -1,0 +1,233 @@
+//! Open file descriptions.
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gofer::Dirent;
+use syscalls::flags::OpenFlags;
+use syscalls::Errno;
+
+use super::Dentry;
+
+/// An open file description, shared by every fd that `dup`s it.
+pub struct File {
+    /// Status flags (access mode, O_APPEND, O_NONBLOCK, ...).
+    flags: AtomicU32,
+    pub kind: FileKind,
+    pub dentry: Option<Arc<Dentry>>,
+    /// The file position.
+    pub pos: Mutex<u64>,
+}
+
+/// What kind of file a description is.
+pub enum FileKind {
+    /// A host fd handed to the sandbox: the container's stdio.
+    Host(OwnedFd),
+    /// A regular file of a gofer mount, read and written through the host
+    /// fd the gofer donated.
+    Regular(Arc<OwnedFd>),
+    /// A directory of a gofer mount.
+    Dir(Mutex<DirCursor>),
+    /// `O_PATH`: names a file, allows no I/O.
+    Path,
+}
+
+/// A directory listing in progress.
+#[derive(Default)]
+pub struct DirCursor {
+    /// Entries fetched from the gofer, starting at index `base`.
+    pub buf: Vec<Dirent>,
+    pub base: u64,
+    pub eof: bool,
+}
+
+impl File {
+    pub fn new(kind: FileKind, flags: u32, dentry: Option<Arc<Dentry>>) -> Arc<File> {
+        Arc::new(File { flags: AtomicU32::new(flags), kind, dentry, pos: Mutex::new(0) })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// F_SETFL: changes the flags that may change.
+    pub fn set_status_flags(&self, new: u32) {
+        let mask = OpenFlags::SETFL_MASK;
+        let old = self.flags();
+        self.flags.store((old & !mask) | (new & mask), Ordering::Relaxed);
+    }
+
+    pub fn readable(&self) -> bool {
+        !self.is_path() && matches!(self.flags() & OpenFlags::O_ACCMODE, 0 | 2)
+    }
+
+    pub fn writable(&self) -> bool {
+        !self.is_path() && matches!(self.flags() & OpenFlags::O_ACCMODE, 1 | 2)
+    }
+
+    pub fn is_path(&self) -> bool {
+        matches!(self.kind, FileKind::Path)
+    }
+
+    /// The host fd behind the file, for host I/O.
+    pub fn host_fd(&self) -> Option<i32> {
+        match &self.kind {
+            FileKind::Host(fd) => Some(fd.as_raw_fd()),
+            FileKind::Regular(fd) => Some(fd.as_raw_fd()),
+            _ => None,
+        }
+    }
+
+    /// Reads at the file position (or `offset`), advancing the position when
+    /// no offset is given.
+    pub fn read(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Host(fd) => match offset {
+                None => host_result(nix::unistd::read(fd.as_raw_fd(), buf)),
+                Some(off) => host_result(nix::sys::uio::pread(fd, buf, off as i64)),
+            },
+            FileKind::Regular(fd) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let at = offset.unwrap_or(*pos);
+                let n = host_result(nix::sys::uio::pread(fd.as_ref(), buf, at as i64))?;
+                if offset.is_none() {
+                    *pos = at + n as u64;
+                }
+                Ok(n)
+            }
+            FileKind::Dir(_) => Err(Errno::EISDIR),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// Writes at the file position (or `offset`).
+    pub fn write(&self, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Host(fd) => match offset {
+                None => host_result(nix::unistd::write(fd, data)),
+                Some(off) => host_result(nix::sys::uio::pwrite(fd, data, off as i64)),
+            },
+            FileKind::Regular(fd) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let append = self.flags() & OpenFlags::O_APPEND.bits() != 0;
+                let at = match offset {
+                    Some(o) => o,
+                    None if append => host_fstat(fd.as_raw_fd())?.st_size as u64,
+                    None => *pos,
+                };
+                let n = host_result(nix::sys::uio::pwrite(fd.as_ref(), data, at as i64))?;
+                if offset.is_none() {
+                    *pos = at + n as u64;
+                }
+                Ok(n)
+            }
+            FileKind::Dir(_) => Err(Errno::EISDIR),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// `lseek(2)`.
+    pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
+        const SEEK_SET: u32 = 0;
+        const SEEK_CUR: u32 = 1;
+        const SEEK_END: u32 = 2;
+        const SEEK_DATA: u32 = 3;
+        const SEEK_HOLE: u32 = 4;
+        match &self.kind {
+            FileKind::Host(fd) => {
+                if whence > SEEK_HOLE {
+                    return Err(Errno::EINVAL);
+                }
+                let w = match whence {
+                    SEEK_SET => nix::unistd::Whence::SeekSet,
+                    SEEK_CUR => nix::unistd::Whence::SeekCur,
+                    SEEK_END => nix::unistd::Whence::SeekEnd,
+                    SEEK_DATA => nix::unistd::Whence::SeekData,
+                    _ => nix::unistd::Whence::SeekHole,
+                };
+                host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w)).map(|v| v as u64)
+            }
+            FileKind::Regular(fd) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let base = match whence {
+                    SEEK_SET => 0,
+                    SEEK_CUR => *pos as i64,
+                    SEEK_END => host_fstat(fd.as_raw_fd())?.st_size,
+                    SEEK_DATA | SEEK_HOLE => {
+                        let w = if whence == SEEK_DATA {
+                            nix::unistd::Whence::SeekData
+                        } else {
+                            nix::unistd::Whence::SeekHole
+                        };
+                        let v = host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w))?;
+                        *pos = v as u64;
+                        return Ok(v as u64);
+                    }
+                    _ => return Err(Errno::EINVAL),
+                };
+                let new = base.checked_add(offset).ok_or(Errno::EOVERFLOW)?;
+                if new < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                *pos = new as u64;
+                Ok(new as u64)
+            }
+            FileKind::Dir(cursor) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let new = match whence {
+                    SEEK_SET => offset,
+                    SEEK_CUR => (*pos as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    _ => return Err(Errno::EINVAL),
+                };
+                if new < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                *pos = new as u64;
+                *cursor.lock().unwrap_or_else(|e| e.into_inner()) = DirCursor::default();
+                Ok(new as u64)
+            }
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// The attributes of the open file as `struct stat`.
+    pub fn stat(&self) -> Result<syscalls::structs::Stat, Errno> {
+        match &self.kind {
+            FileKind::Host(fd) => {
+                let s = host_fstat(fd.as_raw_fd())?;
+                Ok(super::attr_to_stat(&super::host_stat_to_attr(&s)))
+            }
+            FileKind::Regular(fd) => {
+                let s = host_fstat(fd.as_raw_fd())?;
+                let mut a = super::host_stat_to_attr(&s);
+                if let Some(d) = &self.dentry {
+                    // Keep the identity the guest saw at lookup.
+                    let seen = d.attr();
+                    a.dev = seen.dev;
+                    a.ino = seen.ino;
+                }
+                Ok(super::attr_to_stat(&a))
+            }
+            _ => {
+                let d = self.dentry.as_ref().ok_or(Errno::EBADF)?;
+                Ok(super::attr_to_stat(&d.attr()))
+            }
+        }
+    }
+}
+
+/// `fstat` of a host fd.
+pub fn host_fstat(fd: i32) -> Result<libc::stat, Errno> {
+    nix::sys::stat::fstat(fd).map_err(|e| Errno::from_raw(e as i32))
+}
+
+/// A host call's result as the guest sees it.
+pub fn host_result<T>(r: nix::Result<T>) -> Result<T, Errno> {
+    r.map_err(|e| Errno::from_raw(e as i32))
+}

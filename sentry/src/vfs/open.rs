@@ -1,0 +1,103 @@
+//! Opening a path: the shared logic behind open, openat and creat.
+use std::sync::{Arc, Mutex};
+
+use gofer::Attr;
+use syscalls::flags::{access as A, OpenFlags as O};
+use syscalls::Errno;
+
+use super::{DirCursor, File, FileKind};
+use crate::task::{Credentials, Task};
+
+/// Whether `creds` may access a file with `attr` for `mask` (R_OK, W_OK,
+/// X_OK bits), using the effective ids (or the real ones for access(2)).
+pub fn may_access(creds: &Credentials, attr: &Attr, mask: u32, real: bool) -> bool {
+    let uid = if real { creds.uid } else { creds.euid };
+    let gid = if real { creds.gid } else { creds.egid };
+    let is_dir = attr.mode & syscalls::flags::mode::S_IFMT == syscalls::flags::mode::S_IFDIR;
+    if uid == 0 {
+        // Root may do anything but execute a file nobody may execute.
+        return mask & A::X_OK == 0 || is_dir || attr.mode & 0o111 != 0;
+    }
+    let bits = if attr.uid == uid {
+        (attr.mode >> 6) & 7
+    } else if attr.gid == gid || creds.groups.contains(&attr.gid) {
+        (attr.mode >> 3) & 7
+    } else {
+        attr.mode & 7
+    };
+    bits & mask == mask
+}
+
+/// Opens `path` relative to `dirfd` with `open(2)` flags.
+pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result<Arc<File>, Errno> {
+    let has = |f: O| flags & f.bits() != 0;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if has(O::O_TMPFILE) && flags & O::O_TMPFILE.bits() == O::O_TMPFILE.bits() {
+        return Err(if t.kernel.root_mount.readonly { Errno::EROFS } else { Errno::EOPNOTSUPP });
+    }
+    let follow = !has(O::O_NOFOLLOW) && !(has(O::O_CREAT) && has(O::O_EXCL));
+    let d = match t.lookup(dirfd, path, follow) {
+        Ok(d) => {
+            if has(O::O_CREAT) && has(O::O_EXCL) {
+                return Err(Errno::EEXIST);
+            }
+            d
+        }
+        Err(e) if e == Errno::ENOENT && has(O::O_CREAT) => {
+            let start = t.start_dir(dirfd, path)?;
+            let (parent, _) = super::Resolver { root: &t.fs.root, start: &start }.resolve_parent(path)?;
+            if !parent.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !t.kernel.root_mount.readonly {
+                tracing::warn!(target: "sentry::vfs", "creating files is not supported yet");
+            }
+            return Err(Errno::EROFS);
+        }
+        Err(e) => return Err(e),
+    };
+    // Linux keeps O_LARGEFILE on every file opened on a 64-bit kernel.
+    let fl =
+        (flags | O::O_LARGEFILE.bits()) & !(O::O_CREAT | O::O_EXCL | O::O_NOCTTY | O::O_TRUNC | O::O_CLOEXEC).bits();
+    if has(O::O_PATH) {
+        let keep = O::O_PATH | O::O_DIRECTORY | O::O_NOFOLLOW | O::O_LARGEFILE;
+        if has(O::O_DIRECTORY) && !d.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        return Ok(File::new(FileKind::Path, fl & keep.bits(), Some(d)));
+    }
+    if d.is_symlink() {
+        return Err(Errno::ELOOP);
+    }
+    if has(O::O_DIRECTORY) && !d.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let acc = flags & O::O_ACCMODE;
+    let attr = d.attr();
+    let mask = match acc {
+        0 => A::R_OK,
+        1 => A::W_OK,
+        _ => A::R_OK | A::W_OK,
+    };
+    if d.is_dir() {
+        if acc != 0 || has(O::O_TRUNC) {
+            return Err(Errno::EISDIR);
+        }
+        if !may_access(&t.creds, &attr, A::R_OK, false) {
+            return Err(Errno::EACCES);
+        }
+        return Ok(File::new(FileKind::Dir(Mutex::new(DirCursor::default())), fl, Some(d)));
+    }
+    let writes = acc != 0 || has(O::O_TRUNC);
+    if writes && d.mount.readonly {
+        return Err(Errno::EROFS);
+    }
+    if !may_access(&t.creds, &attr, mask, false) {
+        return Err(Errno::EACCES);
+    }
+    let host_flags = flags & (O::O_ACCMODE | O::O_TRUNC.bits() | O::O_APPEND.bits() | O::O_NONBLOCK.bits());
+    let fd = d.mount.client.open(d.handle, host_flags).map_err(Errno::from_raw)?;
+    Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, Some(d)))
+}

@@ -1,0 +1,305 @@
+//! Flag sets and constants of the system call ABI.
+use bitflags::bitflags;
+
+bitflags! {
+    /// `open(2)` flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct OpenFlags: u32 {
+        const O_WRONLY = 0o1;
+        const O_RDWR = 0o2;
+        const O_CREAT = 0o100;
+        const O_EXCL = 0o200;
+        const O_NOCTTY = 0o400;
+        const O_TRUNC = 0o1000;
+        const O_APPEND = 0o2000;
+        const O_NONBLOCK = 0o4000;
+        const O_DSYNC = 0o10000;
+        const O_ASYNC = 0o20000;
+        const O_DIRECT = 0o40000;
+        const O_LARGEFILE = 0o100000;
+        const O_DIRECTORY = 0o200000;
+        const O_NOFOLLOW = 0o400000;
+        const O_NOATIME = 0o1000000;
+        const O_CLOEXEC = 0o2000000;
+        const O_SYNC = 0o4010000;
+        const O_PATH = 0o10000000;
+        const O_TMPFILE = 0o20200000;
+        const _ = !0;
+    }
+}
+
+impl OpenFlags {
+    /// The access mode bits.
+    pub const O_ACCMODE: u32 = 0o3;
+    /// The flags F_SETFL may change.
+    pub const SETFL_MASK: u32 = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
+}
+
+bitflags! {
+    /// `mmap`/`mprotect` protection bits.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Prot: u32 {
+        const READ = 1;
+        const WRITE = 2;
+        const EXEC = 4;
+        const GROWSDOWN = 0x0100_0000;
+        const GROWSUP = 0x0200_0000;
+    }
+}
+
+bitflags! {
+    /// `mmap` flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MapFlags: u32 {
+        const SHARED = 0x01;
+        const PRIVATE = 0x02;
+        const SHARED_VALIDATE = 0x03;
+        const FIXED = 0x10;
+        const ANONYMOUS = 0x20;
+        const GROWSDOWN = 0x100;
+        const DENYWRITE = 0x800;
+        const EXECUTABLE = 0x1000;
+        const LOCKED = 0x2000;
+        const NORESERVE = 0x4000;
+        const POPULATE = 0x8000;
+        const NONBLOCK = 0x10000;
+        const STACK = 0x20000;
+        const HUGETLB = 0x40000;
+        const SYNC = 0x80000;
+        const FIXED_NOREPLACE = 0x100000;
+        const _ = !0;
+    }
+}
+
+/// Special directory fd meaning "the current directory".
+pub const AT_FDCWD: i32 = -100;
+/// Do not follow a final symlink.
+pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+/// `unlinkat`: remove a directory.
+pub const AT_REMOVEDIR: u32 = 0x200;
+/// Follow a final symlink (linkat).
+pub const AT_SYMLINK_FOLLOW: u32 = 0x400;
+/// Do not automount.
+pub const AT_NO_AUTOMOUNT: u32 = 0x800;
+/// Operate on the fd itself when the path is empty.
+pub const AT_EMPTY_PATH: u32 = 0x1000;
+/// `faccessat`: check with effective ids.
+pub const AT_EACCESS: u32 = 0x200;
+/// statx sync flags mask.
+pub const AT_STATX_SYNC_TYPE: u32 = 0x6000;
+
+/// `fcntl` commands.
+pub mod fcntl {
+    pub const F_DUPFD: u32 = 0;
+    pub const F_GETFD: u32 = 1;
+    pub const F_SETFD: u32 = 2;
+    pub const F_GETFL: u32 = 3;
+    pub const F_SETFL: u32 = 4;
+    pub const F_GETLK: u32 = 5;
+    pub const F_SETLK: u32 = 6;
+    pub const F_SETLKW: u32 = 7;
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const F_GETPIPE_SZ: u32 = 1032;
+    pub const FD_CLOEXEC: u64 = 1;
+}
+
+/// File type bits of `st_mode`.
+pub mod mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFSOCK: u32 = 0o140000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFIFO: u32 = 0o010000;
+}
+
+/// `d_type` values of `linux_dirent64`.
+pub mod dtype {
+    pub const DT_UNKNOWN: u8 = 0;
+    pub const DT_FIFO: u8 = 1;
+    pub const DT_CHR: u8 = 2;
+    pub const DT_DIR: u8 = 4;
+    pub const DT_BLK: u8 = 6;
+    pub const DT_REG: u8 = 8;
+    pub const DT_LNK: u8 = 10;
+    pub const DT_SOCK: u8 = 12;
+}
+
+/// Auxiliary vector keys.
+pub mod auxv {
+    pub const AT_NULL: u64 = 0;
+    pub const AT_PHDR: u64 = 3;
+    pub const AT_PHENT: u64 = 4;
+    pub const AT_PHNUM: u64 = 5;
+    pub const AT_PAGESZ: u64 = 6;
+    pub const AT_BASE: u64 = 7;
+    pub const AT_FLAGS: u64 = 8;
+    pub const AT_ENTRY: u64 = 9;
+    pub const AT_UID: u64 = 11;
+    pub const AT_EUID: u64 = 12;
+    pub const AT_GID: u64 = 13;
+    pub const AT_EGID: u64 = 14;
+    pub const AT_PLATFORM: u64 = 15;
+    pub const AT_HWCAP: u64 = 16;
+    pub const AT_CLKTCK: u64 = 17;
+    pub const AT_SECURE: u64 = 23;
+    pub const AT_RANDOM: u64 = 25;
+    pub const AT_HWCAP2: u64 = 26;
+    pub const AT_EXECFN: u64 = 31;
+    pub const AT_MINSIGSTKSZ: u64 = 51;
+}
+
+/// `arch_prctl` codes.
+pub mod arch_prctl {
+    pub const ARCH_SET_GS: u64 = 0x1001;
+    pub const ARCH_SET_FS: u64 = 0x1002;
+    pub const ARCH_GET_FS: u64 = 0x1003;
+    pub const ARCH_GET_GS: u64 = 0x1004;
+    pub const ARCH_GET_CPUID: u64 = 0x1011;
+    pub const ARCH_SET_CPUID: u64 = 0x1012;
+}
+
+/// `ioctl` requests the sentry knows.
+pub mod ioctl {
+    pub const TCGETS: u32 = 0x5401;
+    pub const TCSETS: u32 = 0x5402;
+    pub const TCSETSW: u32 = 0x5403;
+    pub const TCSETSF: u32 = 0x5404;
+    pub const TIOCGPGRP: u32 = 0x540F;
+    pub const TIOCSPGRP: u32 = 0x5410;
+    pub const TIOCGWINSZ: u32 = 0x5413;
+    pub const TIOCSWINSZ: u32 = 0x5414;
+    pub const FIONREAD: u32 = 0x541B;
+    pub const FIONBIO: u32 = 0x5421;
+    pub const FIOCLEX: u32 = 0x5451;
+    pub const FIONCLEX: u32 = 0x5450;
+}
+
+/// Clock ids.
+pub mod clock {
+    pub const CLOCK_REALTIME: i32 = 0;
+    pub const CLOCK_MONOTONIC: i32 = 1;
+    pub const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    pub const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    pub const CLOCK_MONOTONIC_RAW: i32 = 4;
+    pub const CLOCK_REALTIME_COARSE: i32 = 5;
+    pub const CLOCK_MONOTONIC_COARSE: i32 = 6;
+    pub const CLOCK_BOOTTIME: i32 = 7;
+    pub const CLOCK_REALTIME_ALARM: i32 = 8;
+    pub const CLOCK_BOOTTIME_ALARM: i32 = 9;
+    pub const CLOCK_TAI: i32 = 11;
+    pub const TIMER_ABSTIME: u32 = 1;
+}
+
+/// Signal numbers.
+pub mod signal {
+    pub const SIGHUP: i32 = 1;
+    pub const SIGINT: i32 = 2;
+    pub const SIGQUIT: i32 = 3;
+    pub const SIGILL: i32 = 4;
+    pub const SIGTRAP: i32 = 5;
+    pub const SIGABRT: i32 = 6;
+    pub const SIGBUS: i32 = 7;
+    pub const SIGFPE: i32 = 8;
+    pub const SIGKILL: i32 = 9;
+    pub const SIGUSR1: i32 = 10;
+    pub const SIGSEGV: i32 = 11;
+    pub const SIGUSR2: i32 = 12;
+    pub const SIGPIPE: i32 = 13;
+    pub const SIGALRM: i32 = 14;
+    pub const SIGTERM: i32 = 15;
+    pub const SIGCHLD: i32 = 17;
+    pub const SIGCONT: i32 = 18;
+    pub const SIGSTOP: i32 = 19;
+    pub const SIGSYS: i32 = 31;
+    pub const NSIG: i32 = 64;
+    pub const SIG_BLOCK: i32 = 0;
+    pub const SIG_UNBLOCK: i32 = 1;
+    pub const SIG_SETMASK: i32 = 2;
+    pub const SS_ONSTACK: i32 = 1;
+    pub const SS_DISABLE: i32 = 2;
+    pub const MINSIGSTKSZ: u64 = 2048;
+}
+
+/// `prctl` options.
+pub mod prctl {
+    pub const PR_SET_PDEATHSIG: u64 = 1;
+    pub const PR_GET_PDEATHSIG: u64 = 2;
+    pub const PR_GET_DUMPABLE: u64 = 3;
+    pub const PR_SET_DUMPABLE: u64 = 4;
+    pub const PR_SET_NAME: u64 = 15;
+    pub const PR_GET_NAME: u64 = 16;
+    pub const PR_GET_SECCOMP: u64 = 21;
+    pub const PR_CAPBSET_READ: u64 = 23;
+    pub const PR_SET_NO_NEW_PRIVS: u64 = 38;
+    pub const PR_GET_NO_NEW_PRIVS: u64 = 39;
+}
+
+/// `madvise` advice.
+pub mod madv {
+    pub const MADV_NORMAL: u32 = 0;
+    pub const MADV_RANDOM: u32 = 1;
+    pub const MADV_SEQUENTIAL: u32 = 2;
+    pub const MADV_WILLNEED: u32 = 3;
+    pub const MADV_DONTNEED: u32 = 4;
+    pub const MADV_FREE: u32 = 8;
+}
+
+/// Resource limit ids.
+pub mod rlimit {
+    pub const RLIMIT_CPU: u32 = 0;
+    pub const RLIMIT_FSIZE: u32 = 1;
+    pub const RLIMIT_DATA: u32 = 2;
+    pub const RLIMIT_STACK: u32 = 3;
+    pub const RLIMIT_CORE: u32 = 4;
+    pub const RLIMIT_RSS: u32 = 5;
+    pub const RLIMIT_NPROC: u32 = 6;
+    pub const RLIMIT_NOFILE: u32 = 7;
+    pub const RLIMIT_MEMLOCK: u32 = 8;
+    pub const RLIMIT_AS: u32 = 9;
+    pub const RLIM_NLIMITS: u32 = 16;
+    pub const RLIM_INFINITY: u64 = u64::MAX;
+}
+
+/// `poll` events.
+pub mod poll {
+    pub const POLLIN: i16 = 0x1;
+    pub const POLLPRI: i16 = 0x2;
+    pub const POLLOUT: i16 = 0x4;
+    pub const POLLERR: i16 = 0x8;
+    pub const POLLHUP: i16 = 0x10;
+    pub const POLLNVAL: i16 = 0x20;
+}
+
+/// `access` mode bits.
+pub mod access {
+    pub const F_OK: u32 = 0;
+    pub const X_OK: u32 = 1;
+    pub const W_OK: u32 = 2;
+    pub const R_OK: u32 = 4;
+}
+
+/// `getrandom` flags.
+pub mod getrandom {
+    pub const GRND_NONBLOCK: u32 = 1;
+    pub const GRND_RANDOM: u32 = 2;
+    pub const GRND_INSECURE: u32 = 4;
+}
+
+/// `statx` mask bits.
+pub mod statx {
+    pub const STATX_TYPE: u32 = 0x1;
+    pub const STATX_MODE: u32 = 0x2;
+    pub const STATX_NLINK: u32 = 0x4;
+    pub const STATX_UID: u32 = 0x8;
+    pub const STATX_GID: u32 = 0x10;
+    pub const STATX_ATIME: u32 = 0x20;
+    pub const STATX_MTIME: u32 = 0x40;
+    pub const STATX_CTIME: u32 = 0x80;
+    pub const STATX_INO: u32 = 0x100;
+    pub const STATX_SIZE: u32 = 0x200;
+    pub const STATX_BLOCKS: u32 = 0x400;
+    pub const STATX_BASIC_STATS: u32 = 0x7ff;
+}
