@@ -50,6 +50,9 @@ impl BootError {
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
 /// first process and runs it to the end on this thread.
 pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+    // The stub page's fixed address must be claimed before the memory file's
+    // large mapping can take it.
+    platform::ptrace::prepare()?;
     let memory = Arc::new(mm::MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd())?);
     let client = gofer::Client::new(gofer::Channel::new(gofer_sock));

@@ -18,6 +18,12 @@ mod stub;
 
 pub use stub::{STUB_ADDR, TASK_SIZE};
 
+/// Reserves the stub code page at its fixed address. Call it first thing in
+/// the sentry, before large mappings could land on that address.
+pub fn prepare() -> Result<(), Error> {
+    stub::install().map(drop)
+}
+
 /// The ptrace platform.
 pub struct PtracePlatform {
     memfd: RawFd,
