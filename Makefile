@@ -1,0 +1,33 @@
+# Cordon: one entry point for building, trying, testing and measuring.
+CARGO ?= cargo
+CORDON := target/release/cordon
+
+.PHONY: all deps build demo test lint bench clean
+
+all: build
+
+deps:
+	scripts/setup-deps.sh
+
+build: deps
+	$(CARGO) build --release --bins
+
+# Quick start 1: build, then run a busybox container in the sandbox.
+demo: build
+	scripts/busybox-bundle.sh target/bundles/demo
+	$(CORDON) --root target/run run --bundle target/bundles/demo demo-$$$$
+
+# Quick start 2: every test (unit, syscall compatibility, busybox, CLI).
+test: build
+	$(CARGO) test --release --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	scripts/setup-deps.sh --bench
+	python3 bench/run.py --json target/bench/results.json
+
+clean:
+	$(CARGO) clean

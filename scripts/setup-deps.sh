@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing Cordon needs on Debian, only if missing.
+# Usage: scripts/setup-deps.sh [--bench]
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have gcc || need+=(gcc libc6-dev)
+[[ -e /usr/include/stdio.h ]] || need+=(libc6-dev)
+# The busybox bundle needs Debian's static busybox (no PT_INTERP).
+if ! { [[ -x /bin/busybox ]] && ! readelf -l /bin/busybox 2>/dev/null | grep -q INTERP; }; then
+  need+=(busybox-static)
+fi
+have readelf || need+=(binutils)
+have python3 || need+=(python3)
+if [[ ${1:-} == --bench ]]; then
+  have runc || need+=(runc)
+  have runsc || need+=(runsc)
+fi
+if ((${#need[@]})); then
+  [[ $(id -u) == 0 ]] || { echo "setup-deps: need root to install: ${need[*]}" >&2; exit 1; }
+  echo "setup-deps: apt-get install ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! have cargo; then
+  [[ -x $HOME/.cargo/bin/cargo ]] && exit 0
+  echo "setup-deps: cargo not found; installing Debian's cargo (a rustup toolchain is better)" >&2
+  apt-get install -y -qq --no-install-recommends cargo >/dev/null
+fi
