@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod commands;
+mod isolate;
 mod logging;
 mod state;
 

@@ -18,6 +18,8 @@ pub struct BootArgs {
 }
 
 pub fn boot(cli: &Cli, a: &BootArgs) -> Result<u8> {
+    // Nothing the CLI's caller leaked to us may reach the sandbox.
+    gofer::sandbox::close_other_fds(&[a.gofer_fd, a.config_fd]);
     crate::logging::init(cli, "sentry");
     let cfg_fd = gofer::fd::take_inherited(a.config_fd).context("config fd")?;
     let mut text = String::new();
@@ -25,6 +27,7 @@ pub fn boot(cli: &Cli, a: &BootArgs) -> Result<u8> {
     let cfg: sentry::BootConfig = serde_json::from_str(&text).context("parsing the boot config")?;
     let sock = gofer::fd::take_inherited(a.gofer_fd).context("gofer fd")?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    crate::isolate::isolate_sentry()?;
     match sentry::boot(cfg, sock, stdio) {
         Ok(status) => Ok(status.shell_code() as u8),
         Err(e) => {
