@@ -152,35 +152,50 @@ impl Stub {
 /// Must be called only in the child right after `fork`, with the stub page
 /// installed at `entry`.
 unsafe fn become_stub(parent: i32, memfd: RawFd, entry: u64) -> ! {
-    // SAFETY (whole body): raw system calls on plain integers in a
-    // single-threaded child; no memory of the parent is touched after the jump.
+    // Each call below is a raw system call on plain integers in the
+    // single-threaded child; none touches memory the child does not own.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // SAFETY: getppid has no arguments.
+    if unsafe { libc::getppid() } != parent {
+        // SAFETY: _exit never returns and runs no destructors.
+        unsafe { libc::_exit(1) };
+    }
+    // Keep terminal-generated signals away: the sentry delivers signals.
+    // SAFETY: setsid has no arguments.
+    unsafe { libc::setsid() };
+    // SAFETY: PTRACE_TRACEME takes no pointers.
+    if unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } != 0 {
+        // SAFETY: as above.
+        unsafe { libc::_exit(2) };
+    }
+    // SAFETY: see `unregister_rseq`; we have not unmapped anything yet.
+    unsafe { unregister_rseq() };
+    for sig in 1..=64 {
+        // SAFETY: resetting a disposition to SIG_DFL installs no handler.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an all-zero sigset_t is the empty set.
+    let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `empty` is a valid sigset that outlives the call.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+    // SAFETY: dup2 on integer fds.
+    if memfd != STUB_MEMFD && unsafe { libc::dup2(memfd, STUB_MEMFD) } != STUB_MEMFD {
+        // SAFETY: as above.
+        unsafe { libc::_exit(3) };
+    }
+    // SAFETY: close_range on integer fds; the child owns its fd table.
+    unsafe { libc::syscall(libc::SYS_close_range, STUB_MEMFD as u32 + 1, u32::MAX, 0u32) };
+    // SAFETY: `entry` is the stub code page, mapped read+exec in this child
+    // (inherited from the sentry); it never returns into Rust code.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if libc::getppid() != parent {
-            libc::_exit(1);
-        }
-        // Keep terminal-generated signals away: the sentry delivers signals.
-        libc::setsid();
-        if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
-            libc::_exit(2);
-        }
-        unregister_rseq();
-        for sig in 1..=64 {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        if memfd != STUB_MEMFD && libc::dup2(memfd, STUB_MEMFD) != STUB_MEMFD {
-            libc::_exit(3);
-        }
-        libc::syscall(libc::SYS_close_range, STUB_MEMFD as u32 + 1, u32::MAX, 0u32);
         std::arch::asm!(
             "jmp {entry}",
             entry = in(reg) entry,
             in("r12") STUB_ADDR,
             in("r13") TASK_SIZE - (STUB_ADDR + stub::STUB_LEN),
             options(noreturn)
-        );
+        )
     }
 }
 
@@ -202,21 +217,23 @@ const RSEQ_FLAG_UNREGISTER: u32 = 1;
 /// # Safety
 /// Only in the forked child, before it unmaps anything.
 unsafe fn unregister_rseq() {
-    // SAFETY: both statics are plain integers glibc initialises at start-up;
-    // reading fs:0 yields the thread pointer on x86-64 glibc.
-    unsafe {
-        if __rseq_size == 0 {
+    // SAFETY: a plain integer glibc initialises at start-up.
+    let size = unsafe { __rseq_size };
+    if size == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    let offset = unsafe { __rseq_offset };
+    let tp: u64;
+    // SAFETY: on x86-64 glibc, fs:0 holds the thread pointer itself.
+    unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
+    let area = tp.wrapping_add_signed(offset as i64);
+    // The registered length is glibc's area size rounded up; try the sizes
+    // glibc versions have used until the kernel accepts one.
+    for len in [size, 32, 64] {
+        // SAFETY: unregistering only drops the kernel's reference to `area`.
+        if unsafe { libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } == 0 {
             return;
-        }
-        let tp: u64;
-        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly));
-        let area = tp.wrapping_add_signed(__rseq_offset as i64);
-        // The registered length is glibc's area size rounded up; try the
-        // sizes glibc versions have used until the kernel accepts one.
-        for len in [__rseq_size, 32, 64] {
-            if libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0 {
-                return;
-            }
         }
     }
 }

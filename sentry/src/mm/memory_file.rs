@@ -123,14 +123,14 @@ impl MemoryFile {
         self.check(off, buf.len());
         // SAFETY: `check` keeps `[off, off+len)` inside the mapping, which is
         // readable and stays mapped while `self` lives; `buf` cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off as usize), buf.as_mut_ptr(), buf.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(self.base.wrapping_add(off as usize), buf.as_mut_ptr(), buf.len()) };
     }
 
     /// Copies bytes into the file.
     pub fn write(&self, off: u64, data: &[u8]) {
         self.check(off, data.len());
         // SAFETY: as in `read`; the mapping is writable.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(off as usize), data.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.wrapping_add(off as usize), data.len()) };
     }
 
     /// Reads `len` bytes of `fd` at `file_off` straight into the file at
@@ -142,7 +142,12 @@ impl MemoryFile {
             // SAFETY: the destination range is inside the writable mapping
             // (checked above) and pread writes at most `len - done` bytes.
             let n = unsafe {
-                libc::pread(fd, self.base.add(off as usize + done).cast(), len - done, (file_off + done as u64) as i64)
+                libc::pread(
+                    fd,
+                    self.base.wrapping_add(off as usize + done).cast(),
+                    len - done,
+                    (file_off + done as u64) as i64,
+                )
             };
             if n < 0 {
                 let e = nix::Error::last();

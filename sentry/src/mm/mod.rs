@@ -127,7 +127,7 @@ impl MemoryManager {
         file: Option<FileSource>,
     ) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
-        if end > self.max_addr || start % PAGE != 0 || len % PAGE != 0 || len == 0 {
+        if end > self.max_addr || !start.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;

@@ -25,7 +25,7 @@ fn prot_of(bits: u32) -> Result<Prot, Errno> {
 pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult {
     let flags = M::from_bits_retain(flags);
     let prot = prot_of(prot)?;
-    if len == 0 || off % PAGE != 0 {
+    if len == 0 || !off.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
@@ -36,7 +36,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     let shared = ty != M::PRIVATE.bits();
     let fixed = flags.contains(M::FIXED);
     let noreplace = flags.contains(M::FIXED_NOREPLACE);
-    if (fixed || noreplace) && addr % PAGE != 0 {
+    if (fixed || noreplace) && !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let file = if flags.contains(M::ANONYMOUS) {
@@ -68,7 +68,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             return Err(Errno::EEXIST);
         }
         addr
-    } else if addr != 0 && addr % PAGE == 0 && t.mm.is_free(addr, len) {
+    } else if addr != 0 && addr.is_multiple_of(PAGE) && t.mm.is_free(addr, len) {
         addr
     } else {
         t.mm.find_gap(len).ok_or(Errno::ENOMEM)?
@@ -79,7 +79,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
 }
 
 pub fn sys_munmap(t: &mut Task, addr: u64, len: u64) -> SysResult {
-    if addr % PAGE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -89,7 +89,7 @@ pub fn sys_munmap(t: &mut Task, addr: u64, len: u64) -> SysResult {
 
 pub fn sys_mprotect(t: &mut Task, addr: u64, len: u64, prot: u32) -> SysResult {
     let prot = prot_of(prot)?;
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     if len == 0 {
@@ -101,7 +101,7 @@ pub fn sys_mprotect(t: &mut Task, addr: u64, len: u64, prot: u32) -> SysResult {
 }
 
 pub fn sys_madvise(t: &mut Task, addr: u64, len: u64, advice: u32) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -123,7 +123,10 @@ pub fn sys_msync(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
     const MS_ASYNC: u32 = 1;
     const MS_INVALIDATE: u32 = 2;
     const MS_SYNC: u32 = 4;
-    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC & (flags >> 2) != 0 {
+    if !addr.is_multiple_of(PAGE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & MS_ASYNC & (flags >> 2) != 0
+    {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;

@@ -214,7 +214,7 @@ pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> Sys
     // The mask size the kernel uses: nr_cpu_ids rounded up to longs.
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let size = ncpu.div_ceil(64) * 8;
-    if (len as usize) < size || len % 8 != 0 {
+    if (len as usize) < size || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut bytes = vec![0u8; size];

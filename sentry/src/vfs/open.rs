@@ -37,7 +37,8 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
     if has(O::O_TMPFILE) && flags & O::O_TMPFILE.bits() == O::O_TMPFILE.bits() {
         return Err(if t.kernel.root_mount.readonly { Errno::EROFS } else { Errno::EOPNOTSUPP });
     }
-    let follow = !has(O::O_NOFOLLOW) && !(has(O::O_CREAT) && has(O::O_EXCL));
+    let exclusive_create = has(O::O_CREAT) && has(O::O_EXCL);
+    let follow = !has(O::O_NOFOLLOW) && !exclusive_create;
     let d = match t.lookup(dirfd, path, follow) {
         Ok(d) => {
             if has(O::O_CREAT) && has(O::O_EXCL) {
