@@ -60,6 +60,6 @@ mod tests {
     fn errno_names() {
         assert_eq!(Errno::ENOENT.0, 2);
         assert_eq!(Errno::ENOENT.name(), "ENOENT");
-        assert_eq!(Errno::ENOSYS.to_string(), "ENOSYS (Function not implemented)");
+        assert_eq!(Errno::ENOSYS.to_string(), "ENOSYS (Invalid system call number)");
     }
 }

@@ -69,11 +69,12 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
         }
         return Ok(File::new(FileKind::Path, fl & keep.bits(), Some(d)));
     }
-    if d.is_symlink() {
-        return Err(Errno::ELOOP);
-    }
+    // Linux checks O_DIRECTORY before refusing a final symlink.
     if has(O::O_DIRECTORY) && !d.is_dir() {
         return Err(Errno::ENOTDIR);
+    }
+    if d.is_symlink() {
+        return Err(Errno::ELOOP);
     }
     let acc = flags & O::O_ACCMODE;
     let attr = d.attr();
