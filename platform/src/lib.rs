@@ -82,8 +82,9 @@ pub trait Platform: Send + Sync {
 
 /// One guest address space.
 pub trait AddressSpace: Send {
-    /// Maps `len` bytes of the memory file at `offset` to guest `addr`.
-    fn map(&mut self, addr: u64, len: u64, offset: u64, prot: Prot) -> Result<(), Error>;
+    /// Maps `len` bytes of the memory file at `offset` to guest `addr`;
+    /// with `populate`, the pages (already allocated) are installed at once.
+    fn map(&mut self, addr: u64, len: u64, offset: u64, prot: Prot, populate: bool) -> Result<(), Error>;
     /// Removes mappings in `[addr, addr+len)`.
     fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Error>;
     /// Changes the protection of `[addr, addr+len)`.

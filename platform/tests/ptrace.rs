@@ -27,7 +27,7 @@ fn syscalls_and_faults_stop_the_stub() {
     let mem = memfd_with(&code);
     let platform = PtracePlatform::new(mem.as_raw_fd()).unwrap();
     let mut space = platform.new_address_space().unwrap();
-    space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC).unwrap();
+    space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC, false).unwrap();
     let mut ctx = platform.new_context();
     let mut regs = Registers::zeroed();
     // Start from the stub's own segment registers.
@@ -47,7 +47,7 @@ fn syscalls_and_faults_stop_the_stub() {
     }
     // Serve the fault by mapping a page there, then the load succeeds and the
     // guest runs into the next (zero) bytes: `add [rax], al` faults on rax=0.
-    space.map(0x1000, 4096, 8192, Prot::READ).unwrap();
+    space.map(0x1000, 4096, 8192, Prot::READ, true).unwrap();
     let ev = ctx.switch(space.as_mut(), &mut regs).unwrap();
     assert!(matches!(ev, Event::Fault(f) if f.addr == 0), "{ev:?}");
 }

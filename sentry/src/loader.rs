@@ -149,8 +149,7 @@ fn open_exec(t: &Task, d: &Arc<Dentry>) -> Result<Arc<OwnedFd>, Errno> {
         return Err(Errno::EACCES);
     }
     let _ = t;
-    let fd = d.mount.client.open(d.handle, 0).map_err(Errno::from_raw)?;
-    Ok(Arc::new(fd))
+    d.host_fd(0)
 }
 
 /// Loads `path` with `argv`/`envp` into the task's (empty) address space and

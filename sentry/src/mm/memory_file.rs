@@ -19,7 +19,23 @@ pub struct MemoryFile {
     base: *mut u8,
     size: u64,
     free: Mutex<BTreeMap<u64, u64>>,
+    /// Recently released ranges whose pages are still allocated, newest
+    /// last, reused (zeroed) by allocations of the same size: a guest that
+    /// maps and unmaps the same size again and again then neither frees nor
+    /// faults in fresh host pages.
+    recycled: Mutex<Recycled>,
 }
+
+#[derive(Default)]
+struct Recycled {
+    ranges: Vec<(u64, u64)>,
+    bytes: u64,
+}
+
+/// Most bytes kept allocated in recycled ranges.
+const RECYCLE_MAX: u64 = 64 << 20;
+/// Largest single range kept for recycling.
+const RECYCLE_RANGE_MAX: u64 = 8 << 20;
 
 // SAFETY: `base` points into a MAP_SHARED mapping that lives as long as the
 // MemoryFile; all access goes through bounds-checked byte copies, and
@@ -65,7 +81,7 @@ impl MemoryFile {
         }
         let mut free = BTreeMap::new();
         free.insert(0, size);
-        Ok(MemoryFile { fd, base: base.cast(), size, free: Mutex::new(free) })
+        Ok(MemoryFile { fd, base: base.cast(), size, free: Mutex::new(free), recycled: Mutex::default() })
     }
 
     /// The memfd, for platforms to map into stubs.
@@ -73,9 +89,24 @@ impl MemoryFile {
         self.fd.as_raw_fd()
     }
 
-    /// Reserves `len` bytes (page multiple) of the file; the range reads as
-    /// zeros.
-    pub fn allocate(&self, len: u64) -> Result<u64, Errno> {
+    /// Reserves `len` bytes (page multiple) of the file, reading as zeros.
+    /// Returns the offset and whether the range's pages are all allocated
+    /// already (recycled), so mapping it may populate them at once.
+    pub fn allocate(&self, len: u64) -> Result<(u64, bool), Errno> {
+        {
+            let mut r = self.recycled.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = r.ranges.iter().rposition(|(_, l)| *l == len) {
+                let (off, _) = r.ranges.swap_remove(i);
+                r.bytes -= len;
+                drop(r);
+                self.zero(off, len);
+                return Ok((off, true));
+            }
+        }
+        self.allocate_clean(len).map(|off| (off, false))
+    }
+
+    fn allocate_clean(&self, len: u64) -> Result<u64, Errno> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let (&start, &flen) = free.iter().find(|(_, l)| **l >= len).ok_or(Errno::ENOMEM)?;
         free.remove(&start);
@@ -85,11 +116,24 @@ impl MemoryFile {
         Ok(start)
     }
 
-    /// Returns `[off, off+len)` to the allocator and drops its pages.
+    /// Returns `[off, off+len)` to the allocator: kept for recycling when
+    /// small and the pool has room, else its pages are dropped.
     pub fn release(&self, off: u64, len: u64) {
         if len == 0 {
             return;
         }
+        if len <= RECYCLE_RANGE_MAX {
+            let mut r = self.recycled.lock().unwrap_or_else(|e| e.into_inner());
+            if r.bytes + len <= RECYCLE_MAX {
+                r.ranges.push((off, len));
+                r.bytes += len;
+                return;
+            }
+        }
+        self.release_clean(off, len);
+    }
+
+    fn release_clean(&self, off: u64, len: u64) {
         self.decommit(off, len);
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let (mut start, mut end) = (off, off + len);
@@ -112,6 +156,13 @@ impl MemoryFile {
         if let Err(e) = fallocate(self.fd.as_raw_fd(), flags, off as i64, len as i64) {
             tracing::warn!(target: "sentry::mm", "punching a hole in the memory file: {e}");
         }
+    }
+
+    /// Fills `[off, off+len)` with zeros through the sentry's mapping.
+    fn zero(&self, off: u64, len: u64) {
+        self.check(off, len as usize);
+        // SAFETY: `check` keeps the range inside the writable mapping.
+        unsafe { std::ptr::write_bytes(self.base.wrapping_add(off as usize), 0, len as usize) };
     }
 
     fn check(&self, off: u64, len: usize) {
@@ -179,16 +230,23 @@ mod tests {
     #[test]
     fn allocate_release_coalesce() {
         let mf = MemoryFile::new(1 << 24).unwrap();
-        let a = mf.allocate(PAGE).unwrap();
-        let b = mf.allocate(2 * PAGE).unwrap();
+        let (a, _) = mf.allocate(PAGE).unwrap();
+        let (b, _) = mf.allocate(2 * PAGE).unwrap();
         mf.write(b, b"hello");
         let mut buf = [0u8; 5];
         mf.read(b, &mut buf);
         assert_eq!(&buf, b"hello");
-        mf.release(a, PAGE);
         mf.release(b, 2 * PAGE);
+        let (again, recycled) = mf.allocate(2 * PAGE).unwrap();
+        assert!(recycled);
+        assert_eq!(again, b, "a released range of the same size is reused");
+        mf.read(again, &mut buf);
+        assert_eq!(buf, [0; 5], "recycled pages read as zeros");
+        mf.release_clean(a, PAGE);
+        mf.release_clean(b, 2 * PAGE);
         assert_eq!(mf.free.lock().unwrap().len(), 1);
-        let c = mf.allocate(3 * PAGE).unwrap();
+        let (c, recycled) = mf.allocate(3 * PAGE).unwrap();
+        assert!(!recycled);
         mf.read(c + PAGE, &mut buf);
         assert_eq!(buf, [0; 5], "released pages read as zeros");
         assert_eq!(mf.allocate(1 << 30), Err(Errno::ENOMEM));

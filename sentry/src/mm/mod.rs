@@ -43,8 +43,10 @@ pub struct Vma {
     /// Memory-file offset of the VMA's first byte.
     pub backing: u64,
     pub file: Option<FileSource>,
-    /// True for the stack and other areas `mmap(NULL)` must not reuse.
     pub kind: VmaKind,
+    /// Every page of the backing is allocated in the memory file (a
+    /// recycled range): installing it may populate all of it at once.
+    pub committed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,11 +133,11 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
-        let backing = self.mf.allocate(len)?;
+        let (backing, committed) = self.mf.allocate(len)?;
         if let Some(src) = &file {
             self.fill(backing, src, 0, len)?;
         }
-        self.vmas.insert(start, Vma { end, prot, backing, file, kind });
+        self.vmas.insert(start, Vma { end, prot, backing, file, kind, committed });
         Ok(())
     }
 
@@ -244,6 +246,9 @@ impl MemoryManager {
             let to = v.end.min(end);
             let (rel_from, rel_to) = (at - vs, to - vs);
             let (backing, file) = (v.backing, v.file.clone());
+            if let Some(v) = self.vmas.get_mut(&vs) {
+                v.committed = false;
+            }
             self.mf.decommit(backing + rel_from, rel_to - rel_from);
             if let Some(src) = file {
                 self.fill(backing, &src, rel_from, rel_to)?;
@@ -275,8 +280,8 @@ impl MemoryManager {
         if let Some((s, _)) = self.installed.range(page..).next() {
             end = end.min(*s);
         }
-        let (prot, offset) = (v.prot, v.backing + (start - vs));
-        if let Err(e) = self.space.map(start, end - start, offset, prot) {
+        let (prot, offset, populate) = (v.prot, v.backing + (start - vs), v.committed);
+        if let Err(e) = self.space.map(start, end - start, offset, prot, populate) {
             tracing::error!(target: "sentry::mm", "installing {start:#x}..{end:#x}: {e}");
             self.broken = true;
             return false;

@@ -1,6 +1,7 @@
 //! The virtual file system: dentries of the gofer-served root, path
 //! resolution (symlinks, `..`, cwd) done here in the sentry, and open files.
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use gofer::{Attr, Client, Handle};
@@ -34,6 +35,10 @@ pub struct Dentry {
     pub mount: Arc<GoferMount>,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
     link: Mutex<Option<Vec<u8>>>,
+    /// Host fds the gofer donated for this file, by access mode, shared by
+    /// every open file description: data I/O is pread/pwrite at offsets the
+    /// sentry keeps, so descriptions need no host fd of their own.
+    host_fds: Mutex<[Option<Arc<OwnedFd>>; 3]>,
 }
 
 impl Dentry {
@@ -52,6 +57,7 @@ impl Dentry {
             mount,
             children: Mutex::new(HashMap::new()),
             link: Mutex::new(None),
+            host_fds: Mutex::new([None, None, None]),
         }
     }
 
@@ -94,6 +100,22 @@ impl Dentry {
             parent = d;
         }
         Ok((out, missing))
+    }
+
+    /// A host fd for the file's data opened with access mode `acc`
+    /// (O_RDONLY, O_WRONLY or O_RDWR), asking the gofer only the first time.
+    pub fn host_fd(&self, acc: u32) -> Result<Arc<OwnedFd>, Errno> {
+        let slot = (acc & 3) as usize;
+        if slot > 2 {
+            return Err(Errno::EINVAL);
+        }
+        let mut fds = self.host_fds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = &fds[slot] {
+            return Ok(fd.clone());
+        }
+        let fd = Arc::new(self.mount.client.open(self.handle, acc).map_err(Errno::from_raw)?);
+        fds[slot] = Some(fd.clone());
+        Ok(fd)
     }
 
     /// The target of a symlink.

@@ -99,7 +99,16 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
     if !may_access(&t.creds, &attr, mask, false) {
         return Err(Errno::EACCES);
     }
-    let host_flags = flags & (O::O_ACCMODE | O::O_TRUNC.bits() | O::O_APPEND.bits() | O::O_NONBLOCK.bits());
-    let fd = d.mount.client.open(d.handle, host_flags).map_err(Errno::from_raw)?;
-    Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, Some(d)))
+    if !d.is_regular() {
+        // Devices, FIFOs and sockets of the rootfs: the gofer decides.
+        let fd = d.mount.client.open(d.handle, acc | (flags & O::O_NONBLOCK.bits())).map_err(Errno::from_raw)?;
+        return Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, Some(d)));
+    }
+    let fd = if has(O::O_TRUNC) {
+        // Truncation happens in the gofer's open.
+        Arc::new(d.mount.client.open(d.handle, acc | O::O_TRUNC.bits()).map_err(Errno::from_raw)?)
+    } else {
+        d.host_fd(acc)?
+    };
+    Ok(File::new(FileKind::Regular(fd), fl, Some(d)))
 }
