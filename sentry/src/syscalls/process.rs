@@ -114,19 +114,16 @@ pub fn sys_arch_prctl(t: &mut Task, code: u64, addr: u64) -> SysResult {
 pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64) -> SysResult {
     match op {
         PR::PR_SET_NAME => {
+            // Linux copies at most 16 bytes and keeps 15 of them.
             let mut name = [0u8; 16];
-            let s = t.mm.copy_in_cstr(arg2, usize::MAX >> 1);
-            let s = match s {
-                Ok(s) => s,
-                Err(e) => {
-                    // Linux reads exactly 16 bytes; accept unterminated names.
-                    let mut b = [0u8; 16];
-                    t.mm.copy_in(arg2, &mut b).map_err(|_| e)?;
-                    b.to_vec()
+            for (i, b) in name.iter_mut().take(15).enumerate() {
+                let mut c = [0u8; 1];
+                t.mm.copy_in(arg2 + i as u64, &mut c)?;
+                if c[0] == 0 {
+                    break;
                 }
-            };
-            let n = s.len().min(15);
-            name[..n].copy_from_slice(&s[..n]);
+                *b = c[0];
+            }
             t.comm = name;
             Ok(0)
         }

@@ -1,0 +1,131 @@
+//! The sandbox's own processes: the sentry runs in an empty root of its own
+//! (it can open no host path; files reach it only from the gofer), stubs die
+//! with the sentry, and `--strace` logs guest system calls.
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use cordon_tests::{busybox_rootfs, cordon_command, unique_id, Process, Sandbox};
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // Field 4 (ppid) follows the parenthesised command name.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        if rest.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+}
+
+/// Waits until `cordon run` (pid `run`) has a sentry child with a stub.
+fn wait_for_sentry(run: u32) -> (u32, u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        for c in children_of(run) {
+            if cmdline(c).contains(" boot ") {
+                if let Some(stub) = children_of(c).first() {
+                    return (c, *stub);
+                }
+            }
+        }
+        sleep(Duration::from_millis(20));
+    }
+    panic!("no sentry with a stub appeared under cordon run {run}");
+}
+
+fn start_sleep(sb: &mut Sandbox, secs: &str) -> (std::process::Child, String) {
+    sb.bundle.write_config(&Process::new(&["/bin/sleep", secs]));
+    let id = unique_id(&sb.name);
+    let mut cmd: Command = cordon_command(&sb.state_root, None);
+    cmd.arg("run").arg("--bundle").arg(&sb.bundle.dir).arg(&id).stdout(Stdio::null()).stderr(Stdio::piped());
+    (cmd.spawn().expect("spawn cordon run"), id)
+}
+
+#[test]
+fn sentry_has_an_empty_root_and_no_host_mounts() {
+    let mut sb = Sandbox::with_shared_rootfs("isolation-root", &busybox_rootfs());
+    let (mut run, _id) = start_sleep(&mut sb, "2");
+    let (sentry, stub) = wait_for_sentry(run.id());
+    let root = Path::new("/proc").join(sentry.to_string()).join("root");
+    let entries: Vec<_> = fs::read_dir(&root).expect("read sentry root").flatten().map(|e| e.file_name()).collect();
+    assert!(entries.is_empty(), "the sentry's root must be empty, has {entries:?}");
+    let mounts = fs::read_to_string(format!("/proc/{sentry}/mountinfo")).expect("mountinfo");
+    assert_eq!(mounts.lines().count(), 1, "the sentry sees exactly its empty root:\n{mounts}");
+    assert!(mounts.contains("cordon-sentry") && mounts.contains(" ro"), "{mounts}");
+    // The stub's only own mapping is the stub page (guest memory is the
+    // memory file, shown as memfd mappings).
+    let maps = fs::read_to_string(format!("/proc/{stub}/maps")).unwrap_or_default();
+    for line in maps.lines() {
+        let ok =
+            line.contains("memfd:cordon-memory") || line.contains("[vsyscall]") || line.starts_with("7ff000000000-");
+        assert!(ok, "unexpected mapping in the stub: {line}");
+    }
+    // Host namespaces are not shared with the sentry.
+    for ns in ["mnt", "net", "ipc", "uts"] {
+        let mine = fs::read_link(format!("/proc/self/ns/{ns}")).expect("own ns");
+        let its = fs::read_link(format!("/proc/{sentry}/ns/{ns}")).expect("sentry ns");
+        assert_ne!(mine, its, "sentry shares the host's {ns} namespace");
+    }
+    let status = run.wait().expect("wait cordon");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn stubs_die_with_the_sentry_and_nothing_is_left() {
+    let mut sb = Sandbox::with_shared_rootfs("isolation-kill", &busybox_rootfs());
+    let (mut run, id) = start_sleep(&mut sb, "30");
+    let (sentry, stub) = wait_for_sentry(run.id());
+    nix_kill(sentry);
+    let status = run.wait().expect("wait cordon");
+    assert_eq!(status.code(), Some(137), "cordon run reports the sentry's death by SIGKILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{stub}")).exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(10));
+    }
+    assert!(!Path::new(&format!("/proc/{stub}")).exists(), "stub {stub} outlived its sentry");
+    assert!(!sb.state_root.join(&id).exists(), "state directory left behind");
+    let leftovers: Vec<u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|p| cmdline(*p).contains(sb.bundle.dir.to_string_lossy().as_ref()))
+        .collect();
+    assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
+}
+
+fn nix_kill(pid: u32) {
+    let st = Command::new("kill").arg("-KILL").arg(pid.to_string()).status().expect("kill");
+    assert!(st.success());
+}
+
+#[test]
+fn strace_logs_guest_system_calls_with_decoded_paths() {
+    let sb = Sandbox::with_shared_rootfs("isolation-strace", &busybox_rootfs());
+    sb.bundle.write_config(&Process::new(&["/bin/cat", "/etc/passwd"]));
+    let logs = sb.tmp().join("strace-logs");
+    let mut cmd = cordon_command(&sb.state_root, None);
+    cmd.arg("--strace").arg("--debug-log").arg(&logs);
+    cmd.arg("run").arg("--bundle").arg(&sb.bundle.dir).arg(unique_id("strace"));
+    let out = cmd.output().expect("run cordon");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut sentry_log = String::new();
+    for e in fs::read_dir(&logs).expect("log dir").flatten() {
+        if e.file_name().to_string_lossy().starts_with("sentry.") {
+            sentry_log = fs::read_to_string(e.path()).expect("read log");
+        }
+    }
+    assert!(sentry_log.contains("\"/etc/passwd\""), "strace shows the decoded path:\n{sentry_log}");
+    assert!(sentry_log.contains("exit_group(0"), "strace shows exit_group:\n{sentry_log}");
+    assert!(sentry_log.lines().any(|l| l.contains("write(1, ") && l.contains(" = 0x")), "{sentry_log}");
+}
