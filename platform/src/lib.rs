@@ -101,6 +101,38 @@ pub trait Context: Send {
     /// Runs guest code in `space` with `regs` until the next event; `regs`
     /// holds the guest's registers when it returns.
     fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error>;
+    /// The thread's floating-point and vector state in XSAVE layout
+    /// (`fp_state_size()` bytes).
+    fn fp_state(&mut self, space: &mut dyn AddressSpace) -> Result<Vec<u8>, Error>;
+    /// Loads XSAVE-layout state saved by `fp_state` (or built from
+    /// `initial_fp_state`).
+    fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error>;
+}
+
+/// Size of the XSAVE area for the features the host enables (CPUID 0xD).
+pub fn fp_state_size() -> usize {
+    // CPUID is always available on x86-64.
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+    (r.ebx as usize).max(512 + 64)
+}
+
+/// The features the host enables in XCR0 (CPUID 0xD: EDX:EAX).
+pub fn fp_features() -> u64 {
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+    (u64::from(r.edx) << 32) | u64::from(r.eax)
+}
+
+/// FP state as a fresh thread (or a signal handler) starts with it: x87
+/// control word 0x37f, MXCSR 0x1f80, every other component in its initial
+/// state.
+pub fn initial_fp_state() -> Vec<u8> {
+    let mut s = vec![0u8; fp_state_size()];
+    s[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+    s[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    s[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+    // XSTATE_BV: x87 and SSE state present (as above), the rest initial.
+    s[512..520].copy_from_slice(&3u64.to_le_bytes());
+    s
 }
 
 /// The memory file every address space maps from, as the platform needs it.

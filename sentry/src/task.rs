@@ -3,13 +3,15 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use platform::{Context, Event, Registers};
+use syscalls::flags::sa;
 use syscalls::flags::{rlimit, signal, OpenFlags};
-use syscalls::structs::{Rlimit, SigStack, Sigaction};
+use syscalls::structs::Rlimit;
 use syscalls::Errno;
 
 use crate::config::BootConfig;
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
+use crate::signal::{fault_info, SignalState};
 use crate::vfs::{Dentry, FdTable, File, FileKind, Resolver};
 use crate::BootError;
 
@@ -40,13 +42,6 @@ pub struct Credentials {
     pub egid: u32,
     pub sgid: u32,
     pub groups: Vec<u32>,
-}
-
-/// Signal state recorded for the task (delivery comes with processes).
-pub struct SignalState {
-    pub actions: [Sigaction; 64],
-    pub mask: u64,
-    pub altstack: SigStack,
 }
 
 /// Root, cwd and umask.
@@ -124,11 +119,7 @@ impl Task {
                 sgid: cfg.gid,
                 groups: cfg.additional_gids.clone(),
             },
-            signals: SignalState {
-                actions: [Sigaction::default(); 64],
-                mask: 0,
-                altstack: SigStack { ss_flags: signal::SS_DISABLE, ..Default::default() },
-            },
+            signals: SignalState::default(),
             rlimits,
             comm: [0; 16],
             clear_child_tid: 0,
@@ -142,6 +133,9 @@ impl Task {
     /// Runs the task until it exits.
     pub fn run(&mut self) -> ExitStatus {
         loop {
+            if let Some(status) = self.deliver_signals() {
+                return status;
+            }
             let event = match self.ctx.switch(self.mm.space(), &mut self.regs) {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -158,18 +152,21 @@ impl Task {
                 }
                 Event::Fault(f) => {
                     if !self.mm.handle_fault(f.addr) {
-                        tracing::info!(target: "sentry::task", tid = self.tid, addr = format_args!("{:#x}", f.addr),
-                            ip = format_args!("{:#x}", self.regs.ip()), "fatal fault, signal {}", f.signo);
-                        return ExitStatus::Signaled(f.signo);
+                        let code = if self.mm.vma_at(f.addr).is_some() { sa::SEGV_ACCERR } else { sa::SEGV_MAPERR };
+                        let code = if f.signo == signal::SIGSEGV { code } else { f.code };
+                        tracing::debug!(target: "sentry::task", tid = self.tid, addr = format_args!("{:#x}", f.addr),
+                            ip = format_args!("{:#x}", self.regs.ip()), "fault: signal {}", f.signo);
+                        self.force_signal(fault_info(f.signo, code, f.addr));
                     }
                 }
                 Event::Signal(s) => {
                     if s.code > 0 && is_synchronous(s.signo) {
-                        tracing::info!(target: "sentry::task", tid = self.tid, ip = format_args!("{:#x}", self.regs.ip()),
-                            "fatal synchronous signal {}", s.signo);
-                        return ExitStatus::Signaled(s.signo);
+                        tracing::debug!(target: "sentry::task", tid = self.tid, ip = format_args!("{:#x}", self.regs.ip()),
+                            "synchronous signal {}", s.signo);
+                        self.force_signal(fault_info(s.signo, s.code, s.addr));
+                    } else {
+                        tracing::debug!(target: "sentry::task", "host signal {} to the stub ignored", s.signo);
                     }
-                    tracing::debug!(target: "sentry::task", "host signal {} to the stub ignored", s.signo);
                 }
                 Event::Died(sig) => {
                     tracing::error!(target: "sentry::task", tid = self.tid, "stub died ({sig})");
@@ -180,6 +177,16 @@ impl Task {
                 return ExitStatus::Signaled(signal::SIGKILL);
             }
         }
+    }
+
+    /// The guest thread's FP state.
+    pub fn ctx_fp_state(&mut self) -> Result<Vec<u8>, platform::Error> {
+        self.ctx.fp_state(self.mm.space())
+    }
+
+    /// Loads the guest thread's FP state.
+    pub fn set_ctx_fp_state(&mut self, state: &[u8]) -> Result<(), platform::Error> {
+        self.ctx.set_fp_state(self.mm.space(), state)
     }
 
     /// A resolver starting at `dirfd` (or the cwd for AT_FDCWD).

@@ -303,3 +303,31 @@ pub mod statx {
     pub const STATX_BLOCKS: u32 = 0x400;
     pub const STATX_BASIC_STATS: u32 = 0x7ff;
 }
+
+/// `sigaction` flags and signal codes.
+pub mod sa {
+    pub const SA_NOCLDSTOP: u64 = 0x1;
+    pub const SA_NOCLDWAIT: u64 = 0x2;
+    pub const SA_SIGINFO: u64 = 0x4;
+    pub const SA_RESTORER: u64 = 0x0400_0000;
+    pub const SA_ONSTACK: u64 = 0x0800_0000;
+    pub const SA_RESTART: u64 = 0x1000_0000;
+    pub const SA_NODEFER: u64 = 0x4000_0000;
+    pub const SA_RESETHAND: u64 = 0x8000_0000;
+    pub const SIG_DFL: u64 = 0;
+    pub const SIG_IGN: u64 = 1;
+    /// si_code: sent by kill(2).
+    pub const SI_USER: i32 = 0;
+    /// si_code: sent by the kernel.
+    pub const SI_KERNEL: i32 = 0x80;
+    /// si_code: sent by sigqueue(3).
+    pub const SI_QUEUE: i32 = -1;
+    /// si_code: sent by tkill/tgkill.
+    pub const SI_TKILL: i32 = -6;
+    pub const SEGV_MAPERR: i32 = 1;
+    pub const SEGV_ACCERR: i32 = 2;
+    /// ucontext flags.
+    pub const UC_FP_XSTATE: u64 = 1;
+    pub const UC_SIGCONTEXT_SS: u64 = 2;
+    pub const UC_STRICT_RESTORE_SS: u64 = 4;
+}

@@ -217,3 +217,84 @@ mod tests {
         assert_eq!(size_of::<SigStack>(), 24);
     }
 }
+
+/// `siginfo_t` (128 bytes): the common head and the union as raw words.
+/// For kill-like signals `fields[0]` holds `si_pid | si_uid << 32`; for
+/// faults it holds `si_addr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Siginfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    pub pad: i32,
+    pub fields: [u64; 14],
+}
+
+/// `struct sigcontext` of x86-64 (the general registers at a signal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Sigcontext {
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub rdx: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rsp: u64,
+    pub rip: u64,
+    pub eflags: u64,
+    pub cs: u16,
+    pub gs: u16,
+    pub fs: u16,
+    pub ss: u16,
+    pub err: u64,
+    pub trapno: u64,
+    pub oldmask: u64,
+    pub cr2: u64,
+    pub fpstate: u64,
+    pub reserved: [u64; 8],
+}
+
+/// `struct ucontext` as the kernel builds it in an rt signal frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Ucontext {
+    pub flags: u64,
+    pub link: u64,
+    pub stack: SigStack,
+    pub mcontext: Sigcontext,
+    pub sigmask: u64,
+}
+
+/// `struct rt_sigframe` of x86-64 without the FP state that follows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct RtSigframe {
+    /// The return address: the handler returns into `sa_restorer`.
+    pub pretcode: u64,
+    pub uc: Ucontext,
+    pub info: Siginfo,
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn signal_frame_layout() {
+        assert_eq!(std::mem::size_of::<Siginfo>(), 128);
+        assert_eq!(std::mem::size_of::<Sigcontext>(), 256);
+        assert_eq!(std::mem::size_of::<Ucontext>(), 304);
+        assert_eq!(std::mem::size_of::<RtSigframe>(), 440);
+    }
+}

@@ -310,6 +310,29 @@ impl Drop for Stub {
     }
 }
 
+const NT_X86_XSTATE: libc::c_int = 0x202;
+
+fn stub_of(space: &mut dyn AddressSpace) -> Result<&mut Stub, Error> {
+    space
+        .as_any_mut()
+        .downcast_mut::<Stub>()
+        .ok_or_else(|| Error::Stub { pid: 0, what: "address space of another platform".into() })
+}
+
+/// PTRACE_GETREGSET / SETREGSET of the XSAVE area.
+fn xstate(pid: Pid, buf: &mut [u8], set: bool) -> Result<(), Error> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let req = if set { libc::PTRACE_SETREGSET } else { libc::PTRACE_GETREGSET };
+    // SAFETY: `iov` describes `buf`, which outlives the call; the kernel
+    // reads or writes at most `iov_len` bytes of it.
+    let r = unsafe { libc::ptrace(req, pid.as_raw(), NT_X86_XSTATE as usize, &mut iov as *mut libc::iovec) };
+    if r < 0 {
+        let op = if set { "setregset" } else { "getregset" };
+        return Err(Error::Host { op, pid: pid.as_raw(), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
 /// A guest thread's context on the ptrace platform: the thread's registers
 /// are loaded into the stub before it runs and read back when it stops.
 pub struct PtraceContext;
@@ -320,11 +343,7 @@ const SI_KERNEL_MIN: i32 = 1;
 
 impl Context for PtraceContext {
     fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error> {
-        let stub = space
-            .as_any_mut()
-            .downcast_mut::<Stub>()
-            .ok_or_else(|| Error::Stub { pid: 0, what: "address space of another platform".into() })?;
-        let pid = stub.pid;
+        let pid = stub_of(space)?.pid;
         let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
         ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::sysemu(pid, None).map_err(|e| host("sysemu", e))?;
@@ -349,5 +368,18 @@ impl Context for PtraceContext {
         };
         regs.0 = ptrace::getregs(pid).map_err(|e| host("getregs", e))?;
         Ok(event)
+    }
+
+    fn fp_state(&mut self, space: &mut dyn AddressSpace) -> Result<Vec<u8>, Error> {
+        let pid = stub_of(space)?.pid;
+        let mut buf = vec![0u8; crate::fp_state_size()];
+        xstate(pid, &mut buf, false)?;
+        Ok(buf)
+    }
+
+    fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error> {
+        let pid = stub_of(space)?.pid;
+        let mut buf = state.to_vec();
+        xstate(pid, &mut buf, true)
     }
 }

@@ -121,18 +121,26 @@ static ENTRIES: &[Entry] = &[
         process::sys_sched_getaffinity(t, a.i32(0), a.u32(1), a.u64(2))
     }),
     e!(sched_yield, Full, &[], "", |t, _| process::sys_sched_yield(t)),
-    e!(rt_sigaction, Partial, &[I, H, H, I], "recorded, not yet delivered", |t, a| {
+    e!(rt_sigaction, Full, &[I, H, H, I], "", |t, a| {
         signal::sys_rt_sigaction(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3))
     }),
     e!(rt_sigprocmask, Full, &[I, H, H, I], "", |t, a| {
         signal::sys_rt_sigprocmask(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3))
     }),
     e!(sigaltstack, Full, &[H, H], "", |t, a| signal::sys_sigaltstack(t, a.u64(0), a.u64(1))),
-    e!(kill, Partial, &[I, I], "to itself, default actions", |t, a| signal::sys_kill(t, a.i32(0), a.i32(1))),
-    e!(tkill, Partial, &[I, I], "to itself, default actions", |t, a| signal::sys_tkill(t, a.i32(0), a.i32(1))),
-    e!(tgkill, Partial, &[I, I, I], "to itself, default actions", |t, a| {
-        signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2))
+    e!(kill, Partial, &[I, I], "to the task itself", |t, a| signal::sys_kill(t, a.i32(0), a.i32(1))),
+    e!(tkill, Partial, &[I, I], "to the task itself", |t, a| signal::sys_tkill(t, a.i32(0), a.i32(1))),
+    e!(tgkill, Partial, &[I, I, I], "to the task itself", |t, a| signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2))),
+    e!(rt_sigqueueinfo, Partial, &[I, I, H], "to the task itself", |t, a| {
+        signal::sys_rt_sigqueueinfo(t, a.i32(0), a.i32(1), a.u64(2))
     }),
+    e!(rt_tgsigqueueinfo, Partial, &[I, I, I, H], "to the task itself", |t, a| {
+        signal::sys_rt_tgsigqueueinfo(t, a.i32(0), a.i32(1), a.i32(2), a.u64(3))
+    }),
+    e!(rt_sigreturn, Full, &[], "", |t, _| signal::sys_rt_sigreturn(t)),
+    e!(rt_sigpending, Full, &[H, I], "", |t, a| signal::sys_rt_sigpending(t, a.u64(0), a.u64(1))),
+    e!(rt_sigsuspend, Partial, &[H, I], "no other sender yet", |t, a| signal::sys_rt_sigsuspend(t, a.u64(0), a.u64(1))),
+    e!(pause, Partial, &[], "no other sender yet", |t, _| signal::sys_pause(t)),
     e!(clock_gettime, Full, &[I, H], "", |t, a| time::sys_clock_gettime(t, a.i32(0), a.u64(1))),
     e!(clock_getres, Full, &[I, H], "", |t, a| time::sys_clock_getres(t, a.i32(0), a.u64(1))),
     e!(gettimeofday, Full, &[H, H], "", |t, a| time::sys_gettimeofday(t, a.u64(0), a.u64(1))),

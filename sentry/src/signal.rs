@@ -1,0 +1,325 @@
+//! Signals: pending sets, actions, default actions, and delivery to guest
+//! handlers through x86-64 rt signal frames (with the XSAVE state), undone
+//! by `rt_sigreturn`.
+use syscalls::flags::{sa, signal as S};
+use syscalls::structs::{RtSigframe, SigStack, Sigaction, Sigcontext, Siginfo, Ucontext};
+use syscalls::Errno;
+use zerocopy::IntoBytes;
+
+use crate::task::{ExitStatus, Task};
+
+/// SIGKILL and SIGSTOP can be neither blocked nor caught.
+pub const UNBLOCKABLE: u64 = bit(S::SIGKILL) | bit(S::SIGSTOP);
+
+/// The mask bit of `sig`.
+pub const fn bit(sig: i32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Whether `sig` is a signal number.
+pub fn valid(sig: i32) -> bool {
+    (1..=S::NSIG).contains(&sig)
+}
+
+/// What a signal does when its action is SIG_DFL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    CoreDump,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+pub fn default_action(sig: i32) -> DefaultAction {
+    match sig {
+        17 | 23 | 28 => DefaultAction::Ignore, // SIGCHLD, SIGURG, SIGWINCH
+        18 => DefaultAction::Continue,         // SIGCONT
+        19..=22 => DefaultAction::Stop,        // SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU
+        3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31 => DefaultAction::CoreDump,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// A task's signal state.
+pub struct SignalState {
+    pub actions: [Sigaction; 64],
+    pub mask: u64,
+    pub altstack: SigStack,
+    pub pending: u64,
+    /// The queued information of each pending signal.
+    pub info: [Siginfo; 64],
+    /// The mask `rt_sigsuspend` replaced, restored when its handler returns.
+    pub saved_mask: Option<u64>,
+}
+
+impl Default for SignalState {
+    fn default() -> SignalState {
+        SignalState {
+            actions: [Sigaction::default(); 64],
+            mask: 0,
+            altstack: SigStack { ss_flags: S::SS_DISABLE, ..Default::default() },
+            pending: 0,
+            info: [Siginfo::default(); 64],
+            saved_mask: None,
+        }
+    }
+}
+
+impl SignalState {
+    /// Whether the alternate stack is in use at stack pointer `sp`.
+    pub fn on_altstack(&self, sp: u64) -> bool {
+        let a = &self.altstack;
+        a.ss_flags & S::SS_DISABLE == 0 && sp > a.ss_sp && sp - a.ss_sp <= a.ss_size
+    }
+
+    /// The `ss_flags` sigaltstack reports at `sp`.
+    pub fn altstack_flags(&self, sp: u64) -> i32 {
+        if self.altstack.ss_size == 0 {
+            S::SS_DISABLE
+        } else if self.on_altstack(sp) {
+            S::SS_ONSTACK
+        } else {
+            self.altstack.ss_flags & (1 << 31)
+        }
+    }
+
+    /// The lowest-numbered pending signal not blocked, synchronous ones
+    /// first (as Linux picks them).
+    fn next_deliverable(&self) -> Option<i32> {
+        let ready = self.pending & !self.mask;
+        if ready == 0 {
+            return None;
+        }
+        let sync =
+            bit(S::SIGSEGV) | bit(S::SIGBUS) | bit(S::SIGILL) | bit(S::SIGTRAP) | bit(S::SIGFPE) | bit(S::SIGSYS);
+        let pick = if ready & sync != 0 { ready & sync } else { ready };
+        Some(pick.trailing_zeros() as i32 + 1)
+    }
+}
+
+/// A siginfo for a signal sent by a process (`kill`, `tgkill`).
+pub fn user_info(sig: i32, code: i32, pid: i32, uid: u32) -> Siginfo {
+    let mut info = Siginfo { signo: sig, code, ..Default::default() };
+    info.fields[0] = u64::from(pid as u32) | (u64::from(uid) << 32);
+    info
+}
+
+/// A siginfo for a fault at `addr`.
+pub fn fault_info(sig: i32, code: i32, addr: u64) -> Siginfo {
+    let mut info = Siginfo { signo: sig, code, ..Default::default() };
+    info.fields[0] = addr;
+    info
+}
+
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+/// EFLAGS bits a signal handler may change (the kernel's FIX_EFLAGS).
+const FIX_EFLAGS: u64 = 0x50dd5;
+const EFLAGS_DF_RF_TF: u64 = 0x400 | 0x10000 | 0x100;
+/// The x86-64 red zone below the stack pointer that frames must skip.
+const RED_ZONE: u64 = 128;
+
+impl Task {
+    /// Queues `info` for the task.
+    pub fn send_signal(&mut self, info: Siginfo) {
+        let sig = info.signo;
+        if !valid(sig) {
+            return;
+        }
+        let s = &mut self.signals;
+        let handler = s.actions[(sig - 1) as usize].handler;
+        let ignored =
+            handler == sa::SIG_IGN || (handler == sa::SIG_DFL && default_action(sig) == DefaultAction::Ignore);
+        // Ignored signals are discarded unless blocked (they may be
+        // unignored before being unblocked).
+        if ignored && s.mask & bit(sig) == 0 && sig != S::SIGKILL {
+            return;
+        }
+        if s.pending & bit(sig) == 0 {
+            s.info[(sig - 1) as usize] = info;
+        }
+        s.pending |= bit(sig);
+    }
+
+    /// Queues a synchronous signal the guest cannot block or ignore: if it
+    /// is, the action is reset to the default (as Linux's force_sig does).
+    pub fn force_signal(&mut self, info: Siginfo) {
+        let sig = info.signo;
+        let s = &mut self.signals;
+        let a = &mut s.actions[(sig - 1) as usize];
+        if s.mask & bit(sig) != 0 || a.handler == sa::SIG_IGN {
+            a.handler = sa::SIG_DFL;
+            s.mask &= !bit(sig);
+        }
+        self.send_signal(info);
+    }
+
+    /// Delivers pending unblocked signals before the task returns to guest
+    /// code: default actions, or a handler frame. Returns the exit status
+    /// when a signal ends the task.
+    pub fn deliver_signals(&mut self) -> Option<ExitStatus> {
+        while let Some(sig) = self.signals.next_deliverable() {
+            self.signals.pending &= !bit(sig);
+            let info = self.signals.info[(sig - 1) as usize];
+            let act = self.signals.actions[(sig - 1) as usize];
+            match act.handler {
+                sa::SIG_IGN => continue,
+                sa::SIG_DFL => match default_action(sig) {
+                    DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    DefaultAction::Stop => {
+                        // Job control comes with process groups and wait.
+                        tracing::warn!(target: "sentry::signal", "stop signal {sig} ignored: stopping is not supported yet");
+                        continue;
+                    }
+                    DefaultAction::Terminate | DefaultAction::CoreDump => return Some(ExitStatus::Signaled(sig)),
+                },
+                _ => {
+                    if let Err(e) = self.setup_frame(sig, &act, &info) {
+                        tracing::info!(target: "sentry::signal", "cannot deliver signal {sig}: {e:?}; killed by SIGSEGV");
+                        return Some(ExitStatus::Signaled(S::SIGSEGV));
+                    }
+                    // Only one handler frame per return to the guest.
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Builds the rt signal frame for `sig` and points the registers at its
+    /// handler.
+    fn setup_frame(&mut self, sig: i32, act: &Sigaction, info: &Siginfo) -> Result<(), Errno> {
+        if act.flags & sa::SA_RESTORER == 0 {
+            // x86-64 signal frames return through the restorer only.
+            return Err(Errno::EFAULT);
+        }
+        let regs = self.regs.0;
+        let use_altstack = act.flags & sa::SA_ONSTACK != 0
+            && self.signals.altstack.ss_flags & S::SS_DISABLE == 0
+            && !self.signals.on_altstack(regs.rsp);
+        let mut sp = if use_altstack {
+            self.signals.altstack.ss_sp + self.signals.altstack.ss_size
+        } else {
+            regs.rsp.wrapping_sub(RED_ZONE)
+        };
+        let mut fp = self.ctx_fp_state().map_err(|_| Errno::EFAULT)?;
+        let fpsize = fp.len() as u64;
+        sp = sp.checked_sub(fpsize + 4).ok_or(Errno::EFAULT)? & !63;
+        let fpstate = sp;
+        sp = sp.checked_sub(std::mem::size_of::<RtSigframe>() as u64).ok_or(Errno::EFAULT)?;
+        sp = (sp & !15) - 8;
+        // The software-reserved words of the FXSAVE area describe the frame's
+        // XSAVE area (struct _fpx_sw_bytes).
+        fp[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
+        fp[468..472].copy_from_slice(&(fpsize as u32 + 4).to_le_bytes());
+        fp[472..480].copy_from_slice(&platform::fp_features().to_le_bytes());
+        fp[480..484].copy_from_slice(&(fpsize as u32).to_le_bytes());
+        fp.extend_from_slice(&FP_XSTATE_MAGIC2.to_le_bytes());
+        self.mm.copy_out(fpstate, &fp)?;
+        let old_mask = self.signals.saved_mask.take().unwrap_or(self.signals.mask);
+        let fault = matches!(sig, S::SIGSEGV | S::SIGBUS);
+        let frame = RtSigframe {
+            pretcode: act.restorer,
+            uc: Ucontext {
+                flags: sa::UC_FP_XSTATE | sa::UC_SIGCONTEXT_SS | sa::UC_STRICT_RESTORE_SS,
+                link: 0,
+                stack: SigStack {
+                    ss_sp: self.signals.altstack.ss_sp,
+                    ss_flags: self.signals.altstack_flags(regs.rsp),
+                    pad: 0,
+                    ss_size: self.signals.altstack.ss_size,
+                },
+                mcontext: Sigcontext {
+                    r8: regs.r8,
+                    r9: regs.r9,
+                    r10: regs.r10,
+                    r11: regs.r11,
+                    r12: regs.r12,
+                    r13: regs.r13,
+                    r14: regs.r14,
+                    r15: regs.r15,
+                    rdi: regs.rdi,
+                    rsi: regs.rsi,
+                    rbp: regs.rbp,
+                    rbx: regs.rbx,
+                    rdx: regs.rdx,
+                    rax: regs.rax,
+                    rcx: regs.rcx,
+                    rsp: regs.rsp,
+                    rip: regs.rip,
+                    eflags: regs.eflags,
+                    cs: regs.cs as u16,
+                    ss: regs.ss as u16,
+                    trapno: if fault { 14 } else { 0 },
+                    oldmask: old_mask,
+                    cr2: if fault { info.fields[0] } else { 0 },
+                    fpstate,
+                    ..Default::default()
+                },
+                sigmask: old_mask,
+            },
+            info: *info,
+        };
+        self.mm.copy_out(sp, frame.as_bytes())?;
+        let r = &mut self.regs.0;
+        r.rdi = sig as u64;
+        r.rsi = sp + 8 + std::mem::size_of::<Ucontext>() as u64;
+        r.rdx = sp + 8;
+        r.rax = 0;
+        r.rsp = sp;
+        r.rip = act.handler;
+        r.eflags &= !EFLAGS_DF_RF_TF;
+        r.cs = 0x33;
+        r.ss = 0x2b;
+        r.orig_rax = u64::MAX;
+        self.set_ctx_fp_state(&platform::initial_fp_state()).map_err(|_| Errno::EFAULT)?;
+        let s = &mut self.signals;
+        s.mask = old_mask | act.mask;
+        if act.flags & sa::SA_NODEFER == 0 {
+            s.mask |= bit(sig);
+        }
+        s.mask &= !UNBLOCKABLE;
+        if act.flags & sa::SA_RESETHAND != 0 {
+            s.actions[(sig - 1) as usize] = Sigaction::default();
+        }
+        Ok(())
+    }
+
+    /// `rt_sigreturn`: restores what `setup_frame` saved. Returns the
+    /// restored `rax`, which becomes the call's "result".
+    pub fn sigreturn(&mut self) -> Result<u64, Errno> {
+        let frame_addr = self.regs.0.rsp.wrapping_sub(8);
+        let frame: RtSigframe = self.read_obj(frame_addr)?;
+        let m = frame.uc.mcontext;
+        let r = &mut self.regs.0;
+        (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) = (m.r8, m.r9, m.r10, m.r11, m.r12, m.r13, m.r14, m.r15);
+        (r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp) =
+            (m.rdi, m.rsi, m.rbp, m.rbx, m.rdx, m.rax, m.rcx, m.rsp);
+        r.rip = m.rip;
+        r.eflags = (r.eflags & !FIX_EFLAGS) | (m.eflags & FIX_EFLAGS);
+        r.cs = 0x33;
+        r.ss = 0x2b;
+        r.orig_rax = u64::MAX;
+        self.signals.mask = frame.uc.sigmask & !UNBLOCKABLE;
+        if m.fpstate != 0 {
+            let mut fp = vec![0u8; platform::fp_state_size()];
+            self.mm.copy_in(m.fpstate, &mut fp)?;
+            // Only state a guest may set: keep the header sane.
+            fp[520..576].fill(0);
+            let features = u64::from_le_bytes(fp[512..520].try_into().unwrap_or_default());
+            fp[512..520].copy_from_slice(&(features & platform::fp_features()).to_le_bytes());
+            self.set_ctx_fp_state(&fp).map_err(|_| Errno::EFAULT)?;
+        }
+        // sigaltstack settings saved in the frame come back, as on Linux.
+        let st = frame.uc.stack;
+        if !self.signals.on_altstack(self.regs.0.rsp)
+            && st.ss_flags & S::SS_DISABLE == 0
+            && st.ss_size >= S::MINSIGSTKSZ
+        {
+            self.signals.altstack =
+                SigStack { ss_sp: st.ss_sp, ss_flags: st.ss_flags & (1 << 31), pad: 0, ss_size: st.ss_size };
+        }
+        Ok(self.regs.0.rax)
+    }
+}
