@@ -132,7 +132,7 @@ fn map_segments(t: &mut Task, elf: &Elf, fd: &Arc<OwnedFd>, bias: u64) -> Result
         }
         let lead = vaddr - start;
         let src = FileSource { fd: fd.clone(), offset: p.offset - lead, len: lead + p.filesz };
-        t.mm.map(start, end - start, prot, VmaKind::File, Some(src))?;
+        t.mm.lock().map(start, end - start, prot, VmaKind::File, Some(src), false)?;
         top = top.max(end);
     }
     if top == 0 {
@@ -190,15 +190,18 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
             .unwrap_or(0),
     };
     let exec_stack = elf.phdrs.iter().find(|p| p.ty == PT_GNU_STACK).is_some_and(|p| p.flags & 1 != 0);
-    t.mm.brk_start = top;
-    t.mm.brk = top;
     let stack_top = t.mm.max_addr - (64 << 20);
     let mut stack_prot = Prot::READ | Prot::WRITE;
     if exec_stack {
         stack_prot |= Prot::EXEC;
     }
-    t.mm.map(stack_top - STACK_SIZE, STACK_SIZE, stack_prot, VmaKind::Stack, None)?;
-    t.mm.mmap_base = stack_top - STACK_SIZE - (128 << 20);
+    {
+        let mut mm = t.mm.lock();
+        mm.brk_start = top;
+        mm.brk = top;
+        mm.map(stack_top - STACK_SIZE, STACK_SIZE, stack_prot, VmaKind::Stack, None, false)?;
+        mm.mmap_base = stack_top - STACK_SIZE - (128 << 20);
+    }
     let aux = [
         (AT_PHDR, phdr),
         (AT_PHENT, u64::from(elf.phentsize)),

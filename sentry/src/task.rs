@@ -10,7 +10,7 @@ use syscalls::Errno;
 
 use crate::config::BootConfig;
 use crate::kernel::Kernel;
-use crate::mm::MemoryManager;
+use crate::mm::{MemoryManager, TaskMemory};
 use crate::signal::{fault_info, SignalState};
 use crate::vfs::{Dentry, FdTable, File, FileKind, Resolver};
 use crate::BootError;
@@ -56,7 +56,7 @@ pub struct Task {
     pub kernel: Arc<Kernel>,
     pub tid: i32,
     pub regs: Registers,
-    pub mm: MemoryManager,
+    pub mm: TaskMemory,
     ctx: Box<dyn Context>,
     pub fds: FdTable,
     pub fs: FsContext,
@@ -75,7 +75,7 @@ impl Task {
     pub fn new_init(kernel: Arc<Kernel>, cfg: &BootConfig, stdio: [OwnedFd; 3]) -> Result<Task, BootError> {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
-        let mm = MemoryManager::new(kernel.memory.clone(), space, max);
+        let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
         let mut fds = FdTable::default();
         for (i, fd) in stdio.into_iter().enumerate() {
             let flags = host_access_mode(&fd);
@@ -136,6 +136,7 @@ impl Task {
             if let Some(status) = self.deliver_signals() {
                 return status;
             }
+            self.mm.sync();
             let event = match self.ctx.switch(self.mm.space(), &mut self.regs) {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -152,7 +153,7 @@ impl Task {
                 }
                 Event::Fault(f) => {
                     if !self.mm.handle_fault(f.addr) {
-                        let code = if self.mm.vma_at(f.addr).is_some() { sa::SEGV_ACCERR } else { sa::SEGV_MAPERR };
+                        let code = if self.mm.is_mapped(f.addr) { sa::SEGV_ACCERR } else { sa::SEGV_MAPERR };
                         let code = if f.signo == signal::SIGSEGV { code } else { f.code };
                         tracing::debug!(target: "sentry::task", tid = self.tid, addr = format_args!("{:#x}", f.addr),
                             ip = format_args!("{:#x}", self.regs.ip()), "fault: signal {}", f.signo);
@@ -173,7 +174,7 @@ impl Task {
                     return ExitStatus::Signaled(signal::SIGKILL);
                 }
             }
-            if self.mm.broken {
+            if self.mm.broken() {
                 return ExitStatus::Signaled(signal::SIGKILL);
             }
         }

@@ -158,6 +158,21 @@ impl MemoryFile {
         }
     }
 
+    /// Copies `len` bytes inside the file, from `from` to `to`.
+    pub fn copy_within(&self, from: u64, to: u64, len: u64) {
+        self.check(from, len as usize);
+        self.check(to, len as usize);
+        // SAFETY: both ranges are inside the mapping (checked above); they
+        // are distinct allocations, so they do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.base.wrapping_add(from as usize),
+                self.base.wrapping_add(to as usize),
+                len as usize,
+            )
+        };
+    }
+
     /// Fills `[off, off+len)` with zeros through the sentry's mapping.
     fn zero(&self, off: u64, len: u64) {
         self.check(off, len as usize);

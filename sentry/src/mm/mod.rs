@@ -1,8 +1,15 @@
-//! Guest memory: the VMAs a guest asked for, backed by ranges of the memory
-//! file, installed into its address space lazily on fault.
+//! Guest memory.
+//!
+//! A [`MemoryManager`] is an address space as the guest sees it: VMAs backed
+//! by allocations of the memory file, shared by every task of the address
+//! space (threads, vfork children). Private memory is copy-on-write across
+//! fork: both sides keep the same allocation until one writes. A task's
+//! [`Mapping`] is what is installed in its platform address space (its
+//! stub); it is filled lazily on faults and brought up to date with the
+//! VMA tree's invalidation log before the task runs guest code.
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use platform::{AddressSpace, Prot};
 use syscalls::Errno;
@@ -13,8 +20,12 @@ pub use memory_file::{MemoryFile, PAGE};
 
 /// How much around a faulting address is installed at once.
 const FAULT_AROUND: u64 = 2 << 20;
+/// How much a copy-on-write fault copies at once.
+const COW_CHUNK: u64 = 64 << 10;
 /// Largest single copy between guest memory and the sentry.
 pub const MAX_COPY: usize = 1 << 20;
+/// Invalidations remembered; a mapping further behind starts afresh.
+const INVAL_LOG: usize = 256;
 
 pub fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
@@ -22,6 +33,20 @@ pub fn page_down(a: u64) -> u64 {
 
 pub fn page_up(a: u64) -> Option<u64> {
     a.checked_add(PAGE - 1).map(page_down)
+}
+
+/// A block of the memory file, returned to it when the last VMA using it
+/// goes away.
+pub struct Allocation {
+    mf: Arc<MemoryFile>,
+    off: u64,
+    len: u64,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.mf.release(self.off, self.len);
+    }
 }
 
 /// The file a private mapping was read from.
@@ -35,20 +60,6 @@ pub struct FileSource {
     pub len: u64,
 }
 
-/// A guest memory area.
-#[derive(Clone)]
-pub struct Vma {
-    pub end: u64,
-    pub prot: Prot,
-    /// Memory-file offset of the VMA's first byte.
-    pub backing: u64,
-    pub file: Option<FileSource>,
-    pub kind: VmaKind,
-    /// Every page of the backing is allocated in the memory file (a
-    /// recycled range): installing it may populate all of it at once.
-    pub committed: bool,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmaKind {
     Anon,
@@ -57,44 +68,62 @@ pub enum VmaKind {
     Stack,
 }
 
-/// The guest's address space as the sentry sees it.
+/// A guest memory area.
+#[derive(Clone)]
+pub struct Vma {
+    pub end: u64,
+    pub prot: Prot,
+    pub kind: VmaKind,
+    alloc: Arc<Allocation>,
+    /// Memory-file offset of the VMA's first byte (inside `alloc`).
+    pub backing: u64,
+    pub file: Option<FileSource>,
+    /// Every page of the backing is allocated (installing may populate).
+    pub committed: bool,
+    /// MAP_SHARED: fork shares it instead of copying on write.
+    pub shared: bool,
+    /// Shares its pages with another address space since a fork: the first
+    /// write copies them (or takes them over when nobody else is left).
+    pub cow: bool,
+}
+
+impl Vma {
+    /// The protection to install with: copy-on-write pages stay read-only
+    /// until written.
+    fn install_prot(&self) -> Prot {
+        if self.cow {
+            self.prot - Prot::WRITE
+        } else {
+            self.prot
+        }
+    }
+}
+
+/// An address space as the guest sees it.
 pub struct MemoryManager {
     mf: Arc<MemoryFile>,
-    space: Box<dyn AddressSpace>,
-    /// VMAs by start address.
     vmas: BTreeMap<u64, Vma>,
-    /// Ranges installed in the platform address space, start -> end.
-    installed: BTreeMap<u64, u64>,
     pub brk_start: u64,
     pub brk: u64,
     pub mmap_base: u64,
     pub max_addr: u64,
-    /// Set when the platform failed: the guest cannot go on.
-    pub broken: bool,
+    /// Invalidated ranges, newest last, with the epoch each ended.
+    inval: Vec<(u64, u64, u64)>,
+    epoch: u64,
 }
 
 impl MemoryManager {
-    pub fn new(mf: Arc<MemoryFile>, space: Box<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
+    pub fn new(mf: Arc<MemoryFile>, max_addr: u64) -> MemoryManager {
         MemoryManager {
             mf,
-            space,
             vmas: BTreeMap::new(),
-            installed: BTreeMap::new(),
             brk_start: 0,
             brk: 0,
             mmap_base: max_addr - (1 << 30),
             max_addr,
-            broken: false,
+            inval: Vec::new(),
+            epoch: 0,
         }
-    }
-
-    /// The host clock of the guest's CPU time.
-    pub fn cpu_clock(&self) -> Option<i32> {
-        self.space.cpu_clock()
-    }
-
-    pub fn space(&mut self) -> &mut dyn AddressSpace {
-        self.space.as_mut()
     }
 
     /// The VMA containing `addr`, with its start.
@@ -105,6 +134,15 @@ impl MemoryManager {
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
         self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Records that `[start, end)` must be removed from every mapping.
+    fn invalidate(&mut self, start: u64, end: u64) {
+        self.epoch += 1;
+        self.inval.push((self.epoch, start, end));
+        if self.inval.len() > INVAL_LOG {
+            self.inval.drain(..INVAL_LOG / 2);
+        }
     }
 
     /// A free gap of `len` bytes, searching down from the mmap base.
@@ -119,6 +157,16 @@ impl MemoryManager {
         (top >= len + 0x10000).then(|| top - len)
     }
 
+    /// Whether `[start, start+len)` is free of VMAs.
+    pub fn is_free(&self, start: u64, len: u64) -> bool {
+        start.checked_add(len).is_some_and(|end| end <= self.max_addr && !self.overlaps(start, end))
+    }
+
+    fn allocate(&self, len: u64) -> Result<(Arc<Allocation>, bool), Errno> {
+        let (off, committed) = self.mf.allocate(len)?;
+        Ok((Arc::new(Allocation { mf: self.mf.clone(), off, len }), committed))
+    }
+
     /// Creates a VMA at `[start, start+len)`, replacing whatever was there.
     pub fn map(
         &mut self,
@@ -127,22 +175,24 @@ impl MemoryManager {
         prot: Prot,
         kind: VmaKind,
         file: Option<FileSource>,
+        shared: bool,
     ) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         if end > self.max_addr || !start.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
-        let (backing, committed) = self.mf.allocate(len)?;
+        let (alloc, committed) = self.allocate(len)?;
+        let backing = alloc.off;
         if let Some(src) = &file {
             self.fill(backing, src, 0, len)?;
         }
-        self.vmas.insert(start, Vma { end, prot, backing, file, kind, committed });
+        self.vmas.insert(start, Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false });
         Ok(())
     }
 
-    /// Reads a VMA's file bytes `[from, to)` (relative to its start) into its
-    /// backing; bytes past the file's part stay zero.
+    /// Reads a VMA's file bytes `[from, to)` (relative to its start) into
+    /// `backing`; bytes past the file's part stay as they are (zero).
     fn fill(&self, backing: u64, src: &FileSource, from: u64, to: u64) -> Result<(), Errno> {
         let file_end = to.min(src.len);
         if from < file_end {
@@ -185,11 +235,300 @@ impl MemoryManager {
         let doomed: Vec<u64> = self.vmas.range(start..end).map(|(s, _)| *s).collect();
         for s in doomed {
             if let Some(v) = self.vmas.remove(&s) {
-                self.mf.release(v.backing, v.end - s);
+                // Pages only this VMA uses are freed now, not when the
+                // whole allocation goes.
+                if !v.cow && !v.shared && Arc::strong_count(&v.alloc) > 1 {
+                    self.mf.decommit(v.backing, v.end - s);
+                }
             }
         }
-        self.uninstall(start, end);
+        self.invalidate(start, end);
         Ok(())
+    }
+
+    fn check_mapped(&self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut at = start;
+        while at < end {
+            let (_, v) = self.vma_at(at).ok_or(Errno::ENOMEM)?;
+            at = v.end;
+        }
+        Ok(())
+    }
+
+    /// Changes the protection of `[start, start+len)`, which must be mapped.
+    pub fn protect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        self.check_mapped(start, end)?;
+        self.split(start);
+        self.split(end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.prot = prot;
+        }
+        self.invalidate(start, end);
+        Ok(())
+    }
+
+    /// `madvise(MADV_DONTNEED)`: private anonymous pages read as zeros
+    /// again, private file pages as the file, shared pages are kept.
+    pub fn dontneed(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.check_mapped(start, end)?;
+        self.split(start);
+        self.split(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(s, _)| *s).collect();
+        for s in keys {
+            let Some(v) = self.vmas.get(&s) else { continue };
+            if v.shared {
+                continue;
+            }
+            let len = v.end - s;
+            if v.cow {
+                // Shared pages: give the range fresh ones instead.
+                let (alloc, committed) = self.allocate(len)?;
+                let file = v.file.clone();
+                if let Some(src) = &file {
+                    self.fill(alloc.off, src, 0, len)?;
+                }
+                if let Some(v) = self.vmas.get_mut(&s) {
+                    v.backing = alloc.off;
+                    v.alloc = alloc;
+                    v.committed = committed;
+                    v.cow = false;
+                }
+            } else {
+                let (backing, file) = (v.backing, v.file.clone());
+                self.mf.decommit(backing, len);
+                if let Some(src) = file {
+                    self.fill(backing, &src, 0, len)?;
+                }
+                if let Some(v) = self.vmas.get_mut(&s) {
+                    v.committed = false;
+                }
+            }
+        }
+        self.invalidate(start, end);
+        Ok(())
+    }
+
+    /// Gives the copy-on-write VMA around `addr` pages of its own: the
+    /// whole VMA when nobody else shares its allocation, else a copy of the
+    /// chunk around `addr`.
+    fn break_cow(&mut self, addr: u64) -> Result<(), Errno> {
+        let Some((vs, v)) = self.vma_at(addr) else { return Err(Errno::EFAULT) };
+        if !v.cow {
+            return Ok(());
+        }
+        let vend = v.end;
+        if Arc::strong_count(&v.alloc) == 1 {
+            if let Some(v) = self.vmas.get_mut(&vs) {
+                v.cow = false;
+            }
+            self.invalidate(vs, vend);
+            return Ok(());
+        }
+        let chunk_start = (addr & !(COW_CHUNK - 1)).max(vs);
+        let chunk_end = ((addr & !(COW_CHUNK - 1)) + COW_CHUNK).min(vend);
+        self.split(chunk_start);
+        self.split(chunk_end);
+        let len = chunk_end - chunk_start;
+        let old = self.vmas.get(&chunk_start).map(|v| v.backing).ok_or(Errno::EFAULT)?;
+        let (alloc, _) = self.allocate(len)?;
+        self.mf.copy_within(old, alloc.off, len);
+        if let Some(v) = self.vmas.get_mut(&chunk_start) {
+            v.backing = alloc.off;
+            v.alloc = alloc;
+            v.committed = true;
+            v.cow = false;
+        }
+        self.invalidate(chunk_start, chunk_end);
+        Ok(())
+    }
+
+    /// Serves a fault at `addr` for the task whose mapping is `m`. False if
+    /// the access is invalid and the guest must get a signal.
+    pub fn fault(&mut self, addr: u64, m: &mut Mapping) -> bool {
+        let Some((_, v)) = self.vma_at(addr) else { return false };
+        if v.prot.intersection(Prot::READ | Prot::WRITE | Prot::EXEC).is_empty() {
+            return false;
+        }
+        let page = page_down(addr);
+        if m.is_installed(page) {
+            // Installed with the VMA's protection: a write to a
+            // copy-on-write page, or a real violation.
+            if v.cow && v.prot.contains(Prot::WRITE) {
+                if self.break_cow(addr).is_err() {
+                    return false;
+                }
+                m.sync(self);
+                return self.install(addr, m);
+            }
+            return false;
+        }
+        self.install(addr, m)
+    }
+
+    fn install(&self, addr: u64, m: &mut Mapping) -> bool {
+        let Some((vs, v)) = self.vma_at(addr) else { return false };
+        let page = page_down(addr);
+        let win = page & !(FAULT_AROUND - 1);
+        let mut start = win.max(vs);
+        let mut end = (win + FAULT_AROUND).min(v.end);
+        if let Some((_, e)) = m.installed.range(..page).next_back() {
+            start = start.max(*e);
+        }
+        if let Some((s, _)) = m.installed.range(page..).next() {
+            end = end.min(*s);
+        }
+        let offset = v.backing + (start - vs);
+        m.map(start, end, offset, v.install_prot(), v.committed)
+    }
+
+    /// Walks the guest range `[addr, addr+len)` as memory-file pieces,
+    /// requiring `need` protection; EFAULT if any byte is not accessible.
+    fn pieces(&self, addr: u64, len: usize, need: Prot) -> Result<Vec<(u64, usize)>, Errno> {
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut out = Vec::new();
+        let mut at = addr;
+        while at < end {
+            let (vs, v) = self.vma_at(at).ok_or(Errno::EFAULT)?;
+            if !v.prot.contains(need) {
+                return Err(Errno::EFAULT);
+            }
+            let to = v.end.min(end);
+            out.push((v.backing + (at - vs), (to - at) as usize));
+            at = to;
+        }
+        Ok(out)
+    }
+
+    /// Breaks copy-on-write sharing over `[addr, addr+len)` before the
+    /// sentry writes there.
+    fn prepare_write(&mut self, addr: u64, len: usize) -> Result<(), Errno> {
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut at = addr;
+        while at < end {
+            let (_, v) = self.vma_at(at).ok_or(Errno::EFAULT)?;
+            if v.cow {
+                self.break_cow(at)?;
+                continue;
+            }
+            at = v.end.min(end);
+        }
+        Ok(())
+    }
+
+    pub fn check_writable(&self, addr: u64, len: usize) -> Result<(), Errno> {
+        self.pieces(addr, len, Prot::WRITE).map(drop)
+    }
+
+    pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        for (off, n) in self.pieces(addr, buf.len(), Prot::READ)? {
+            self.mf.read(off, &mut buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn copy_out(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.pieces(addr, data.len(), Prot::WRITE)?;
+        self.prepare_write(addr, data.len())?;
+        self.write_pieces(addr, data, Prot::WRITE)
+    }
+
+    /// Writes regardless of protection (the loader filling the stack).
+    pub fn poke(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.prepare_write(addr, data.len())?;
+        self.write_pieces(addr, data, Prot::empty())
+    }
+
+    fn write_pieces(&self, addr: u64, data: &[u8], need: Prot) -> Result<(), Errno> {
+        let mut done = 0;
+        for (off, n) in self.pieces(addr, data.len(), need)? {
+            self.mf.write(off, &data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// `brk(2)`: moves the program break; returns the (possibly unchanged)
+    /// break.
+    pub fn set_brk(&mut self, new: u64) -> u64 {
+        if new < self.brk_start || new > self.mmap_base {
+            return self.brk;
+        }
+        let (Some(old_top), Some(new_top)) = (page_up(self.brk), page_up(new)) else { return self.brk };
+        if new_top > old_top {
+            if self.overlaps(old_top, new_top)
+                || self.map(old_top, new_top - old_top, Prot::READ | Prot::WRITE, VmaKind::Brk, None, false).is_err()
+            {
+                return self.brk;
+            }
+        } else if new_top < old_top && self.unmap(new_top, old_top - new_top).is_err() {
+            return self.brk;
+        }
+        self.brk = new;
+        self.brk
+    }
+
+    /// The child's copy for fork: shared mappings stay shared, private ones
+    /// become copy-on-write on both sides.
+    pub fn fork(&mut self) -> MemoryManager {
+        let mut private = Vec::new();
+        for (&s, v) in self.vmas.iter_mut() {
+            if !v.shared {
+                v.cow = true;
+                if v.prot.contains(Prot::WRITE) {
+                    private.push((s, v.end));
+                }
+            }
+        }
+        // Writable private pages installed in the parent must fault again.
+        for (s, e) in private {
+            self.invalidate(s, e);
+        }
+        MemoryManager {
+            mf: self.mf.clone(),
+            vmas: self.vmas.clone(),
+            brk_start: self.brk_start,
+            brk: self.brk,
+            mmap_base: self.mmap_base,
+            max_addr: self.max_addr,
+            inval: Vec::new(),
+            epoch: 0,
+        }
+    }
+}
+
+/// What is installed in one task's platform address space.
+pub struct Mapping {
+    space: Box<dyn AddressSpace>,
+    installed: BTreeMap<u64, u64>,
+    epoch: u64,
+    /// Set when the platform failed: the guest cannot go on.
+    pub broken: bool,
+}
+
+impl Mapping {
+    pub fn new(space: Box<dyn AddressSpace>) -> Mapping {
+        Mapping { space, installed: BTreeMap::new(), epoch: 0, broken: false }
+    }
+
+    pub fn space(&mut self) -> &mut dyn AddressSpace {
+        self.space.as_mut()
+    }
+
+    fn is_installed(&self, page: u64) -> bool {
+        self.installed.range(..=page).next_back().is_some_and(|(_, e)| *e > page)
+    }
+
+    fn map(&mut self, start: u64, end: u64, offset: u64, prot: Prot, populate: bool) -> bool {
+        if let Err(e) = self.space.map(start, end - start, offset, prot, populate) {
+            tracing::error!(target: "sentry::mm", "installing {start:#x}..{end:#x}: {e}");
+            self.broken = true;
+            return false;
+        }
+        self.installed.insert(start, end);
+        true
     }
 
     /// Removes `[start, end)` from the platform address space.
@@ -214,146 +553,76 @@ impl MemoryManager {
         }
     }
 
-    /// Changes the protection of `[start, start+len)`, which must be mapped.
-    pub fn protect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), Errno> {
-        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
-        self.check_mapped(start, end)?;
-        self.split(start);
-        self.split(end);
-        for (_, v) in self.vmas.range_mut(start..end) {
-            v.prot = prot;
+    /// Applies the invalidations `mm` logged since this mapping last looked.
+    pub fn sync(&mut self, mm: &MemoryManager) {
+        if self.epoch == mm.epoch {
+            return;
         }
-        self.uninstall(start, end);
-        Ok(())
-    }
-
-    fn check_mapped(&self, start: u64, end: u64) -> Result<(), Errno> {
-        let mut at = start;
-        while at < end {
-            let (_, v) = self.vma_at(at).ok_or(Errno::ENOMEM)?;
-            at = v.end;
-        }
-        Ok(())
-    }
-
-    /// `madvise(MADV_DONTNEED)`: anonymous pages read as zeros again, private
-    /// file pages as the file.
-    pub fn dontneed(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        self.check_mapped(start, end)?;
-        let mut at = start;
-        while at < end {
-            let (vs, v) = self.vma_at(at).ok_or(Errno::ENOMEM)?;
-            let to = v.end.min(end);
-            let (rel_from, rel_to) = (at - vs, to - vs);
-            let (backing, file) = (v.backing, v.file.clone());
-            if let Some(v) = self.vmas.get_mut(&vs) {
-                v.committed = false;
+        let oldest = mm.inval.first().map_or(mm.epoch, |(e, _, _)| e - 1);
+        if self.epoch < oldest {
+            let all: Vec<(u64, u64)> = self.installed.iter().map(|(s, e)| (*s, *e)).collect();
+            for (s, e) in all {
+                self.uninstall(s, e);
             }
-            self.mf.decommit(backing + rel_from, rel_to - rel_from);
-            if let Some(src) = file {
-                self.fill(backing, &src, rel_from, rel_to)?;
+        } else {
+            let seen = self.epoch;
+            for &(_, s, e) in mm.inval.iter().filter(|(ep, _, _)| *ep > seen) {
+                self.uninstall(s, e);
             }
-            at = to;
         }
-        Ok(())
+        self.epoch = mm.epoch;
     }
 
-    /// Serves a fault at `addr`: installs the page's VMA around it. False if
-    /// the access is invalid and the guest must get SIGSEGV.
-    pub fn handle_fault(&mut self, addr: u64) -> bool {
-        let Some((vs, v)) = self.vma_at(addr) else { return false };
-        if v.prot.intersection(Prot::READ | Prot::WRITE | Prot::EXEC).is_empty() {
-            return false;
-        }
-        let page = page_down(addr);
-        if self.installed.range(..=page).next_back().is_some_and(|(_, e)| *e > page) {
-            // Installed already with the VMA's protection: a real violation.
-            return false;
-        }
-        let win = page_down(addr) & !(FAULT_AROUND - 1);
-        let mut start = win.max(vs);
-        let mut end = (win + FAULT_AROUND).min(v.end);
-        // Do not remap what is already installed around the page.
-        if let Some((_, e)) = self.installed.range(..page).next_back() {
-            start = start.max(*e);
-        }
-        if let Some((s, _)) = self.installed.range(page..).next() {
-            end = end.min(*s);
-        }
-        let (prot, offset, populate) = (v.prot, v.backing + (start - vs), v.committed);
-        if let Err(e) = self.space.map(start, end - start, offset, prot, populate) {
-            tracing::error!(target: "sentry::mm", "installing {start:#x}..{end:#x}: {e}");
-            self.broken = true;
-            return false;
-        }
-        self.installed.insert(start, end);
-        true
+    /// The host clock of the guest's CPU time.
+    pub fn cpu_clock(&self) -> Option<i32> {
+        self.space.cpu_clock()
+    }
+}
+
+/// A task's view of its memory: the shared VMA tree and its own mapping.
+pub struct TaskMemory {
+    shared: Arc<Mutex<MemoryManager>>,
+    pub mapping: Mapping,
+    pub max_addr: u64,
+}
+
+impl TaskMemory {
+    pub fn new(mm: MemoryManager, space: Box<dyn AddressSpace>) -> TaskMemory {
+        let max_addr = mm.max_addr;
+        TaskMemory { shared: Arc::new(Mutex::new(mm)), mapping: Mapping::new(space), max_addr }
     }
 
-    /// Walks the guest range `[addr, addr+len)` as memory-file pieces,
-    /// requiring `need` protection; EFAULT if any byte is not accessible.
-    fn pieces(&self, addr: u64, len: usize, need: Prot) -> Result<Vec<(u64, usize)>, Errno> {
-        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-        let mut out = Vec::new();
-        let mut at = addr;
-        while at < end {
-            let (vs, v) = self.vma_at(at).ok_or(Errno::EFAULT)?;
-            if !v.prot.contains(need) {
-                return Err(Errno::EFAULT);
-            }
-            let to = v.end.min(end);
-            out.push((v.backing + (at - vs), (to - at) as usize));
-            at = to;
-        }
-        Ok(out)
+    /// The VMA tree, locked.
+    pub fn lock(&self) -> MutexGuard<'_, MemoryManager> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// EFAULT unless all of `[addr, addr+len)` is writable guest memory.
-    pub fn check_writable(&self, addr: u64, len: usize) -> Result<(), Errno> {
-        self.pieces(addr, len, Prot::WRITE).map(drop)
-    }
-
-    /// Copies guest memory at `addr` into `buf`.
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        let mut done = 0;
-        for (off, n) in self.pieces(addr, buf.len(), Prot::READ)? {
-            self.mf.read(off, &mut buf[done..done + n]);
-            done += n;
-        }
-        Ok(())
+        self.lock().copy_in(addr, buf)
     }
 
-    /// Copies `data` into guest memory at `addr`.
     pub fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        let mut done = 0;
-        for (off, n) in self.pieces(addr, data.len(), Prot::WRITE)? {
-            self.mf.write(off, &data[done..done + n]);
-            done += n;
-        }
-        Ok(())
+        self.lock().copy_out(addr, data)
     }
 
-    /// Writes into guest memory regardless of protection (the loader
-    /// filling a read-only stack or segment).
     pub fn poke(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        let mut done = 0;
-        for (off, n) in self.pieces(addr, data.len(), Prot::empty())? {
-            self.mf.write(off, &data[done..done + n]);
-            done += n;
-        }
-        Ok(())
+        self.lock().poke(addr, data)
+    }
+
+    pub fn check_writable(&self, addr: u64, len: usize) -> Result<(), Errno> {
+        self.lock().check_writable(addr, len)
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without NUL).
     pub fn copy_in_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        let mm = self.lock();
         let mut out = Vec::new();
         let mut at = addr;
         loop {
-            // Read up to the end of the page so we never cross into an
-            // unmapped page past the terminator.
+            // Up to the end of the page, never past the terminator's page.
             let chunk = (PAGE - (at % PAGE)) as usize;
             let mut buf = vec![0u8; chunk];
-            self.copy_in(at, &mut buf)?;
+            mm.copy_in(at, &mut buf)?;
             if let Some(nul) = buf.iter().position(|b| *b == 0) {
                 out.extend_from_slice(&buf[..nul]);
                 if out.len() > max {
@@ -369,36 +638,35 @@ impl MemoryManager {
         }
     }
 
-    /// `brk(2)`: moves the program break; returns the (possibly unchanged)
-    /// break.
-    pub fn set_brk(&mut self, new: u64) -> u64 {
-        if new < self.brk_start || new > self.mmap_base {
-            return self.brk;
-        }
-        let (Some(old_top), Some(new_top)) = (page_up(self.brk), page_up(new)) else { return self.brk };
-        if new_top > old_top {
-            if self.overlaps(old_top, new_top)
-                || self.map(old_top, new_top - old_top, Prot::READ | Prot::WRITE, VmaKind::Brk, None).is_err()
-            {
-                return self.brk;
-            }
-        } else if new_top < old_top && self.unmap(new_top, old_top - new_top).is_err() {
-            return self.brk;
-        }
-        self.brk = new;
-        self.brk
+    /// Serves a fault; false when the guest must get a signal.
+    pub fn handle_fault(&mut self, addr: u64) -> bool {
+        let shared = self.shared.clone();
+        let mut mm = shared.lock().unwrap_or_else(|e| e.into_inner());
+        self.mapping.sync(&mm);
+        mm.fault(addr, &mut self.mapping)
     }
 
-    /// Whether `[start, start+len)` is free of VMAs.
-    pub fn is_free(&self, start: u64, len: u64) -> bool {
-        start.checked_add(len).is_some_and(|end| end <= self.max_addr && !self.overlaps(start, end))
+    /// Brings the installed mappings up to date before running the guest.
+    pub fn sync(&mut self) {
+        let shared = self.shared.clone();
+        let mm = shared.lock().unwrap_or_else(|e| e.into_inner());
+        self.mapping.sync(&mm);
     }
-}
 
-impl Drop for MemoryManager {
-    fn drop(&mut self) {
-        for (s, v) in std::mem::take(&mut self.vmas) {
-            self.mf.release(v.backing, v.end - s);
-        }
+    /// Whether a VMA covers `addr`.
+    pub fn is_mapped(&self, addr: u64) -> bool {
+        self.lock().vma_at(addr).is_some()
+    }
+
+    pub fn space(&mut self) -> &mut dyn AddressSpace {
+        self.mapping.space()
+    }
+
+    pub fn broken(&self) -> bool {
+        self.mapping.broken
+    }
+
+    pub fn cpu_clock(&self) -> Option<i32> {
+        self.mapping.cpu_clock()
     }
 }

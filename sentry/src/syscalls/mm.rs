@@ -11,7 +11,7 @@ use crate::task::Task;
 use crate::vfs::FileKind;
 
 pub fn sys_brk(t: &mut Task, addr: u64) -> SysResult {
-    Ok(t.mm.set_brk(addr))
+    Ok(t.mm.lock().set_brk(addr))
 }
 
 fn prot_of(bits: u32) -> Result<Prot, Errno> {
@@ -58,23 +58,18 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
         let from_file = size.saturating_sub(off).min(len);
         Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
     };
-    if shared && file.is_none() {
-        // Anonymous shared memory is private until there is a second
-        // process to share it with (fork comes later).
-        tracing::debug!(target: "sentry::mm", "anonymous MAP_SHARED mapped privately");
-    }
     let start = if fixed || noreplace {
-        if noreplace && !t.mm.is_free(addr, len) {
+        if noreplace && !t.mm.lock().is_free(addr, len) {
             return Err(Errno::EEXIST);
         }
         addr
-    } else if addr != 0 && addr.is_multiple_of(PAGE) && t.mm.is_free(addr, len) {
+    } else if addr != 0 && addr.is_multiple_of(PAGE) && t.mm.lock().is_free(addr, len) {
         addr
     } else {
-        t.mm.find_gap(len).ok_or(Errno::ENOMEM)?
+        t.mm.lock().find_gap(len).ok_or(Errno::ENOMEM)?
     };
     let kind = if file.is_some() { VmaKind::File } else { VmaKind::Anon };
-    t.mm.map(start, len, prot, kind, file)?;
+    t.mm.lock().map(start, len, prot, kind, file, shared)?;
     Ok(start)
 }
 
@@ -83,7 +78,7 @@ pub fn sys_munmap(t: &mut Task, addr: u64, len: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
-    t.mm.unmap(addr, len)?;
+    t.mm.lock().unmap(addr, len)?;
     Ok(0)
 }
 
@@ -96,7 +91,7 @@ pub fn sys_mprotect(t: &mut Task, addr: u64, len: u64, prot: u32) -> SysResult {
         return Ok(0);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    t.mm.protect(addr, len, prot)?;
+    t.mm.lock().protect(addr, len, prot)?;
     Ok(0)
 }
 
@@ -109,7 +104,7 @@ pub fn sys_madvise(t: &mut Task, addr: u64, len: u64, advice: u32) -> SysResult 
     match advice {
         madv::MADV_DONTNEED | madv::MADV_FREE => {
             if len > 0 {
-                t.mm.dontneed(addr, end)?;
+                t.mm.lock().dontneed(addr, end)?;
             }
             Ok(0)
         }
@@ -132,9 +127,10 @@ pub fn sys_msync(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
     // Every mapping is private so far: there is nothing to write back, but
     // the range must be mapped.
+    let mm = t.mm.lock();
     let mut at = addr;
     while at < addr + len {
-        let (_, v) = t.mm.vma_at(at).ok_or(Errno::ENOMEM)?;
+        let (_, v) = mm.vma_at(at).ok_or(Errno::ENOMEM)?;
         at = v.end;
     }
     Ok(0)
