@@ -92,6 +92,9 @@ pub trait AddressSpace: Send {
     /// A host clock id measuring the CPU time guest code spent in this
     /// address space.
     fn cpu_clock(&self) -> Option<i32>;
+    /// The host pid of the process (or thread) running the guest, which a
+    /// host signal interrupts.
+    fn host_pid(&self) -> i32;
     /// For a context to reach its implementation.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }

@@ -1,10 +1,14 @@
-//! The kernel: state shared by every task of a sandbox.
-use std::sync::Arc;
+//! The kernel: state shared by every task of a sandbox — the platform, the
+//! memory file, the root mount, the PID namespace, and the event queue that
+//! blocked tasks wait on.
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use platform::Platform;
 
 use crate::mm::MemoryFile;
+use crate::process::{TaskShared, ThreadGroup};
 use crate::vfs::{Dentry, GoferMount};
 
 /// The sandbox's kernel.
@@ -16,4 +20,82 @@ pub struct Kernel {
     pub hostname: Vec<u8>,
     pub boot_time: Instant,
     pub strace: bool,
+    pub pids: Mutex<PidNamespace>,
+    pub events: EventQueue,
+}
+
+/// The container's PID namespace: thread ids from 1 up, and the thread
+/// groups (processes) by pid.
+#[derive(Default)]
+pub struct PidNamespace {
+    next: i32,
+    pub tasks: HashMap<i32, Arc<TaskShared>>,
+    pub groups: HashMap<i32, Arc<ThreadGroup>>,
+}
+
+/// Largest pid handed out before numbers wrap (Linux's default pid_max).
+const PID_MAX: i32 = 32768;
+
+impl PidNamespace {
+    /// A fresh id, never one in use (by a task or an unreaped zombie).
+    pub fn alloc(&mut self) -> Option<i32> {
+        for _ in 0..PID_MAX {
+            self.next = if self.next >= PID_MAX { 1 } else { self.next + 1 };
+            if !self.tasks.contains_key(&self.next) && !self.groups.contains_key(&self.next) {
+                return Some(self.next);
+            }
+        }
+        None
+    }
+}
+
+impl Kernel {
+    pub fn pids(&self) -> MutexGuard<'_, PidNamespace> {
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The init process (pid 1), if it still exists.
+    pub fn init_group(&self) -> Option<Arc<ThreadGroup>> {
+        self.pids().groups.get(&1).cloned()
+    }
+}
+
+/// Wakes blocked tasks when anything they may wait for changes: a child
+/// exiting, pipe data, a signal. Waiters re-check their condition; the
+/// generation count closes the window between checking and sleeping.
+#[derive(Default)]
+pub struct EventQueue {
+    gen: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl EventQueue {
+    /// The current generation, read before checking a condition.
+    pub fn generation(&self) -> u64 {
+        *self.gen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Something changed: wake every waiter.
+    pub fn notify(&self) {
+        let mut g = self.gen.lock().unwrap_or_else(|e| e.into_inner());
+        *g = g.wrapping_add(1);
+        self.cv.notify_all();
+    }
+
+    /// Sleeps until the generation moves past `seen` or `deadline` passes.
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        let mut g = self.gen.lock().unwrap_or_else(|e| e.into_inner());
+        while *g == seen {
+            match deadline {
+                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return;
+                    }
+                    g = self.cv.wait_timeout(g, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
+        }
+    }
 }

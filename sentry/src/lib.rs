@@ -8,6 +8,7 @@ mod host; // raw host calls on stdio (unsafe, justified there)
 pub mod kernel;
 pub mod loader;
 pub mod mm; // mm::memory_file maps guest memory (unsafe, justified there)
+pub mod process;
 pub mod signal;
 pub mod syscalls;
 pub mod task;
@@ -67,7 +68,12 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         hostname: cfg.hostname.clone().into_bytes(),
         boot_time: Instant::now(),
         strace: cfg.strace,
+        pids: Default::default(),
+        events: Default::default(),
     });
-    let mut task = Task::new_init(kernel, &cfg, stdio)?;
-    Ok(task.run())
+    let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
+    let status = task.run_to_exit();
+    // The container ends with its init: every other process is killed.
+    Task::kill_all(&kernel);
+    Ok(status)
 }

@@ -41,28 +41,18 @@ pub fn default_action(sig: i32) -> DefaultAction {
     }
 }
 
-/// A task's signal state.
+/// A task's own signal state (actions belong to its thread group, pending
+/// signals to its shared part).
 pub struct SignalState {
-    pub actions: [Sigaction; 64],
     pub mask: u64,
     pub altstack: SigStack,
-    pub pending: u64,
-    /// The queued information of each pending signal.
-    pub info: [Siginfo; 64],
     /// The mask `rt_sigsuspend` replaced, restored when its handler returns.
     pub saved_mask: Option<u64>,
 }
 
 impl Default for SignalState {
     fn default() -> SignalState {
-        SignalState {
-            actions: [Sigaction::default(); 64],
-            mask: 0,
-            altstack: SigStack { ss_flags: S::SS_DISABLE, ..Default::default() },
-            pending: 0,
-            info: [Siginfo::default(); 64],
-            saved_mask: None,
-        }
+        SignalState { mask: 0, altstack: SigStack { ss_flags: S::SS_DISABLE, ..Default::default() }, saved_mask: None }
     }
 }
 
@@ -83,19 +73,18 @@ impl SignalState {
             self.altstack.ss_flags & (1 << 31)
         }
     }
+}
 
-    /// The lowest-numbered pending signal not blocked, synchronous ones
-    /// first (as Linux picks them).
-    fn next_deliverable(&self) -> Option<i32> {
-        let ready = self.pending & !self.mask;
-        if ready == 0 {
-            return None;
-        }
-        let sync =
-            bit(S::SIGSEGV) | bit(S::SIGBUS) | bit(S::SIGILL) | bit(S::SIGTRAP) | bit(S::SIGFPE) | bit(S::SIGSYS);
-        let pick = if ready & sync != 0 { ready & sync } else { ready };
-        Some(pick.trailing_zeros() as i32 + 1)
+/// The lowest-numbered pending signal not blocked, synchronous ones first
+/// (as Linux picks them).
+pub fn next_deliverable(pending: u64, mask: u64) -> Option<i32> {
+    let ready = pending & !mask;
+    if ready == 0 {
+        return None;
     }
+    let sync = bit(S::SIGSEGV) | bit(S::SIGBUS) | bit(S::SIGILL) | bit(S::SIGTRAP) | bit(S::SIGFPE) | bit(S::SIGSYS);
+    let pick = if ready & sync != 0 { ready & sync } else { ready };
+    Some(pick.trailing_zeros() as i32 + 1)
 }
 
 /// A siginfo for a signal sent by a process (`kill`, `tgkill`).
@@ -121,48 +110,63 @@ const EFLAGS_DF_RF_TF: u64 = 0x400 | 0x10000 | 0x100;
 const RED_ZONE: u64 = 128;
 
 impl Task {
-    /// Queues `info` for the task.
+    /// Queues `info` for the task itself.
     pub fn send_signal(&mut self, info: Siginfo) {
-        let sig = info.signo;
-        if !valid(sig) {
-            return;
-        }
-        let s = &mut self.signals;
-        let handler = s.actions[(sig - 1) as usize].handler;
-        let ignored =
-            handler == sa::SIG_IGN || (handler == sa::SIG_DFL && default_action(sig) == DefaultAction::Ignore);
-        // Ignored signals are discarded unless blocked (they may be
-        // unignored before being unblocked).
-        if ignored && s.mask & bit(sig) == 0 && sig != S::SIGKILL {
-            return;
-        }
-        if s.pending & bit(sig) == 0 {
-            s.info[(sig - 1) as usize] = info;
-        }
-        s.pending |= bit(sig);
+        self.shared.queue(info);
     }
 
     /// Queues a synchronous signal the guest cannot block or ignore: if it
     /// is, the action is reset to the default (as Linux's force_sig does).
     pub fn force_signal(&mut self, info: Siginfo) {
         let sig = info.signo;
-        let s = &mut self.signals;
-        let a = &mut s.actions[(sig - 1) as usize];
-        if s.mask & bit(sig) != 0 || a.handler == sa::SIG_IGN {
-            a.handler = sa::SIG_DFL;
-            s.mask &= !bit(sig);
+        {
+            let mut actions = self.shared.group.actions();
+            let a = &mut actions[(sig - 1) as usize];
+            if self.signals.mask & bit(sig) != 0 || a.handler == sa::SIG_IGN {
+                a.handler = sa::SIG_DFL;
+                self.signals.mask &= !bit(sig);
+            }
         }
         self.send_signal(info);
+    }
+
+    /// Whether a signal is pending that the task would act on now (run a
+    /// handler or die); pending signals it would ignore are dropped.
+    pub fn has_deliverable_signal(&self) -> bool {
+        let mut p = self.shared.pending();
+        let actions = self.shared.group.actions();
+        let mut ready = p.bits & !self.signals.mask;
+        while ready != 0 {
+            let sig = ready.trailing_zeros() as i32 + 1;
+            ready &= !bit(sig);
+            let handler = actions[(sig - 1) as usize].handler;
+            let ignored = handler == sa::SIG_IGN
+                || (handler == sa::SIG_DFL
+                    && matches!(
+                        default_action(sig),
+                        DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop
+                    ));
+            if ignored {
+                p.bits &= !bit(sig);
+            } else {
+                return true;
+            }
+        }
+        false
     }
 
     /// Delivers pending unblocked signals before the task returns to guest
     /// code: default actions, or a handler frame. Returns the exit status
     /// when a signal ends the task.
     pub fn deliver_signals(&mut self) -> Option<ExitStatus> {
-        while let Some(sig) = self.signals.next_deliverable() {
-            self.signals.pending &= !bit(sig);
-            let info = self.signals.info[(sig - 1) as usize];
-            let act = self.signals.actions[(sig - 1) as usize];
+        loop {
+            let (sig, info) = {
+                let mut p = self.shared.pending();
+                let Some(sig) = next_deliverable(p.bits, self.signals.mask) else { break };
+                p.bits &= !bit(sig);
+                (sig, p.info[(sig - 1) as usize])
+            };
+            let act = self.shared.group.actions()[(sig - 1) as usize];
             match act.handler {
                 sa::SIG_IGN => continue,
                 sa::SIG_DFL => match default_action(sig) {
@@ -175,6 +179,7 @@ impl Task {
                     DefaultAction::Terminate | DefaultAction::CoreDump => return Some(ExitStatus::Signaled(sig)),
                 },
                 _ => {
+                    self.prepare_restart(Some(&act));
                     if let Err(e) = self.setup_frame(sig, &act, &info) {
                         tracing::info!(target: "sentry::signal", "cannot deliver signal {sig}: {e:?}; killed by SIGSEGV");
                         return Some(ExitStatus::Signaled(S::SIGSEGV));
@@ -184,7 +189,22 @@ impl Task {
                 }
             }
         }
+        self.prepare_restart(None);
         None
+    }
+
+    /// A system call interrupted by a signal (ERESTARTSYS) is restarted
+    /// when no handler runs, or the handler has SA_RESTART; otherwise it
+    /// fails with EINTR.
+    fn prepare_restart(&mut self, act: Option<&Sigaction>) {
+        let Some(nr) = self.restart.take() else { return };
+        let restart = act.is_none_or(|a| a.flags & sa::SA_RESTART != 0);
+        if restart {
+            self.regs.0.rax = nr;
+            self.regs.0.rip -= 2;
+        } else {
+            self.regs.0.rax = Errno::EINTR.as_return();
+        }
     }
 
     /// Builds the rt signal frame for `sig` and points the registers at its
@@ -218,6 +238,7 @@ impl Task {
         fp.extend_from_slice(&FP_XSTATE_MAGIC2.to_le_bytes());
         self.mm.copy_out(fpstate, &fp)?;
         let old_mask = self.signals.saved_mask.take().unwrap_or(self.signals.mask);
+        let group = self.shared.group.clone();
         let fault = matches!(sig, S::SIGSEGV | S::SIGBUS);
         let frame = RtSigframe {
             pretcode: act.restorer,
@@ -281,7 +302,7 @@ impl Task {
         }
         s.mask &= !UNBLOCKABLE;
         if act.flags & sa::SA_RESETHAND != 0 {
-            s.actions[(sig - 1) as usize] = Sigaction::default();
+            group.actions()[(sig - 1) as usize] = Sigaction::default();
         }
         Ok(())
     }

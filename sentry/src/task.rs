@@ -1,21 +1,24 @@
-//! A task: one guest thread, and the loop that runs it.
+//! A task: one guest thread, the host thread that runs it, and the life of
+//! a process around it (fork, exit, being waited for).
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use platform::{Context, Event, Registers};
-use syscalls::flags::sa;
-use syscalls::flags::{rlimit, signal, OpenFlags};
-use syscalls::structs::Rlimit;
+use syscalls::flags::{rlimit, sa, signal, OpenFlags};
+use syscalls::structs::{Rlimit, Sigaction};
 use syscalls::Errno;
 
 use crate::config::BootConfig;
 use crate::kernel::Kernel;
 use crate::mm::{MemoryManager, TaskMemory};
-use crate::signal::{fault_info, SignalState};
+use crate::process::{TaskShared, ThreadGroup};
+use crate::signal::{fault_info, user_info, SignalState};
 use crate::vfs::{Dentry, FdTable, File, FileKind, Resolver};
 use crate::BootError;
 
-/// How a task (and so the sandbox's init) ended.
+/// How a task (and so its process) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     Exited(i32),
@@ -28,6 +31,14 @@ impl ExitStatus {
         match self {
             ExitStatus::Exited(c) => c & 0xff,
             ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+
+    /// The status word wait4 reports.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => (c & 0xff) << 8,
+            ExitStatus::Signaled(s) => s & 0x7f,
         }
     }
 }
@@ -45,6 +56,7 @@ pub struct Credentials {
 }
 
 /// Root, cwd and umask.
+#[derive(Clone)]
 pub struct FsContext {
     pub root: Arc<Dentry>,
     pub cwd: Arc<Dentry>,
@@ -55,6 +67,7 @@ pub struct FsContext {
 pub struct Task {
     pub kernel: Arc<Kernel>,
     pub tid: i32,
+    pub shared: Arc<TaskShared>,
     pub regs: Registers,
     pub mm: TaskMemory,
     ctx: Box<dyn Context>,
@@ -67,18 +80,43 @@ pub struct Task {
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
     pub exit: Option<ExitStatus>,
+    /// The number of a system call a signal interrupted (ERESTARTSYS), to
+    /// restart or fail with EINTR once the signal is handled.
+    pub restart: Option<u64>,
+    /// Set when this task was vforked: raised (and the parent woken) when
+    /// it execs or exits.
+    pub vfork_release: Option<Arc<AtomicBool>>,
+}
+
+/// Everything a fork copies from the parent into the child's thread.
+struct ForkedTask {
+    kernel: Arc<Kernel>,
+    tid: i32,
+    shared: Arc<TaskShared>,
+    regs: Registers,
+    fp: Vec<u8>,
+    mm: Arc<std::sync::Mutex<MemoryManager>>,
+    fds: FdTable,
+    fs: FsContext,
+    creds: Credentials,
+    signals: SignalState,
+    rlimits: [Rlimit; 16],
+    comm: [u8; 16],
+    clear_child_tid: u64,
+    child_settid: u64,
+    vfork_release: Option<Arc<AtomicBool>>,
 }
 
 impl Task {
-    /// The container's first process: stdio from the host, the program
-    /// loaded from the root file system.
+    /// The container's first process: pid 1, stdio from the host, the
+    /// program loaded from the root file system.
     pub fn new_init(kernel: Arc<Kernel>, cfg: &BootConfig, stdio: [OwnedFd; 3]) -> Result<Task, BootError> {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
         let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
         let mut fds = FdTable::default();
         for (i, fd) in stdio.into_iter().enumerate() {
-            let flags = host_access_mode(&fd);
+            let flags = host_status_flags(&fd);
             fds.install(i as i32, File::new(FileKind::Host(fd), flags, None), false, 3)
                 .map_err(|e| BootError::Exec { msg: format!("installing stdio: {e}"), code: 1 })?;
         }
@@ -101,10 +139,21 @@ impl Task {
                 *r = Rlimit { rlim_cur: soft, rlim_max: hard };
             }
         }
+        let tid = kernel.pids().alloc().unwrap_or(1);
+        let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
+        let shared = TaskShared::new(tid, group.clone());
+        group.state().leader = Some(shared.clone());
+        {
+            let mut pids = kernel.pids();
+            pids.tasks.insert(tid, shared.clone());
+            pids.groups.insert(tid, group);
+        }
+        shared.set_stub(mm.host_pid());
         let ctx = kernel.platform.new_context();
         let mut task = Task {
             kernel,
-            tid: 1,
+            tid,
+            shared,
             regs: Registers::zeroed(),
             mm,
             ctx,
@@ -125,14 +174,24 @@ impl Task {
             clear_child_tid: 0,
             robust_list: (0, 0),
             exit: None,
+            restart: None,
+            vfork_release: None,
         };
         crate::loader::exec_first(&mut task, &cfg.args, &cfg.env)?;
         Ok(task)
     }
 
+    /// The task's process.
+    pub fn group(&self) -> &Arc<ThreadGroup> {
+        &self.shared.group
+    }
+
     /// Runs the task until it exits.
     pub fn run(&mut self) -> ExitStatus {
         loop {
+            if let Some(status) = self.exit {
+                return status;
+            }
             if let Some(status) = self.deliver_signals() {
                 return status;
             }
@@ -145,12 +204,7 @@ impl Task {
                 }
             };
             match event {
-                Event::Syscall => {
-                    crate::syscalls::handle(self);
-                    if let Some(status) = self.exit {
-                        return status;
-                    }
-                }
+                Event::Syscall => crate::syscalls::handle(self),
                 Event::Fault(f) => {
                     if !self.mm.handle_fault(f.addr) {
                         let code = if self.mm.is_mapped(f.addr) { sa::SEGV_ACCERR } else { sa::SEGV_MAPERR };
@@ -165,9 +219,8 @@ impl Task {
                         tracing::debug!(target: "sentry::task", tid = self.tid, ip = format_args!("{:#x}", self.regs.ip()),
                             "synchronous signal {}", s.signo);
                         self.force_signal(fault_info(s.signo, s.code, s.addr));
-                    } else {
-                        tracing::debug!(target: "sentry::task", "host signal {} to the stub ignored", s.signo);
                     }
+                    // Anything else is an interruption to look at signals.
                 }
                 Event::Died(sig) => {
                     tracing::error!(target: "sentry::task", tid = self.tid, "stub died ({sig})");
@@ -180,6 +233,13 @@ impl Task {
         }
     }
 
+    /// Runs the task, then ends its process.
+    pub fn run_to_exit(mut self) -> ExitStatus {
+        let status = self.run();
+        self.exit_process(status);
+        status
+    }
+
     /// The guest thread's FP state.
     pub fn ctx_fp_state(&mut self) -> Result<Vec<u8>, platform::Error> {
         self.ctx.fp_state(self.mm.space())
@@ -188,6 +248,182 @@ impl Task {
     /// Loads the guest thread's FP state.
     pub fn set_ctx_fp_state(&mut self, state: &[u8]) -> Result<(), platform::Error> {
         self.ctx.set_fp_state(self.mm.space(), state)
+    }
+
+    /// Blocks until `ready` yields a value, a signal needs handling
+    /// (ERESTARTSYS), or `deadline` passes (ETIMEDOUT).
+    pub fn block_on<T>(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> Option<T>) -> Result<T, Errno> {
+        loop {
+            let seen = self.kernel.events.generation();
+            if let Some(v) = ready() {
+                return Ok(v);
+            }
+            if self.has_deliverable_signal() {
+                return Err(crate::syscalls::ERESTARTSYS);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Errno::ETIMEDOUT);
+            }
+            self.kernel.events.wait(seen, deadline);
+        }
+    }
+
+    /// `fork`, `vfork` and `clone` of a new process. Returns the child's pid.
+    pub fn fork(&mut self, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<i32, Errno> {
+        const CLONE_VM: u64 = 0x100;
+        const CLONE_VFORK: u64 = 0x4000;
+        const CLONE_PARENT: u64 = 0x8000;
+        const CLONE_SETTLS: u64 = 0x80000;
+        const CLONE_PARENT_SETTID: u64 = 0x100000;
+        const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+        const CLONE_CHILD_SETTID: u64 = 0x1000000;
+        let vfork = flags & CLONE_VFORK != 0;
+        let done = Arc::new(AtomicBool::new(false));
+        let nproc = self.rlimits[rlimit::RLIMIT_NPROC as usize].rlim_cur;
+        let (tid, live) = {
+            let mut pids = self.kernel.pids();
+            let live = pids.tasks.len() as u64;
+            (pids.alloc(), live)
+        };
+        let tid = tid.ok_or(Errno::EAGAIN)?;
+        if live >= nproc && self.creds.uid != 0 {
+            return Err(Errno::EAGAIN);
+        }
+        let mm = if flags & CLONE_VM != 0 {
+            self.mm.shared()
+        } else {
+            Arc::new(std::sync::Mutex::new(self.mm.lock().fork()))
+        };
+        let mut regs = self.regs;
+        regs.0.rax = 0;
+        if stack != 0 {
+            regs.0.rsp = stack;
+        }
+        if flags & CLONE_SETTLS != 0 {
+            regs.0.fs_base = tls;
+        }
+        let parent_group = if flags & CLONE_PARENT != 0 {
+            self.group().state().parent.clone().unwrap_or_else(|| self.group().clone())
+        } else {
+            self.group().clone()
+        };
+        let (pgid, sid) = {
+            let st = self.group().state();
+            (st.pgid, st.sid)
+        };
+        let actions = *self.group().actions();
+        let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
+        group.state().exit_signal = (flags & 0xff) as i32;
+        let shared = TaskShared::new(tid, group.clone());
+        group.state().leader = Some(shared.clone());
+        {
+            let mut pids = self.kernel.pids();
+            pids.tasks.insert(tid, shared.clone());
+            pids.groups.insert(tid, group.clone());
+        }
+        parent_group.state().children.push(group);
+        if flags & CLONE_PARENT_SETTID != 0 {
+            self.write_obj(ptid, &tid)?;
+        }
+        let fp = self.ctx_fp_state().map_err(|_| Errno::ENOMEM)?;
+        let child = ForkedTask {
+            kernel: self.kernel.clone(),
+            tid,
+            shared,
+            regs,
+            fp,
+            mm,
+            fds: self.fds.clone(),
+            fs: self.fs.clone(),
+            creds: self.creds.clone(),
+            signals: SignalState { mask: self.signals.mask, altstack: self.signals.altstack, saved_mask: None },
+            rlimits: self.rlimits,
+            comm: self.comm,
+            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
+            child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
+            vfork_release: vfork.then(|| done.clone()),
+        };
+        std::thread::Builder::new()
+            .name(format!("task-{tid}"))
+            .spawn(move || child.start())
+            .map_err(|_| Errno::EAGAIN)?;
+        if vfork {
+            // The parent sleeps until the child execs or exits (signals
+            // wait too, as on Linux).
+            loop {
+                let seen = self.kernel.events.generation();
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                self.kernel.events.wait(seen, None);
+            }
+        }
+        Ok(tid)
+    }
+
+    /// Lets a vfork parent go on (the child exec'd or is exiting).
+    pub fn release_vfork_parent(&mut self) {
+        if let Some(done) = self.vfork_release.take() {
+            done.store(true, Ordering::SeqCst);
+            self.kernel.events.notify();
+        }
+    }
+
+    /// Ends the task's process with `status`: closes its files, hands its
+    /// children to init, and tells its parent.
+    pub fn exit_process(&mut self, status: ExitStatus) {
+        self.release_vfork_parent();
+        self.fds = FdTable::default();
+        if self.clear_child_tid != 0 {
+            let _ = self.mm.copy_out(self.clear_child_tid, &0i32.to_le_bytes());
+        }
+        let group = self.group().clone();
+        let (children, parent, exit_signal) = {
+            let mut st = group.state();
+            st.exit = Some(status);
+            st.leader = None;
+            (std::mem::take(&mut st.children), st.parent.clone(), st.exit_signal)
+        };
+        self.kernel.pids().tasks.remove(&self.tid);
+        if group.pid != 1 {
+            if let Some(init) = self.kernel.init_group() {
+                for c in &children {
+                    c.state().parent = Some(init.clone());
+                }
+                let zombies = children.iter().any(|c| c.state().exit.is_some());
+                init.state().children.extend(children);
+                if zombies {
+                    notify_parent(&self.kernel, &init, signal::SIGCHLD, 1, 0);
+                }
+            }
+        }
+        if let Some(parent) = parent {
+            let autoreap = {
+                let a = parent.actions()[(signal::SIGCHLD - 1) as usize];
+                a.handler == sa::SIG_IGN || a.flags & sa::SA_NOCLDWAIT != 0
+            };
+            if autoreap && exit_signal == signal::SIGCHLD {
+                parent.state().children.retain(|c| !Arc::ptr_eq(c, &group));
+                self.kernel.pids().groups.remove(&group.pid);
+            } else {
+                notify_parent(&self.kernel, &parent, exit_signal, self.tid, self.creds.uid);
+            }
+        } else {
+            self.kernel.pids().groups.remove(&group.pid);
+        }
+        self.kernel.events.notify();
+    }
+
+    /// Sends `sig` to every process but init: the container is ending.
+    pub fn kill_all(kernel: &Kernel) {
+        let tasks: Vec<Arc<TaskShared>> = kernel.pids().tasks.values().cloned().collect();
+        for t in tasks {
+            if t.group.pid != 1 {
+                t.queue(user_info(signal::SIGKILL, sa::SI_KERNEL, 0, 0));
+                t.interrupt();
+            }
+        }
+        kernel.events.notify();
     }
 
     /// A resolver starting at `dirfd` (or the cwd for AT_FDCWD).
@@ -222,9 +458,9 @@ fn is_synchronous(signo: i32) -> bool {
     )
 }
 
-fn host_access_mode(fd: &OwnedFd) -> u32 {
+fn host_status_flags(fd: &OwnedFd) -> u32 {
     match nix::fcntl::fcntl(std::os::fd::AsRawFd::as_raw_fd(fd), nix::fcntl::FcntlArg::F_GETFL) {
-        Ok(fl) => (fl as u32) & (OpenFlags::O_ACCMODE | OpenFlags::O_APPEND.bits()),
+        Ok(fl) => (fl as u32) & !OpenFlags::O_CLOEXEC.bits(),
         Err(_) => OpenFlags::O_RDWR.bits(),
     }
 }
@@ -244,4 +480,65 @@ fn host_rlimit(res: u32) -> Result<(u64, u64), Errno> {
         _ => return Err(Errno::EINVAL),
     };
     getrlimit(r).map_err(|e| Errno::from_raw(e as i32))
+}
+
+/// Tells `parent` that a child changed state: its exit signal, and a wake-up
+/// for waiters.
+fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, pid: i32, uid: u32) {
+    if sig > 0 {
+        if let Some(leader) = parent.state().leader.clone() {
+            let mut info = user_info(sig, 1 /* CLD_EXITED */, pid, uid);
+            info.signo = sig;
+            leader.queue(info);
+            leader.interrupt();
+        }
+    }
+    kernel.events.notify();
+}
+
+impl ForkedTask {
+    /// The child's host thread: a stub of its own, then the guest.
+    fn start(self) {
+        let kernel = self.kernel.clone();
+        let space = match kernel.platform.new_address_space() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target: "sentry::task", tid = self.tid, "creating the child's address space: {e}");
+                if let Some(done) = &self.vfork_release {
+                    done.store(true, Ordering::SeqCst);
+                }
+                kernel.events.notify();
+                return;
+            }
+        };
+        let mm = TaskMemory::with_shared(self.mm, space);
+        self.shared.set_stub(mm.host_pid());
+        let mut t = Task {
+            kernel: kernel.clone(),
+            tid: self.tid,
+            shared: self.shared,
+            regs: self.regs,
+            mm,
+            ctx: kernel.platform.new_context(),
+            fds: self.fds,
+            fs: self.fs,
+            creds: self.creds,
+            signals: self.signals,
+            rlimits: self.rlimits,
+            comm: self.comm,
+            clear_child_tid: self.clear_child_tid,
+            robust_list: (0, 0),
+            exit: None,
+            restart: None,
+            vfork_release: self.vfork_release,
+        };
+        if t.set_ctx_fp_state(&self.fp).is_err() {
+            tracing::warn!(target: "sentry::task", tid = t.tid, "could not copy the parent's FP state");
+        }
+        if self.child_settid != 0 {
+            let _ = t.write_obj(self.child_settid, &t.tid);
+        }
+        let status = t.run();
+        t.exit_process(status);
+    }
 }

@@ -52,6 +52,7 @@ compat_tests! {
     enosys,
     exit42 => 42,
     exit_thread => 7,
+    fork_wait,
     getdents,
     ids,
     io_rw,

@@ -293,6 +293,10 @@ impl AddressSpace for Stub {
         self.inject("mprotect", libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0]).map(drop)
     }
 
+    fn host_pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
     fn cpu_clock(&self) -> Option<i32> {
         // MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
         Some((!self.pid.as_raw() << 3) | 2)

@@ -662,6 +662,22 @@ impl TaskMemory {
         self.mapping.space()
     }
 
+    /// The host pid running this task's guest code.
+    pub fn host_pid(&self) -> i32 {
+        self.mapping.space.host_pid()
+    }
+
+    /// The VMA tree, for a task that shares it (CLONE_VM).
+    pub fn shared(&self) -> Arc<Mutex<MemoryManager>> {
+        self.shared.clone()
+    }
+
+    /// A task's memory over an existing VMA tree.
+    pub fn with_shared(shared: Arc<Mutex<MemoryManager>>, space: Box<dyn AddressSpace>) -> TaskMemory {
+        let max_addr = shared.lock().unwrap_or_else(|e| e.into_inner()).max_addr;
+        TaskMemory { shared, mapping: Mapping::new(space), max_addr }
+    }
+
     pub fn broken(&self) -> bool {
         self.mapping.broken
     }

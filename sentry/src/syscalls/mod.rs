@@ -18,6 +18,10 @@ mod time;
 
 pub use table::{entries, Support};
 
+/// Internal: a blocking call was interrupted by a signal; restarted after
+/// it is handled when SA_RESTART (or no handler) says so, else EINTR.
+pub const ERESTARTSYS: Errno = Errno(512);
+
 /// What a handler returns: the value for `rax`, or an error.
 pub type SysResult = Result<u64, Errno>;
 
@@ -84,6 +88,10 @@ pub fn handle(t: &mut Task) {
     };
     let ret = match result {
         Ok(v) => v,
+        Err(e) if e == ERESTARTSYS => {
+            t.restart = Some(nr);
+            Errno::EINTR.as_return()
+        }
         Err(e) => e.as_return(),
     };
     if t.kernel.strace {

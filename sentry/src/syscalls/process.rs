@@ -1,9 +1,12 @@
 //! Process and identity calls: exit, ids, limits, names, architecture state.
-use syscalls::flags::{arch_prctl as AP, prctl as PR, rlimit};
-use syscalls::structs::{Rlimit, Utsname};
+use std::sync::Arc;
+
+use syscalls::flags::{arch_prctl as AP, prctl as PR, rlimit, signal};
+use syscalls::structs::{Rlimit, Siginfo, Utsname};
 use syscalls::Errno;
 
 use super::SysResult;
+use crate::process::ThreadGroup;
 use crate::task::{ExitStatus, Task};
 
 pub fn sys_exit(t: &mut Task, code: i32) -> SysResult {
@@ -15,21 +18,228 @@ pub fn sys_exit_group(t: &mut Task, code: i32) -> SysResult {
     sys_exit(t, code)
 }
 
-/// The container's init is pid 1 of its PID namespace, and its own process
-/// group and session leader.
 pub fn sys_getpid(t: &mut Task) -> SysResult {
+    Ok(t.group().pid as u64)
+}
+
+pub fn sys_gettid(t: &mut Task) -> SysResult {
     Ok(t.tid as u64)
 }
 
-pub fn sys_getppid(_t: &mut Task) -> SysResult {
-    Ok(0)
+pub fn sys_getppid(t: &mut Task) -> SysResult {
+    Ok(t.group().parent_pid() as u64)
+}
+
+/// The process `pid` names (0: the caller's).
+fn group_of(t: &Task, pid: i32) -> Result<Arc<ThreadGroup>, Errno> {
+    if pid == 0 {
+        return Ok(t.group().clone());
+    }
+    t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)
 }
 
 pub fn sys_getpgid(t: &mut Task, pid: i32) -> SysResult {
-    if pid != 0 && pid != t.tid {
+    Ok(group_of(t, pid)?.state().pgid as u64)
+}
+
+pub fn sys_getsid(t: &mut Task, pid: i32) -> SysResult {
+    Ok(group_of(t, pid)?.state().sid as u64)
+}
+
+pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = group_of(t, pid)?;
+    let me = t.group().clone();
+    let is_child = target.state().parent.as_ref().is_some_and(|p| Arc::ptr_eq(p, &me));
+    if !Arc::ptr_eq(&target, &me) && !is_child {
         return Err(Errno::ESRCH);
     }
-    Ok(t.tid as u64)
+    let my_sid = me.state().sid;
+    let mut st = target.state();
+    if st.sid != my_sid {
+        return Err(Errno::EPERM);
+    }
+    if st.sid == target.pid {
+        // A session leader cannot change its group.
+        return Err(Errno::EPERM);
+    }
+    let pgid = if pgid == 0 { target.pid } else { pgid };
+    if pgid != target.pid {
+        let exists = t
+            .kernel
+            .pids()
+            .groups
+            .values()
+            .any(|g| !Arc::ptr_eq(g, &target) && g.state().pgid == pgid && g.state().sid == my_sid);
+        if !exists {
+            return Err(Errno::EPERM);
+        }
+    }
+    st.pgid = pgid;
+    Ok(0)
+}
+
+pub fn sys_setsid(t: &mut Task) -> SysResult {
+    let me = t.group().clone();
+    let pid = me.pid;
+    let leads_group = t.kernel.pids().groups.values().any(|g| !Arc::ptr_eq(g, &me) && g.state().pgid == pid);
+    let mut st = me.state();
+    if st.pgid == pid || leads_group {
+        return Err(Errno::EPERM);
+    }
+    st.pgid = pid;
+    st.sid = pid;
+    Ok(pid as u64)
+}
+
+const WNOHANG: u32 = 1;
+const WUNTRACED: u32 = 2;
+const WEXITED: u32 = 4;
+const WCONTINUED: u32 = 8;
+const WNOWAIT: u32 = 0x0100_0000;
+const WNOTHREAD: u32 = 0x2000_0000;
+const WALL: u32 = 0x4000_0000;
+const WCLONE: u32 = 0x8000_0000;
+
+/// Which children a wait looks at.
+#[derive(Clone, Copy)]
+enum Which {
+    Pid(i32),
+    Pgid(i32),
+    Any,
+}
+
+/// Waits for a child to exit; returns its pid and status, or None with
+/// WNOHANG when none has yet. Reaps it unless `keep`.
+fn wait_child(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, ExitStatus, u32)>, Errno> {
+    let me = t.group().clone();
+    t.block_on(None, || {
+        let st = me.state();
+        let mut any = false;
+        for c in &st.children {
+            let cs = c.state();
+            let matches = match which {
+                Which::Pid(p) => c.pid == p,
+                Which::Pgid(g) => cs.pgid == g,
+                Which::Any => true,
+            };
+            if !matches {
+                continue;
+            }
+            any = true;
+            if let Some(status) = cs.exit {
+                return Some(Ok(Some((c.pid, status, 0u32))));
+            }
+        }
+        if !any {
+            return Some(Err(Errno::ECHILD));
+        }
+        nohang.then_some(Ok(None))
+    })?
+    .inspect(|found| {
+        if let (Some((pid, _, _)), false) = (found, keep) {
+            me.state().children.retain(|c| c.pid != *pid);
+            t.kernel.pids().groups.remove(pid);
+        }
+    })
+}
+
+pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match pid {
+        -1 => Which::Any,
+        0 => Which::Pgid(t.group().state().pgid),
+        p if p < -1 => Which::Pgid(-p),
+        p => Which::Pid(p),
+    };
+    match wait_child(t, which, options & WNOHANG != 0, false)? {
+        None => Ok(0),
+        Some((pid, st, _)) => {
+            if status != 0 {
+                t.write_obj(status, &st.wait_status())?;
+            }
+            if rusage != 0 {
+                t.mm.copy_out(rusage, &[0u8; 144])?;
+            }
+            Ok(pid as u64)
+        }
+    }
+}
+
+pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) -> SysResult {
+    const P_ALL: u32 = 0;
+    const P_PID: u32 = 1;
+    const P_PGID: u32 = 2;
+    const P_PIDFD: u32 = 3;
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        P_ALL => Which::Any,
+        P_PID if id > 0 => Which::Pid(id),
+        P_PGID if id >= 0 => Which::Pgid(if id == 0 { t.group().state().pgid } else { id }),
+        P_PIDFD => return Err(Errno::EINVAL),
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & WEXITED == 0 {
+        // Only exits are reported so far; stopped/continued never happen.
+        return if options & WNOHANG != 0 { Ok(0) } else { Err(Errno::ECHILD) };
+    }
+    let found = wait_child(t, which, options & WNOHANG != 0, options & WNOWAIT != 0)?;
+    if infop != 0 {
+        let mut info = Siginfo::default();
+        if let Some((pid, st, _)) = found {
+            info.signo = signal::SIGCHLD;
+            let (code, status) = match st {
+                ExitStatus::Exited(c) => (1, c),   // CLD_EXITED
+                ExitStatus::Signaled(s) => (2, s), // CLD_KILLED
+            };
+            info.code = code;
+            info.fields[0] = u64::from(pid as u32);
+            info.fields[1] = u64::from(status as u32);
+        }
+        t.write_obj(infop, &info)?;
+    }
+    if rusage != 0 {
+        t.mm.copy_out(rusage, &[0u8; 144])?;
+    }
+    Ok(0)
+}
+
+pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    const CLONE_SIGHAND: u64 = 0x800;
+    const CLONE_PIDFD: u64 = 0x1000;
+    const CLONE_VFORK: u64 = 0x4000;
+    const CLONE_THREAD: u64 = 0x10000;
+    const CLONE_NS_FLAGS: u64 =
+        0x0002_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000 | 0x0200_0000;
+    if flags & CLONE_THREAD != 0 || flags & CLONE_SIGHAND != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
+        tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x}: threads are not supported yet");
+        return Err(Errno::ENOSYS);
+    }
+    if flags & (CLONE_FS | CLONE_FILES | CLONE_PIDFD) != 0 || flags & CLONE_NS_FLAGS != 0 {
+        tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x} not supported yet");
+        return Err(Errno::EINVAL);
+    }
+    Ok(t.fork(flags, stack, ptid, ctid, tls)? as u64)
+}
+
+pub fn sys_fork(t: &mut Task) -> SysResult {
+    Ok(t.fork(u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
+}
+
+pub fn sys_vfork(t: &mut Task) -> SysResult {
+    // CLONE_VM | CLONE_VFORK | SIGCHLD
+    Ok(t.fork(0x100 | 0x4000 | u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult {
@@ -176,7 +386,7 @@ pub fn sys_setrlimit(t: &mut Task, res: u32, buf: u64) -> SysResult {
 }
 
 pub fn sys_prlimit64(t: &mut Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
-    if pid != 0 && pid != t.tid {
+    if pid != 0 && pid != t.group().pid {
         return Err(Errno::ESRCH);
     }
     if res >= rlimit::RLIM_NLIMITS {
@@ -205,7 +415,7 @@ pub fn sys_prlimit64(t: &mut Task, pid: i32, res: u32, new: u64, old: u64) -> Sy
 }
 
 pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> SysResult {
-    if pid != 0 && pid != t.tid {
+    if pid != 0 && !t.kernel.pids().tasks.contains_key(&pid) {
         return Err(Errno::ESRCH);
     }
     // The mask size the kernel uses: nr_cpu_ids rounded up to longs.

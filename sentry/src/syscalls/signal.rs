@@ -5,6 +5,9 @@ use syscalls::structs::{SigStack, Sigaction, Siginfo};
 use syscalls::Errno;
 
 use super::SysResult;
+use std::sync::Arc;
+
+use crate::process::TaskShared;
 use crate::signal::{bit, user_info, valid, UNBLOCKABLE};
 use crate::task::Task;
 
@@ -18,14 +21,15 @@ pub fn sys_rt_sigaction(t: &mut Task, sig: i32, act: u64, old: u64, setsize: u64
         return Err(Errno::EINVAL);
     }
     if old != 0 {
-        t.write_obj(old, &t.signals.actions[idx])?;
+        let cur = t.group().actions()[idx];
+        t.write_obj(old, &cur)?;
     }
     if let Some(mut a) = new {
         a.mask &= !UNBLOCKABLE;
-        t.signals.actions[idx] = a;
+        t.group().actions()[idx] = a;
         // Setting a signal to be ignored discards it if pending.
         if a.handler == sa::SIG_IGN {
-            t.signals.pending &= !bit(sig);
+            t.shared.pending().bits &= !bit(sig);
         }
     }
     Ok(0)
@@ -57,7 +61,7 @@ pub fn sys_rt_sigpending(t: &mut Task, set: u64, setsize: u64) -> SysResult {
     if setsize > 8 {
         return Err(Errno::EINVAL);
     }
-    let pending = t.signals.pending & t.signals.mask;
+    let pending = t.shared.pending().bits & t.signals.mask;
     t.mm.copy_out(set, &pending.to_le_bytes()[..setsize as usize])?;
     Ok(0)
 }
@@ -91,51 +95,64 @@ pub fn sys_sigaltstack(t: &mut Task, ss: u64, old: u64) -> SysResult {
     Ok(0)
 }
 
-/// The container's processes: only the task itself so far.
-fn is_self(t: &Task, pid: i32) -> bool {
-    pid == t.tid || pid == 0 || pid == -1 || pid == -t.tid
-}
-
-fn send_self(t: &mut Task, sig: i32, code: i32) -> SysResult {
+/// Sends `sig` to the task `target` (0 only checks it exists).
+fn send_to(t: &Task, target: &Arc<TaskShared>, sig: i32, code: i32) {
     if sig == 0 {
-        return Ok(0);
+        return;
     }
-    if !valid(sig) {
-        return Err(Errno::EINVAL);
-    }
-    let uid = t.creds.uid;
-    t.send_signal(user_info(sig, code, t.tid, uid));
-    Ok(0)
+    target.queue(user_info(sig, code, t.group().pid, t.creds.uid));
+    target.interrupt();
+    t.kernel.events.notify();
 }
 
 pub fn sys_kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
     if !valid(sig) && sig != 0 {
         return Err(Errno::EINVAL);
     }
-    if is_self(t, pid) {
-        return send_self(t, sig, sa::SI_USER);
+    let my_pgid = t.group().state().pgid;
+    let targets: Vec<Arc<TaskShared>> = {
+        let pids = t.kernel.pids();
+        pids.groups
+            .values()
+            .filter(|g| match pid {
+                p if p > 0 => g.pid == p,
+                0 => g.state().pgid == my_pgid,
+                -1 => g.pid != 1 && g.pid != t.group().pid,
+                p => g.state().pgid == -p,
+            })
+            .filter_map(|g| g.state().leader.clone())
+            .collect()
+    };
+    if targets.is_empty() {
+        // A zombie still counts as existing for kill(pid, 0).
+        let zombie = pid > 0 && t.kernel.pids().groups.contains_key(&pid);
+        return if zombie { Ok(0) } else { Err(Errno::ESRCH) };
     }
-    Err(Errno::ESRCH)
+    for target in &targets {
+        send_to(t, target, sig, sa::SI_USER);
+    }
+    Ok(0)
 }
 
 pub fn sys_tgkill(t: &mut Task, tgid: i32, tid: i32, sig: i32) -> SysResult {
     if tgid <= 0 || tid <= 0 || (!valid(sig) && sig != 0) {
         return Err(Errno::EINVAL);
     }
-    if tgid != t.tid || tid != t.tid {
+    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
+    if target.group.pid != tgid {
         return Err(Errno::ESRCH);
     }
-    send_self(t, sig, sa::SI_TKILL)
+    send_to(t, &target, sig, sa::SI_TKILL);
+    Ok(0)
 }
 
 pub fn sys_tkill(t: &mut Task, tid: i32, sig: i32) -> SysResult {
     if tid <= 0 || (!valid(sig) && sig != 0) {
         return Err(Errno::EINVAL);
     }
-    if tid != t.tid {
-        return Err(Errno::ESRCH);
-    }
-    send_self(t, sig, sa::SI_TKILL)
+    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
+    send_to(t, &target, sig, sa::SI_TKILL);
+    Ok(0)
 }
 
 pub fn sys_rt_sigqueueinfo(t: &mut Task, pid: i32, sig: i32, uinfo: u64) -> SysResult {
@@ -147,11 +164,18 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo:
         return Err(Errno::EINVAL);
     }
     let mut info: Siginfo = t.read_obj(uinfo)?;
-    if tgid != t.tid || tid != t.tid {
+    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
+    if target.group.pid != tgid {
         return Err(Errno::ESRCH);
     }
+    // Only the kernel may claim kernel or kill() origins for another task.
+    if info.code >= 0 && target.tid != t.tid {
+        return Err(Errno::EPERM);
+    }
     info.signo = sig;
-    t.send_signal(info);
+    target.queue(info);
+    target.interrupt();
+    t.kernel.events.notify();
     Ok(0)
 }
 
@@ -166,20 +190,14 @@ pub fn sys_rt_sigreturn(t: &mut Task) -> SysResult {
     }
 }
 
-/// Waits for a signal with `mask` in place (sigsuspend, pause). Only the
-/// task itself can signal it so far, so with nothing deliverable pending it
-/// sleeps until the sandbox is killed.
+/// Waits for a signal with `mask` in place (sigsuspend, pause); the old mask
+/// comes back when the handler returns.
 fn suspend(t: &mut Task, mask: u64) -> SysResult {
     let old = t.signals.mask;
     t.signals.mask = mask & !UNBLOCKABLE;
-    if t.signals.pending & !t.signals.mask != 0 {
-        t.signals.saved_mask = Some(old);
-        return Err(Errno::EINTR);
-    }
-    tracing::info!(target: "sentry::signal", "task {} waits for a signal nothing can send yet", t.tid);
-    loop {
-        std::thread::park();
-    }
+    let _ = t.block_on(None, || None::<()>);
+    t.signals.saved_mask = Some(old);
+    Err(Errno::EINTR)
 }
 
 pub fn sys_rt_sigsuspend(t: &mut Task, set: u64, setsize: u64) -> SysResult {

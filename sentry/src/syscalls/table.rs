@@ -92,14 +92,27 @@ static ENTRIES: &[Entry] = &[
         mm::sys_madvise(t, a.u64(0), a.u64(1), a.u32(2))
     }),
     e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
-    e!(exit, Partial, &[I], "single-threaded", |t, a| process::sys_exit(t, a.i32(0))),
+    e!(exit, Partial, &[I], "single-threaded processes", |t, a| process::sys_exit(t, a.i32(0))),
+    e!(clone, Partial, &[H, H, H, H, H], "processes and vfork; no threads yet", |t, a| {
+        process::sys_clone(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
+    }),
+    e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),
+    e!(vfork, Full, &[], "", |t, _| process::sys_vfork(t)),
+    e!(wait4, Partial, &[I, H, H, H], "exits only, no rusage", |t, a| {
+        process::sys_wait4(t, a.i32(0), a.u64(1), a.u32(2), a.u64(3))
+    }),
+    e!(waitid, Partial, &[I, I, H, H, H], "exits only, no rusage", |t, a| {
+        process::sys_waitid(t, a.u32(0), a.i32(1), a.u64(2), a.u32(3), a.u64(4))
+    }),
+    e!(setpgid, Full, &[I, I], "", |t, a| process::sys_setpgid(t, a.i32(0), a.i32(1))),
+    e!(setsid, Full, &[], "", |t, _| process::sys_setsid(t)),
     e!(exit_group, Full, &[I], "", |t, a| process::sys_exit_group(t, a.i32(0))),
     e!(getpid, Full, &[], "", |t, _| process::sys_getpid(t)),
-    e!(gettid, Full, &[], "", |t, _| process::sys_getpid(t)),
+    e!(gettid, Full, &[], "", |t, _| process::sys_gettid(t)),
     e!(getppid, Full, &[], "", |t, _| process::sys_getppid(t)),
     e!(getpgrp, Full, &[], "", |t, _| process::sys_getpgid(t, 0)),
     e!(getpgid, Full, &[I], "", |t, a| process::sys_getpgid(t, a.i32(0))),
-    e!(getsid, Full, &[I], "", |t, a| process::sys_getpgid(t, a.i32(0))),
+    e!(getsid, Full, &[I], "", |t, a| process::sys_getsid(t, a.i32(0))),
     e!(getuid, Full, &[], "", |t, _| process::sys_getuid(t)),
     e!(geteuid, Full, &[], "", |t, _| process::sys_geteuid(t)),
     e!(getgid, Full, &[], "", |t, _| process::sys_getgid(t)),
@@ -145,8 +158,8 @@ static ENTRIES: &[Entry] = &[
     e!(clock_getres, Full, &[I, H], "", |t, a| time::sys_clock_getres(t, a.i32(0), a.u64(1))),
     e!(gettimeofday, Full, &[H, H], "", |t, a| time::sys_gettimeofday(t, a.u64(0), a.u64(1))),
     e!(time, Full, &[H], "", |t, a| time::sys_time(t, a.u64(0))),
-    e!(nanosleep, Partial, &[H, H], "not interruptible yet", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
-    e!(clock_nanosleep, Partial, &[I, H, H, H], "not interruptible yet", |t, a| {
+    e!(nanosleep, Partial, &[H, H], "EINTR even with SA_RESTART", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
+    e!(clock_nanosleep, Partial, &[I, H, H, H], "EINTR even with SA_RESTART", |t, a| {
         time::sys_clock_nanosleep(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
     }),
     e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),

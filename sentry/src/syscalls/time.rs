@@ -1,5 +1,5 @@
 //! Time, sleeping, randomness and system information.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use syscalls::flags::{clock as C, getrandom as GR};
 use syscalls::structs::{Sysinfo, Timespec, Timeval, Timezone};
@@ -70,17 +70,29 @@ fn read_timespec(t: &Task, addr: u64) -> Result<Timespec, Errno> {
     Ok(ts)
 }
 
-fn sleep(ts: &Timespec) {
-    std::thread::sleep(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+/// Sleeps until `deadline`; a signal to handle cuts it short with EINTR,
+/// writing the time left to `rem` (if not 0).
+fn sleep_until(t: &mut Task, deadline: Instant, rem: u64) -> SysResult {
+    match t.block_on(Some(deadline), || None::<()>) {
+        Err(e) if e == Errno::ETIMEDOUT => Ok(0),
+        _ => {
+            if rem != 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                t.write_obj(rem, &Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) })?;
+            }
+            Err(Errno::EINTR)
+        }
+    }
+}
+
+fn deadline_after(ts: &Timespec) -> Instant {
+    let d = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+    Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40))
 }
 
 pub fn sys_nanosleep(t: &mut Task, req: u64, rem: u64) -> SysResult {
     let ts = read_timespec(t, req)?;
-    sleep(&ts);
-    if rem != 0 {
-        t.write_obj(rem, &Timespec::default())?;
-    }
-    Ok(0)
+    sleep_until(t, deadline_after(&ts), rem)
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, id: i32, flags: u32, req: u64, rem: u64) -> SysResult {
@@ -93,16 +105,14 @@ pub fn sys_clock_nanosleep(t: &mut Task, id: i32, flags: u32, req: u64, rem: u64
         let n = now(clock)?;
         let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
-        if want > have {
-            std::thread::sleep(Duration::from_nanos((want - have) as u64));
-        }
-        return Ok(0);
+        let left = Timespec {
+            tv_sec: ((want - have).max(0) / 1_000_000_000) as i64,
+            tv_nsec: ((want - have).max(0) % 1_000_000_000) as i64,
+        };
+        // An absolute sleep restarts with the same deadline: no `rem`.
+        return sleep_until(t, deadline_after(&left), 0);
     }
-    sleep(&ts);
-    if rem != 0 {
-        t.write_obj(rem, &Timespec::default())?;
-    }
-    Ok(0)
+    sleep_until(t, deadline_after(&ts), rem)
 }
 
 pub fn sys_getrandom(t: &mut Task, buf: u64, len: usize, flags: u32) -> SysResult {

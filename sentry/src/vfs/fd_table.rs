@@ -13,7 +13,7 @@ pub struct FdEntry {
 }
 
 /// A task's fd table.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,
 }
