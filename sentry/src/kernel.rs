@@ -21,7 +21,7 @@ pub struct Kernel {
     pub boot_time: Instant,
     pub strace: bool,
     pub pids: Mutex<PidNamespace>,
-    pub events: EventQueue,
+    pub events: Arc<EventQueue>,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread

@@ -8,6 +8,7 @@ mod host; // raw host calls on stdio (unsafe, justified there)
 pub mod kernel;
 pub mod loader;
 pub mod mm; // mm::memory_file maps guest memory (unsafe, justified there)
+pub mod pipe;
 pub mod process;
 pub mod signal;
 pub mod syscalls;

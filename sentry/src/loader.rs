@@ -7,7 +7,7 @@ use platform::{Prot, Registers};
 use syscalls::flags::{auxv::*, mode};
 use syscalls::Errno;
 
-use crate::mm::{page_down, page_up, FileSource, VmaKind, PAGE};
+use crate::mm::{page_down, page_up, FileSource, MemoryManager, TaskMemory, VmaKind, PAGE};
 use crate::task::Task;
 use crate::vfs::Dentry;
 use crate::BootError;
@@ -345,4 +345,93 @@ fn find_executable(t: &Task, arg0: &str, env: &[String]) -> Result<(String, Arc<
         }
     }
     Err(BootError::Exec { msg: format!("exec: \"{arg0}\": executable file not found in $PATH"), code: 127 })
+}
+
+/// Deepest chain of `#!` interpreters followed.
+const MAX_INTERP_DEPTH: u32 = 4;
+
+/// What `#!` in the first line of a script names.
+fn parse_shebang(head: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), Errno> {
+    let line_end = head.iter().position(|b| *b == b'\n').ok_or(Errno::ENOEXEC)?;
+    let line = &head[2..line_end];
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !is_space(b)).ok_or(Errno::ENOEXEC)?;
+    let line = &line[start..];
+    let end = line.iter().position(is_space).unwrap_or(line.len());
+    let interp = line[..end].to_vec();
+    let rest = &line[end..];
+    let arg = rest.iter().position(|b| !is_space(b)).map(|s| {
+        let r = &rest[s..];
+        let e = r.iter().rposition(|b| !is_space(b)).map_or(0, |e| e + 1);
+        r[..e].to_vec()
+    });
+    Ok((interp, arg))
+}
+
+/// `execve(2)`: replaces the task's program. Errors before the point of no
+/// return leave the task as it was; a failure while loading the new image
+/// kills it.
+pub fn execve(
+    t: &mut Task,
+    dirfd: i32,
+    path: &[u8],
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    follow: bool,
+) -> Result<(), Errno> {
+    let mut path = path.to_vec();
+    let mut exe = t.lookup(dirfd, &path, follow)?;
+    let mut depth = 0;
+    loop {
+        let fd = open_exec(t, &exe)?;
+        let mut head = [0u8; 256];
+        let n = pread_exact(&fd, &mut head, 0)?;
+        if n >= 2 && &head[..2] == b"#!" {
+            depth += 1;
+            if depth > MAX_INTERP_DEPTH {
+                return Err(Errno::ELOOP);
+            }
+            let (interp, arg) = parse_shebang(&head[..n])?;
+            let mut new_argv = vec![interp.clone()];
+            new_argv.extend(arg);
+            new_argv.push(path.clone());
+            new_argv.extend(argv.into_iter().skip(1));
+            argv = new_argv;
+            exe = t.lookup(syscalls::flags::AT_FDCWD, &interp, true)?;
+            path = interp;
+            continue;
+        }
+        parse(&fd)?;
+        break;
+    }
+    // The point of no return: a new address space.
+    let space = t.kernel.platform.new_address_space().map_err(|e| {
+        tracing::error!(target: "sentry::loader", "creating an address space for exec: {e}");
+        Errno::ENOMEM
+    })?;
+    let max = t.kernel.platform.max_user_address();
+    t.mm = TaskMemory::new(MemoryManager::new(t.kernel.memory.clone(), max), space);
+    t.shared.set_stub(t.mm.host_pid());
+    t.release_vfork_parent();
+    if let Err(e) = load(t, &exe, &path, &argv, &envp) {
+        tracing::info!(target: "sentry::loader", "exec of {:?} failed after the point of no return: {e:?}",
+            String::from_utf8_lossy(&path));
+        t.exit = Some(crate::task::ExitStatus::Signaled(syscalls::flags::signal::SIGKILL));
+        return Ok(());
+    }
+    t.fds.close_on_exec();
+    {
+        let mut actions = t.group().actions();
+        for a in actions.iter_mut() {
+            if a.handler != syscalls::flags::sa::SIG_IGN {
+                *a = Default::default();
+            }
+        }
+    }
+    t.signals.altstack =
+        syscalls::structs::SigStack { ss_flags: syscalls::flags::signal::SS_DISABLE, ..Default::default() };
+    t.robust_list = (0, 0);
+    t.clear_child_tid = 0;
+    let _ = t.set_ctx_fp_state(&platform::initial_fp_state());
+    Ok(())
 }

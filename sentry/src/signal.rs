@@ -111,7 +111,7 @@ const RED_ZONE: u64 = 128;
 
 impl Task {
     /// Queues `info` for the task itself.
-    pub fn send_signal(&mut self, info: Siginfo) {
+    pub fn send_signal(&self, info: Siginfo) {
         self.shared.queue(info);
     }
 

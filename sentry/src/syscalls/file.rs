@@ -33,7 +33,7 @@ fn read_into(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysR
     let n = len.min(MAX_COPY);
     t.mm.check_writable(buf, n)?;
     let mut data = vec![0u8; n];
-    let got = f.read(&mut data, off)?;
+    let got = read_file(t, f, &mut data, off)?;
     t.mm.copy_out(buf, &data[..got])?;
     Ok(got as u64)
 }
@@ -51,11 +51,43 @@ pub fn sys_pwrite64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> Sy
     write_from(t, &f, &[Iovec { iov_base: buf, iov_len: len as u64 }], Some(off as u64))
 }
 
+/// Reads from any file: pipes block (interruptibly) in the sentry.
+fn read_file(t: &Task, f: &File, data: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
+    match &f.kind {
+        FileKind::Pipe(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(end) => end.pipe.read(t, data, f.nonblocking()),
+        _ => f.read(data, off),
+    }
+}
+
+/// Writes to any file: pipes block (interruptibly) in the sentry.
+fn write_file(t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+    match &f.kind {
+        FileKind::Pipe(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(end) => end.pipe.write(t, data, f.nonblocking()),
+        _ => f.write(data, off),
+    }
+}
+
 /// Writes the guest buffers in chunks of at most MAX_COPY bytes, stopping
-/// at the first short write.
+/// at the first short write. A pipe gets the buffers gathered, so a small
+/// writev stays one atomic write.
 fn write_from(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
     if !f.writable() {
         return Err(Errno::EBADF);
+    }
+    if matches!(f.kind, FileKind::Pipe(_)) && iovs.len() > 1 {
+        let total: u64 = iovs.iter().map(|i| i.iov_len).sum();
+        if total <= MAX_COPY as u64 {
+            let mut data = vec![0u8; total as usize];
+            let mut at = 0;
+            for iov in iovs {
+                let n = iov.iov_len as usize;
+                t.mm.copy_in(iov.iov_base, &mut data[at..at + n])?;
+                at += n;
+            }
+            return write_file(t, f, &data, off).map(|n| n as u64);
+        }
     }
     let mut total = 0u64;
     let mut chunk = Vec::new();
@@ -67,7 +99,7 @@ fn write_from(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult
             if let Err(e) = t.mm.copy_in(iov.iov_base + at, &mut chunk) {
                 return if total > 0 { Ok(total) } else { Err(e) };
             }
-            let wrote = match f.write(&chunk, off.map(|o| o + total)) {
+            let wrote = match write_file(t, f, &chunk, off.map(|o| o + total)) {
                 Ok(w) => w,
                 Err(e) if total > 0 => {
                     tracing::debug!(target: "sentry::syscall", "write stopped after {total} bytes: {e:?}");
@@ -147,7 +179,7 @@ fn readv_into(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult
         left -= k;
     }
     let mut data = vec![0u8; n];
-    let got = f.read(&mut data, off)?;
+    let got = read_file(t, f, &mut data, off)?;
     let mut done = 0;
     for iov in iovs {
         if done == got {
@@ -226,6 +258,14 @@ pub fn sys_fcntl(t: &mut Task, fd: i32, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         F::F_GETFL => Ok(u64::from(f.flags())),
+        F::F_GETPIPE_SZ | F::F_SETPIPE_SZ => {
+            let FileKind::Pipe(end) = &f.kind else { return Err(Errno::EBADF) };
+            if cmd == F::F_GETPIPE_SZ {
+                return Ok(end.pipe.capacity() as u64);
+            }
+            let want = usize::try_from(arg).map_err(|_| Errno::EINVAL)?;
+            Ok(end.pipe.set_capacity(want)? as u64)
+        }
         F::F_SETFL => {
             f.set_status_flags(arg as u32);
             Ok(0)
@@ -254,6 +294,11 @@ pub fn sys_ioctl(t: &mut Task, fd: i32, req: u32, arg: u64) -> SysResult {
     }
     match &f.kind {
         FileKind::Host(_) => host_ioctl(t, &f, req, arg),
+        FileKind::Pipe(end) if req == I::FIONREAD => {
+            let n = i32::try_from(end.pipe.available()).unwrap_or(i32::MAX);
+            t.write_obj(arg, &n)?;
+            Ok(0)
+        }
         FileKind::Regular(_) if req == I::FIONREAD => {
             let size = f.stat()?.st_size as u64;
             let pos = *f.pos.lock().unwrap_or_else(|e| e.into_inner());
@@ -308,12 +353,45 @@ pub fn sys_poll(t: &mut Task, fds: u64, nfds: u32, timeout_ms: i32) -> SysResult
     Ok(ready as u64)
 }
 
-/// Polls guest fds: host files through a host poll, gofer files are always
-/// ready.
+/// Polls guest fds until one is ready, the timeout passes or a signal
+/// needs handling. Host fds (stdio) cannot wake the sentry's event queue, so
+/// they are polled in slices.
 fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    use std::time::{Duration, Instant};
+    const HOST_SLICE_MS: u64 = 50;
+    let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+    let only_host = pfds.iter().all(|p| p.fd < 0 || t.fds.get(p.fd).is_ok_and(|f| matches!(f.kind, FileKind::Host(_))));
+    let any_host = pfds.iter().any(|p| p.fd >= 0 && t.fds.get(p.fd).is_ok_and(|f| matches!(f.kind, FileKind::Host(_))));
+    loop {
+        let left_ms =
+            deadline.map_or(HOST_SLICE_MS, |d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
+        let host_wait = if only_host { left_ms.min(HOST_SLICE_MS) as i32 } else { 0 };
+        let n = poll_once(t, pfds, host_wait)?;
+        if n > 0 || timeout_ms == 0 {
+            return Ok(n);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(0);
+        }
+        let slice = if any_host {
+            let s = Instant::now() + Duration::from_millis(if only_host { 0 } else { 10 });
+            Some(deadline.map_or(s, |d| d.min(s)))
+        } else {
+            deadline
+        };
+        match t.block_on(slice, || None::<()>) {
+            Err(e) if e == Errno::ETIMEDOUT => continue,
+            Err(_) => return Err(Errno::EINTR),
+            Ok(()) => continue,
+        }
+    }
+}
+
+/// The readiness of every pollfd now; host fds wait at most `host_wait_ms`.
+fn poll_once(t: &Task, pfds: &mut [Pollfd], host_wait_ms: i32) -> Result<usize, Errno> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let mut ready = 0;
+    let always = P::POLLERR | P::POLLHUP | P::POLLNVAL;
     let mut host_idx = Vec::new();
     let mut files = Vec::new();
     for (i, p) in pfds.iter_mut().enumerate() {
@@ -328,46 +406,58 @@ fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, E
                     host_idx.push(i);
                     files.push(f.clone());
                 }
+                FileKind::Pipe(end) => p.revents = end.pipe.poll(end.write) & (p.events | always),
                 _ => p.revents = p.events & (P::POLLIN | P::POLLOUT),
             },
         }
-        if p.revents != 0 {
-            ready += 1;
-        }
     }
-    if host_idx.is_empty() {
-        if ready == 0 && timeout_ms != 0 {
-            let dur = if timeout_ms < 0 { None } else { Some(std::time::Duration::from_millis(timeout_ms as u64)) };
-            match dur {
-                Some(d) => std::thread::sleep(d),
-                None => return Err(Errno::EINTR),
-            }
-        }
-        return Ok(ready);
-    }
-    let timeout = if ready > 0 { 0 } else { timeout_ms };
-    let mut host: Vec<PollFd> = files
-        .iter()
-        .zip(&host_idx)
-        .filter_map(|(f, i)| match &f.kind {
-            FileKind::Host(fd) => Some(PollFd::new(fd.as_fd(), PollFlags::from_bits_truncate(pfds[*i].events))),
-            _ => None,
-        })
-        .collect();
-    let to = if timeout < 0 { PollTimeout::NONE } else { PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX) };
-    loop {
+    if !host_idx.is_empty() {
+        let mut host: Vec<PollFd> = files
+            .iter()
+            .zip(&host_idx)
+            .filter_map(|(f, i)| match &f.kind {
+                FileKind::Host(fd) => Some(PollFd::new(fd.as_fd(), PollFlags::from_bits_truncate(pfds[*i].events))),
+                _ => None,
+            })
+            .collect();
+        let to = PollTimeout::try_from(host_wait_ms.max(0)).unwrap_or(PollTimeout::ZERO);
         match nix::poll::poll(&mut host, to) {
-            Ok(_) => break,
-            Err(nix::Error::EINTR) => continue,
+            Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(Errno::from_raw(e as i32)),
         }
-    }
-    for (h, i) in host.iter().zip(&host_idx) {
-        let rev = h.revents().map_or(0, |r| r.bits());
-        if rev != 0 {
-            pfds[*i].revents = rev;
-            ready += 1;
+        for (h, i) in host.iter().zip(&host_idx) {
+            pfds[*i].revents = h.revents().map_or(0, |r| r.bits());
         }
     }
-    Ok(ready)
+    Ok(pfds.iter().filter(|p| p.revents != 0).count())
+}
+
+pub fn sys_pipe(t: &mut Task, fds: u64) -> SysResult {
+    sys_pipe2(t, fds, 0)
+}
+
+pub fn sys_pipe2(t: &mut Task, fds: u64, flags: u32) -> SysResult {
+    let allowed = OpenFlags::O_CLOEXEC | OpenFlags::O_NONBLOCK | OpenFlags::O_DIRECT;
+    if flags & !allowed.bits() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (r, w) = crate::pipe::Pipe::create(t.kernel.events.clone());
+    let status = flags & (OpenFlags::O_NONBLOCK | OpenFlags::O_DIRECT).bits();
+    let rf = File::new(FileKind::Pipe(r), status, None);
+    let wf = File::new(FileKind::Pipe(w), status | OpenFlags::O_WRONLY.bits(), None);
+    let cloexec = flags & OpenFlags::O_CLOEXEC.bits() != 0;
+    let rfd = t.fds.insert(rf, cloexec, 0, t.nofile())?;
+    let wfd = match t.fds.insert(wf, cloexec, 0, t.nofile()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = t.fds.remove(rfd);
+            return Err(e);
+        }
+    };
+    if let Err(e) = t.write_obj(fds, &[rfd, wfd]) {
+        let _ = t.fds.remove(rfd);
+        let _ = t.fds.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
 }

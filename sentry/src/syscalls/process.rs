@@ -436,3 +436,50 @@ pub fn sys_sched_yield(_t: &mut Task) -> SysResult {
     std::thread::yield_now();
     Ok(0)
 }
+
+/// Most argv/envp entries accepted.
+const MAX_ARG_STRINGS: usize = 0x7fff_ffff;
+/// Most argv + envp bytes accepted (E2BIG past it).
+const MAX_ARG_BYTES: usize = 2 << 20;
+
+/// Reads a NULL-terminated array of strings (argv, envp).
+fn read_strv(t: &Task, addr: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if addr == 0 {
+        return Ok(out);
+    }
+    for i in 0..MAX_ARG_STRINGS {
+        let p: u64 = t.read_obj(addr + 8 * i as u64)?;
+        if p == 0 {
+            return Ok(out);
+        }
+        let s =
+            t.mm.copy_in_cstr(p, MAX_ARG_BYTES).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        *total += s.len() + 1;
+        if *total > MAX_ARG_BYTES {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+    }
+    Err(Errno::E2BIG)
+}
+
+pub fn sys_execve(t: &mut Task, path: u64, argv: u64, envp: u64) -> SysResult {
+    sys_execveat(t, syscalls::flags::AT_FDCWD, path, argv, envp, 0)
+}
+
+pub fn sys_execveat(t: &mut Task, dirfd: i32, path: u64, argv: u64, envp: u64, flags: u32) -> SysResult {
+    use syscalls::flags::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = t.read_path(path)?;
+    let mut total = 0;
+    let argv = read_strv(t, argv, &mut total)?;
+    let envp = read_strv(t, envp, &mut total)?;
+    if p.is_empty() && flags & AT_EMPTY_PATH == 0 {
+        return Err(Errno::ENOENT);
+    }
+    crate::loader::execve(t, dirfd, &p, argv, envp, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    Ok(0)
+}

@@ -64,7 +64,9 @@ static ENTRIES: &[Entry] = &[
     e!(ioctl, Partial, &[I, H, H], "terminal queries, FIONREAD, FIONBIO, FIOCLEX", |t, a| {
         file::sys_ioctl(t, a.i32(0), a.u32(1), a.u64(2))
     }),
-    e!(poll, Partial, &[H, I, I], "host stdio and files", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
+    e!(poll, Partial, &[H, I, I], "EINTR rather than restart", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
+    e!(pipe, Full, &[H], "", |t, a| file::sys_pipe(t, a.u64(0))),
+    e!(pipe2, Full, &[H, H], "", |t, a| file::sys_pipe2(t, a.u64(0), a.u32(1))),
     e!(stat, Full, &[S, H], "", |t, a| fs::sys_stat(t, a.u64(0), a.u64(1))),
     e!(lstat, Full, &[S, H], "", |t, a| fs::sys_lstat(t, a.u64(0), a.u64(1))),
     e!(fstat, Full, &[I, H], "", |t, a| fs::sys_fstat(t, a.i32(0), a.u64(1))),
@@ -97,6 +99,15 @@ static ENTRIES: &[Entry] = &[
         process::sys_clone(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
     }),
     e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),
+    e!(execve, Partial, &[S, H, H], "single-threaded callers", |t, a| process::sys_execve(
+        t,
+        a.u64(0),
+        a.u64(1),
+        a.u64(2)
+    )),
+    e!(execveat, Partial, &[I, S, H, H, H], "no fd-only (empty path) exec", |t, a| {
+        process::sys_execveat(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u32(4))
+    }),
     e!(vfork, Full, &[], "", |t, _| process::sys_vfork(t)),
     e!(wait4, Partial, &[I, H, H, H], "exits only, no rusage", |t, a| {
         process::sys_wait4(t, a.i32(0), a.u64(1), a.u32(2), a.u64(3))

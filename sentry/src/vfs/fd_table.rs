@@ -62,6 +62,15 @@ impl FdTable {
         self.fds[i].replace(e)
     }
 
+    /// Closes every fd marked close-on-exec.
+    pub fn close_on_exec(&mut self) {
+        for slot in self.fds.iter_mut() {
+            if slot.as_ref().is_some_and(|e| e.cloexec) {
+                *slot = None;
+            }
+        }
+    }
+
     pub fn remove(&mut self, fd: i32) -> Result<FdEntry, Errno> {
         usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(Option::take).ok_or(Errno::EBADF)
     }

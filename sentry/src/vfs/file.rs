@@ -30,6 +30,8 @@ pub enum FileKind {
     Dir(Mutex<DirCursor>),
     /// `O_PATH`: names a file, allows no I/O.
     Path,
+    /// One end of a pipe.
+    Pipe(crate::pipe::PipeEnd),
 }
 
 /// A directory listing in progress.
@@ -63,6 +65,10 @@ impl File {
 
     pub fn writable(&self) -> bool {
         !self.is_path() && matches!(self.flags() & OpenFlags::O_ACCMODE, 1 | 2)
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & OpenFlags::O_NONBLOCK.bits() != 0
     }
 
     pub fn is_path(&self) -> bool {
@@ -99,7 +105,7 @@ impl File {
                 Ok(n)
             }
             FileKind::Dir(_) => Err(Errno::EISDIR),
-            FileKind::Path => Err(Errno::EBADF),
+            FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
 
@@ -128,7 +134,7 @@ impl File {
                 Ok(n)
             }
             FileKind::Dir(_) => Err(Errno::EISDIR),
-            FileKind::Path => Err(Errno::EBADF),
+            FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
 
@@ -193,6 +199,7 @@ impl File {
                 Ok(new as u64)
             }
             FileKind::Path => Err(Errno::EBADF),
+            FileKind::Pipe(_) => Err(Errno::ESPIPE),
         }
     }
 
@@ -214,6 +221,14 @@ impl File {
                 }
                 Ok(super::attr_to_stat(&a))
             }
+            FileKind::Pipe(end) => Ok(syscalls::structs::Stat {
+                st_dev: 0xc,
+                st_ino: end.pipe.ino,
+                st_nlink: 1,
+                st_mode: syscalls::flags::mode::S_IFIFO | 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
             _ => {
                 let d = self.dentry.as_ref().ok_or(Errno::EBADF)?;
                 Ok(super::attr_to_stat(&d.attr()))

@@ -1,0 +1,181 @@
+//! Pipes: a bounded byte queue between a read end and a write end, with
+//! blocking that signals interrupt, PIPE_BUF atomicity, EOF when the last
+//! writer goes and EPIPE/SIGPIPE when the last reader does.
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use syscalls::flags::{poll as P, signal};
+use syscalls::Errno;
+
+use crate::kernel::EventQueue;
+use crate::task::Task;
+
+/// Writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+/// Default capacity (Linux: 16 pages).
+pub const PIPE_DEFAULT_SIZE: usize = 65536;
+/// Largest capacity F_SETPIPE_SZ grants (/proc/sys/fs/pipe-max-size).
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+
+/// A pipe.
+pub struct Pipe {
+    state: Mutex<PipeState>,
+    events: Arc<EventQueue>,
+    /// Inode number shown by fstat.
+    pub ino: u64,
+}
+
+struct PipeState {
+    buf: VecDeque<u8>,
+    cap: usize,
+    readers: usize,
+    writers: usize,
+}
+
+/// One end of a pipe, counted while it lives.
+pub struct PipeEnd {
+    pub pipe: Arc<Pipe>,
+    pub write: bool,
+}
+
+impl Pipe {
+    /// A new pipe and its two ends (read, write).
+    pub fn create(events: Arc<EventQueue>) -> (PipeEnd, PipeEnd) {
+        static NEXT_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+        let ino = NEXT_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pipe = Arc::new(Pipe {
+            state: Mutex::new(PipeState { buf: VecDeque::new(), cap: PIPE_DEFAULT_SIZE, readers: 1, writers: 1 }),
+            events,
+            ino,
+        });
+        (PipeEnd { pipe: pipe.clone(), write: false }, PipeEnd { pipe, write: true })
+    }
+
+    fn state(&self) -> MutexGuard<'_, PipeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads what is there (at most `buf.len()`), waiting for data unless
+    /// `nonblock`; 0 at end of file.
+    pub fn read(&self, t: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = t.block_on(None, || {
+            let mut st = self.state();
+            if !st.buf.is_empty() {
+                let n = buf.len().min(st.buf.len());
+                for (dst, src) in buf.iter_mut().zip(st.buf.drain(..n)) {
+                    *dst = src;
+                }
+                return Some(Ok(n));
+            }
+            if st.writers == 0 {
+                return Some(Ok(0));
+            }
+            nonblock.then_some(Err(Errno::EAGAIN))
+        })??;
+        self.events.notify();
+        Ok(n)
+    }
+
+    /// Writes `data`, all of it unless interrupted or `nonblock`; writes of
+    /// at most PIPE_BUF bytes are never split.
+    pub fn write(&self, t: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < data.len() || data.is_empty() {
+            let left = &data[done..];
+            let step = t.block_on(None, || {
+                let mut st = self.state();
+                if st.readers == 0 {
+                    return Some(Err(Errno::EPIPE));
+                }
+                let space = st.cap.saturating_sub(st.buf.len());
+                let need = if left.len() <= PIPE_BUF { left.len() } else { 1 };
+                if space >= need {
+                    let n = left.len().min(space);
+                    st.buf.extend(&left[..n]);
+                    return Some(Ok(n));
+                }
+                nonblock.then_some(Err(Errno::EAGAIN))
+            });
+            match step {
+                Ok(Ok(n)) => {
+                    done += n;
+                    self.events.notify();
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+                Ok(Err(e)) if e == Errno::EPIPE => {
+                    let info = crate::signal::user_info(signal::SIGPIPE, 0, t.group().pid, t.creds.uid);
+                    t.send_signal(info);
+                    return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
+                }
+                Ok(Err(e)) | Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+            }
+        }
+        Ok(done)
+    }
+
+    /// poll(2) readiness of one end.
+    pub fn poll(&self, write: bool) -> i16 {
+        let st = self.state();
+        if write {
+            if st.readers == 0 {
+                P::POLLERR
+            } else if st.buf.len() < st.cap {
+                P::POLLOUT
+            } else {
+                0
+            }
+        } else {
+            let mut r = 0;
+            if !st.buf.is_empty() {
+                r |= P::POLLIN;
+            }
+            if st.writers == 0 {
+                r |= P::POLLHUP;
+            }
+            r
+        }
+    }
+
+    /// Bytes waiting (FIONREAD).
+    pub fn available(&self) -> usize {
+        self.state().buf.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.state().cap
+    }
+
+    /// F_SETPIPE_SZ: rounds up to a power of two pages; EBUSY if the data
+    /// would not fit.
+    pub fn set_capacity(&self, want: usize) -> Result<usize, Errno> {
+        if want > PIPE_MAX_SIZE {
+            return Err(Errno::EPERM);
+        }
+        let cap = want.max(4096).next_power_of_two();
+        let mut st = self.state();
+        if st.buf.len() > cap {
+            return Err(Errno::EBUSY);
+        }
+        st.cap = cap;
+        Ok(cap)
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        {
+            let mut st = self.pipe.state();
+            if self.write {
+                st.writers -= 1;
+            } else {
+                st.readers -= 1;
+            }
+        }
+        self.pipe.events.notify();
+    }
+}
