@@ -49,7 +49,7 @@ pub const BIG_LEN: usize = 1 << 20;
 pub const TEN_MIB: usize = 10 << 20;
 
 /// Bumped whenever the shared busybox rootfs layout changes, so a stale cache is not reused.
-const BUSYBOX_ROOTFS_VERSION: u32 = 1;
+const BUSYBOX_ROOTFS_VERSION: u32 = 2;
 
 /// gcc flags for the compat programs.
 const GCC_FLAGS: &[&str] = &["-O2", "-static", "-Wall"];
@@ -235,6 +235,7 @@ pub fn big_byte(i: usize) -> u8 {
 /// /data/big.bin     1 MiB, big_byte(i) 0644    /data/abslink  -> /data/hello.txt
 /// /data/empty       0 bytes 0644               /data/dirlink  -> dir
 /// /data/exec.sh     "#!/bin/sh..." 0755        /data/loop1    -> loop2, loop2 -> loop1
+/// /data/script      "#!/prog  interp-arg" 0755 /data/noexec 0644, /data/garbage 0755 (text)
 /// /data/dir/{a,b,c} "a\n" "bb\n" "ccc\n"       /data/dangling -> nowhere
 /// /data/types/{reg 0640, sub/ 0700, sym -> reg}
 /// ```
@@ -246,6 +247,9 @@ pub fn compat_fixtures(root: &Path) {
     write_file(root, "/data/big.bin", &big, 0o644);
     write_file(root, "/data/empty", b"", 0o644);
     write_file(root, "/data/exec.sh", b"#!/bin/sh\necho hi\n", 0o755);
+    write_file(root, "/data/script", b"#!/prog  interp-arg  \nignored\n", 0o755);
+    write_file(root, "/data/noexec", b"#!/prog\n", 0o644);
+    write_file(root, "/data/garbage", b"not a program\n", 0o755);
     make_dir(root, "/data/dir", 0o755);
     write_file(root, "/data/dir/a", b"a\n", 0o644);
     write_file(root, "/data/dir/b", b"bb\n", 0o644);
@@ -461,6 +465,7 @@ fn build_busybox_rootfs(root: &Path) {
     make_dir(root, "/data", 0o755);
     write_file(root, "/data/hello.txt", HELLO_TEXT.as_bytes(), 0o644);
     write_file(root, "/data/words.txt", WORDS.as_bytes(), 0o644);
+    write_file(root, "/data/count.sh", b"n=0\nwhile read l; do n=$((n+1)); done\necho lines $n\n", 0o755);
     write_file(root, "/data/numbers.txt", NUMBERS.as_bytes(), 0o644);
     write_file(root, "/data/dups.txt", DUPS.as_bytes(), 0o644);
     write_file(root, "/data/a.txt", A.as_bytes(), 0o644);

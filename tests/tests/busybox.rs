@@ -2,10 +2,9 @@
 //! symlinks, run natively in a chroot and inside `cordon run`, comparing stdout
 //! and exit status.
 //!
-//! This milestone has no fork or exec in the sandbox, so every applet runs
-//! directly as `process.args`, and `sh -c` scripts use builtins only: no
-//! pipelines, no `$(...)`, no here-documents (ash feeds them through a pipe),
-//! no external commands.
+//! Applets run directly as `process.args`, and `sh -c` scripts exercise the
+//! shell: builtins, and (below "processes") pipelines, subshells, command
+//! substitution, background jobs and signals.
 //!
 //! The rootfs is shared read-only between tests (see `busybox_rootfs`); each
 //! test has its own bundle, state root and container id.
@@ -258,3 +257,24 @@ fn df_prints_header() {
         out.stderr_str()
     );
 }
+
+// --- processes: pipelines, subshells, substitution, jobs ---------------------
+
+script!(pipeline_sort_head, "seq 200 | sort -rn | head -3");
+script!(pipeline_long, "cat /data/words.txt | tr a-z A-Z | sort | uniq -c | sort -rn | head -5");
+script!(pipeline_status, "false | true; echo $?; true | false; echo $?", Compare::status(0));
+script!(command_substitution, "x=$(echo inner); n=$(wc -l < /data/words.txt); echo \"$x $n\"");
+script!(nested_substitution, "echo $(echo $(echo deep) | tr a-z A-Z)");
+script!(subshell_exit, "(exit 3); echo $?; (cd /data && pwd); pwd");
+script!(here_document, "cat <<EOF\nline one\nline $((1 + 1))\nEOF");
+script!(for_loop_pipeline, "for i in 1 2 3 4 5; do echo $i; done | while read n; do echo $((n * n)); done");
+script!(xargs_and_find, "find /data -type f | sort | xargs wc -c | tail -1");
+script!(md5_of_pipe, "cat /data/10m.bin | md5sum");
+script!(yes_head_sigpipe, "yes cordon | head -c 100000 | md5sum");
+script!(kill_self_term, "kill -TERM $$", Compare::status(143));
+script!(exit_code_of_child, "sh -c 'exit 42'; echo child said $?");
+script!(background_and_wait, "sleep 0.2 & wait; echo done $?");
+script!(background_kill, "sleep 30 & pid=$!; kill $pid; wait $pid; echo status $?");
+script!(trap_handler, "trap 'echo caught USR1' USR1; kill -USR1 $$; echo after");
+script!(exec_replaces_shell, "exec echo replaced; echo never");
+script!(script_file_shebang, "printf '%s\\n' one two | sh /data/count.sh");

@@ -61,6 +61,7 @@ compat_tests! {
     mmap_anon,
     mmap_file,
     open,
+    pipe_exec,
     poll,
     prctl,
     pread_lseek,
