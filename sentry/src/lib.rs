@@ -61,6 +61,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
+    root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
     let kernel = Arc::new(Kernel {
         platform,
         memory,

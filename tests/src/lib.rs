@@ -49,7 +49,7 @@ pub const BIG_LEN: usize = 1 << 20;
 pub const TEN_MIB: usize = 10 << 20;
 
 /// Bumped whenever the shared busybox rootfs layout changes, so a stale cache is not reused.
-const BUSYBOX_ROOTFS_VERSION: u32 = 2;
+const BUSYBOX_ROOTFS_VERSION: u32 = 3;
 
 /// gcc flags for the compat programs.
 const GCC_FLAGS: &[&str] = &["-O2", "-static", "-Wall"];
@@ -239,8 +239,21 @@ pub fn big_byte(i: usize) -> u8 {
 /// /data/dir/{a,b,c} "a\n" "bb\n" "ccc\n"       /data/dangling -> nowhere
 /// /data/types/{reg 0640, sub/ 0700, sym -> reg}
 /// ```
+/// Device nodes the sandbox provides in /dev, made for the native chroot
+/// (under cordon the sentry's devfs is mounted over them).
+pub fn make_dev_nodes(root: &Path) {
+    make_dir(root, "/dev", 0o755);
+    for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+        let path = host_path(root, &format!("/dev/{name}"));
+        let _ = fs::remove_file(&path);
+        let st = Command::new("mknod").args(["-m", "666"]).arg(&path).args(["c", "1", &minor.to_string()]).status();
+        assert!(st.is_ok_and(|s| s.success()), "mknod {}", path.display());
+    }
+}
+
 pub fn compat_fixtures(root: &Path) {
     set_mode(root, 0o755);
+    make_dev_nodes(root);
     make_dir(root, "/data", 0o755);
     write_file(root, "/data/hello.txt", HELLO_TEXT.as_bytes(), 0o644);
     let big: Vec<u8> = (0..BIG_LEN).map(big_byte).collect();
@@ -451,6 +464,7 @@ fn build_busybox_rootfs(root: &Path) {
     use busybox_text::*;
     set_mode(root, 0o755);
     install_busybox(root);
+    make_dev_nodes(root);
     make_dir(root, "/usr/bin", 0o755);
     make_dir(root, "/root", 0o700);
     make_dir(root, "/tmp", 0o1777);

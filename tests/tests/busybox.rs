@@ -274,6 +274,7 @@ script!(yes_head_sigpipe, "yes cordon | head -c 100000 | md5sum");
 script!(kill_self_term, "kill -TERM $$", Compare::status(143));
 script!(exit_code_of_child, "sh -c 'exit 42'; echo child said $?");
 script!(background_and_wait, "sleep 0.2 & wait; echo done $?");
+script!(dev_null_and_zero, "echo gone > /dev/null; head -c 32 /dev/zero | od -An -tx1; ls /dev/null /dev/zero");
 script!(background_kill, "sleep 30 & pid=$!; kill $pid; wait $pid; echo status $?");
 script!(trap_handler, "trap 'echo caught USR1' USR1; kill -USR1 $$; echo after");
 script!(exec_replaces_shell, "exec echo replaced; echo never");

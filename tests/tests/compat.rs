@@ -46,6 +46,7 @@ compat_tests! {
     brk,
     close,
     cwd,
+    devices,
     dup,
     efault,
     einval,

@@ -137,11 +137,11 @@ pub fn sys_faccessat2(t: &mut Task, dirfd: i32, path: u64, mask: u32, flags: u32
     }
     let tg = target(t, dirfd, path, flags, AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
     let (attr, readonly) = match &tg {
-        Target::Dentry(d) => (d.attr(), d.mount.readonly),
+        Target::Dentry(d) => (d.attr(), d.readonly()),
         Target::Fd(fd) => {
             let f = t.fds.get(*fd)?;
             let st = f.stat()?;
-            let ro = f.dentry.as_ref().is_some_and(|d| d.mount.readonly);
+            let ro = f.dentry.as_ref().is_some_and(|d| d.readonly());
             (crate::vfs::host_stat_like(&st), ro)
         }
     };
@@ -224,7 +224,7 @@ pub fn sys_getdents64(t: &mut Task, fd: i32, buf: u64, count: u32) -> SysResult 
                     if cur.eof && idx >= cur.base {
                         break;
                     }
-                    let ents = d.mount.client.getdents(d.handle, idx, DIRENT_BATCH).map_err(Errno::from_raw)?;
+                    let ents = d.dir_entries(idx, DIRENT_BATCH)?;
                     cur.eof = ents.is_empty();
                     cur.base = idx;
                     cur.buf = ents;

@@ -32,6 +32,8 @@ pub enum FileKind {
     Path,
     /// One end of a pipe.
     Pipe(crate::pipe::PipeEnd),
+    /// A character device the sentry implements (/dev/null and friends).
+    Device(super::devfs::Device),
 }
 
 /// A directory listing in progress.
@@ -104,6 +106,7 @@ impl File {
                 }
                 Ok(n)
             }
+            FileKind::Device(d) => d.read(buf),
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
@@ -133,6 +136,7 @@ impl File {
                 }
                 Ok(n)
             }
+            FileKind::Device(d) => d.write(data),
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
@@ -200,6 +204,8 @@ impl File {
             }
             FileKind::Path => Err(Errno::EBADF),
             FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            // Character devices ignore seeks and report position 0.
+            FileKind::Device(_) => Ok(0),
         }
     }
 

@@ -8,6 +8,7 @@ use gofer::{Attr, Client, Handle};
 use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use syscalls::Errno;
 
+pub mod devfs;
 pub mod fd_table;
 pub mod file;
 pub mod open;
@@ -26,39 +27,105 @@ pub struct GoferMount {
     pub readonly: bool,
 }
 
+/// A file the sentry makes up itself (devices, later /proc), as a tree.
+pub trait SynthNode: Send + Sync {
+    fn attr(&self) -> Attr;
+    /// A child of a directory.
+    fn lookup(&self, _name: &[u8]) -> Option<Arc<dyn SynthNode>> {
+        None
+    }
+    /// A directory's entries (name and attributes), in a stable order.
+    fn entries(&self) -> Vec<(Vec<u8>, Attr)> {
+        Vec::new()
+    }
+    /// A symlink's target.
+    fn readlink(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Opens a non-directory.
+    fn open(&self, _flags: u32) -> Result<FileKind, Errno> {
+        Err(Errno::ENXIO)
+    }
+}
+
+/// Where a dentry's file lives.
+pub enum Node {
+    /// A file of a gofer-served mount.
+    Gofer { handle: Handle, mount: Arc<GoferMount> },
+    /// A file the sentry makes up.
+    Synthetic(Arc<dyn SynthNode>),
+}
+
 /// A name in the tree, and the file it names.
 pub struct Dentry {
     pub name: Vec<u8>,
     pub parent: Option<Arc<Dentry>>,
-    pub handle: Handle,
     pub attr: Mutex<Attr>,
-    pub mount: Arc<GoferMount>,
+    pub node: Node,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
     link: Mutex<Option<Vec<u8>>>,
     /// Host fds the gofer donated for this file, by access mode, shared by
     /// every open file description: data I/O is pread/pwrite at offsets the
     /// sentry keeps, so descriptions need no host fd of their own.
     host_fds: Mutex<[Option<Arc<OwnedFd>>; 3]>,
+    /// The root of a file system mounted on this directory.
+    mounted: Mutex<Option<Arc<Dentry>>>,
 }
 
 impl Dentry {
     /// The root dentry of a gofer mount.
     pub fn root(mount: Arc<GoferMount>) -> Result<Arc<Dentry>, Errno> {
         let (handle, attr) = mount.client.mount().map_err(Errno::from_raw)?;
-        Ok(Arc::new(Dentry::new(Vec::new(), None, handle, attr, mount)))
+        Ok(Arc::new(Dentry::new(Vec::new(), None, attr, Node::Gofer { handle, mount })))
     }
 
-    fn new(name: Vec<u8>, parent: Option<Arc<Dentry>>, handle: Handle, attr: Attr, mount: Arc<GoferMount>) -> Dentry {
+    fn new(name: Vec<u8>, parent: Option<Arc<Dentry>>, attr: Attr, node: Node) -> Dentry {
         Dentry {
             name,
             parent,
-            handle,
             attr: Mutex::new(attr),
-            mount,
+            node,
             children: Mutex::new(HashMap::new()),
             link: Mutex::new(None),
             host_fds: Mutex::new([None, None, None]),
+            mounted: Mutex::new(None),
         }
+    }
+
+    fn synthetic(name: &[u8], parent: Option<Arc<Dentry>>, node: Arc<dyn SynthNode>) -> Arc<Dentry> {
+        Arc::new(Dentry::new(name.to_vec(), parent, node.attr(), Node::Synthetic(node)))
+    }
+
+    /// Mounts a synthetic file system at the directory `name` of `self`
+    /// (which need not exist in the underlying file system).
+    pub fn mount_synthetic(self: &Arc<Dentry>, name: &[u8], fs: Arc<dyn SynthNode>) {
+        let existing = self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next());
+        let root = Dentry::synthetic(name, Some(self.clone()), fs);
+        match existing {
+            Some(d) if d.is_dir() => *d.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(root),
+            _ => {
+                self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), root);
+            }
+        }
+    }
+
+    /// The root of what is mounted here, or this dentry.
+    fn crossed(self: Arc<Dentry>) -> Arc<Dentry> {
+        let m = self.mounted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        m.unwrap_or(self)
+    }
+
+    /// The gofer handle and mount of a gofer-served file.
+    pub fn gofer(&self) -> Option<(Handle, &Arc<GoferMount>)> {
+        match &self.node {
+            Node::Gofer { handle, mount } => Some((*handle, mount)),
+            Node::Synthetic(_) => None,
+        }
+    }
+
+    /// Whether the file's mount is read-only.
+    pub fn readonly(&self) -> bool {
+        self.gofer().is_some_and(|(_, m)| m.readonly)
     }
 
     pub fn attr(&self) -> Attr {
@@ -85,17 +152,31 @@ impl Dentry {
         self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
-    /// Looks up `names` one after another below `self` in one gofer round
-    /// trip, caching every dentry found. Returns the dentries found, which
-    /// may be fewer than the names (a missing name or a symlink ends it).
+    fn cache(&self, name: &[u8], d: Arc<Dentry>) -> Arc<Dentry> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_vec()).or_insert(d).clone()
+    }
+
+    /// Looks up `names` one after another below `self` (for a gofer
+    /// directory, in one round trip), caching every dentry found. Returns
+    /// the dentries found, which may be fewer than the names (a missing name
+    /// or a symlink ends it).
     fn walk(self: &Arc<Dentry>, names: &[&[u8]]) -> Result<(Vec<Arc<Dentry>>, bool), Errno> {
-        let (steps, missing) = self.mount.client.walk(self.handle, names).map_err(Errno::from_raw)?;
+        let (handle, mount) = match &self.node {
+            Node::Gofer { handle, mount } => (*handle, mount.clone()),
+            Node::Synthetic(n) => {
+                let name = names.first().ok_or(Errno::ENOENT)?;
+                return Ok(match n.lookup(name) {
+                    Some(child) => (vec![self.cache(name, Dentry::synthetic(name, Some(self.clone()), child))], false),
+                    None => (Vec::new(), true),
+                });
+            }
+        };
+        let (steps, missing) = mount.client.walk(handle, names).map_err(Errno::from_raw)?;
         let mut out = Vec::with_capacity(steps.len());
         let mut parent = self.clone();
         for (step, name) in steps.into_iter().zip(names) {
-            let d =
-                Arc::new(Dentry::new(name.to_vec(), Some(parent.clone()), step.handle, step.attr, self.mount.clone()));
-            let d = parent.children.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_vec()).or_insert(d).clone();
+            let node = Node::Gofer { handle: step.handle, mount: mount.clone() };
+            let d = parent.cache(name, Arc::new(Dentry::new(name.to_vec(), Some(parent.clone()), step.attr, node)));
             out.push(d.clone());
             parent = d;
         }
@@ -109,13 +190,29 @@ impl Dentry {
         if slot > 2 {
             return Err(Errno::EINVAL);
         }
+        let (handle, mount) = self.gofer().ok_or(Errno::ENODEV)?;
         let mut fds = self.host_fds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(fd) = &fds[slot] {
             return Ok(fd.clone());
         }
-        let fd = Arc::new(self.mount.client.open(self.handle, acc).map_err(Errno::from_raw)?);
+        let fd = Arc::new(mount.client.open(handle, acc).map_err(Errno::from_raw)?);
         fds[slot] = Some(fd.clone());
         Ok(fd)
+    }
+
+    /// Directory entries `[from, from+count)` of a directory (without "."
+    /// and ".."); empty at the end.
+    pub fn dir_entries(&self, from: u64, count: u32) -> Result<Vec<gofer::Dirent>, Errno> {
+        match &self.node {
+            Node::Gofer { handle, mount } => mount.client.getdents(*handle, from, count).map_err(Errno::from_raw),
+            Node::Synthetic(n) => Ok(n
+                .entries()
+                .into_iter()
+                .skip(usize::try_from(from).unwrap_or(usize::MAX))
+                .take(count as usize)
+                .map(|(name, a)| gofer::Dirent { name, ino: a.ino, kind: dtype_of(a.mode) })
+                .collect()),
+        }
     }
 
     /// The target of a symlink.
@@ -127,7 +224,10 @@ impl Dentry {
         if let Some(t) = &*link {
             return Ok(t.clone());
         }
-        let t = self.mount.client.readlink(self.handle).map_err(Errno::from_raw)?;
+        let t = match &self.node {
+            Node::Gofer { handle, mount } => mount.client.readlink(*handle).map_err(Errno::from_raw)?,
+            Node::Synthetic(n) => n.readlink().ok_or(Errno::EINVAL)?,
+        };
         *link = Some(t.clone());
         Ok(t)
     }
@@ -228,7 +328,8 @@ impl Resolver<'_> {
                         None => return Err(Errno::ENOENT),
                     }
                 }
-            };
+            }
+            .crossed();
             let last = i + 1 == names.len();
             if child.is_symlink() && (!last || follow || must_be_dir) {
                 if *budget == 0 {
@@ -236,7 +337,7 @@ impl Resolver<'_> {
                 }
                 *budget -= 1;
                 let target = child.readlink()?;
-                cur = self.resolve_from(&cur, &target, true, budget)?;
+                cur = self.resolve_from(&cur, &target, true, budget)?.crossed();
             } else {
                 cur = child;
             }
@@ -303,4 +404,19 @@ pub fn host_stat_to_attr(s: &libc::stat) -> Attr {
 /// permission checks need).
 pub fn host_stat_like(s: &syscalls::structs::Stat) -> Attr {
     Attr { mode: s.st_mode, uid: s.st_uid, gid: s.st_gid, ino: s.st_ino, dev: s.st_dev, ..Default::default() }
+}
+
+/// The `d_type` of a mode.
+pub fn dtype_of(mode: u32) -> u8 {
+    use syscalls::flags::{dtype, mode as m};
+    match mode & S_IFMT {
+        m::S_IFDIR => dtype::DT_DIR,
+        m::S_IFREG => dtype::DT_REG,
+        m::S_IFLNK => dtype::DT_LNK,
+        m::S_IFCHR => dtype::DT_CHR,
+        m::S_IFBLK => dtype::DT_BLK,
+        m::S_IFIFO => dtype::DT_FIFO,
+        m::S_IFSOCK => dtype::DT_SOCK,
+        _ => dtype::DT_UNKNOWN,
+    }
 }

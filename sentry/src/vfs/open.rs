@@ -93,20 +93,28 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
         return Ok(File::new(FileKind::Dir(Mutex::new(DirCursor::default())), fl, Some(d)));
     }
     let writes = acc != 0 || has(O::O_TRUNC);
-    if writes && d.mount.readonly {
+    if writes && d.readonly() {
         return Err(Errno::EROFS);
     }
     if !may_access(&t.creds, &attr, mask, false) {
         return Err(Errno::EACCES);
     }
+    let (handle, mount) = match (&d.node, d.gofer()) {
+        (super::Node::Synthetic(n), _) => {
+            let kind = n.open(flags)?;
+            return Ok(File::new(kind, fl, Some(d)));
+        }
+        (_, Some((h, m))) => (h, m.clone()),
+        _ => return Err(Errno::ENXIO),
+    };
     if !d.is_regular() {
         // Devices, FIFOs and sockets of the rootfs: the gofer decides.
-        let fd = d.mount.client.open(d.handle, acc | (flags & O::O_NONBLOCK.bits())).map_err(Errno::from_raw)?;
+        let fd = mount.client.open(handle, acc | (flags & O::O_NONBLOCK.bits())).map_err(Errno::from_raw)?;
         return Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, Some(d)));
     }
     let fd = if has(O::O_TRUNC) {
         // Truncation happens in the gofer's open.
-        Arc::new(d.mount.client.open(d.handle, acc | O::O_TRUNC.bits()).map_err(Errno::from_raw)?)
+        Arc::new(mount.client.open(handle, acc | O::O_TRUNC.bits()).map_err(Errno::from_raw)?)
     } else {
         d.host_fd(acc)?
     };
