@@ -12,8 +12,7 @@ command -v debootstrap >/dev/null || {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 }
-mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
+mirror=${CORDON_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$cache"
 tmp="$dir.tmp.$$"
 rm -rf "$tmp"
