@@ -22,6 +22,7 @@ pub struct Kernel {
     pub strace: bool,
     pub pids: Mutex<PidNamespace>,
     pub events: Arc<EventQueue>,
+    pub futexes: crate::futex::FutexTable,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod futex;
 mod host; // raw host calls on stdio (unsafe, justified there)
 pub mod kernel;
 pub mod loader;
@@ -72,6 +73,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         strace: cfg.strace,
         pids: Default::default(),
         events: Default::default(),
+        futexes: Default::default(),
     });
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
     let status = task.run_to_exit();

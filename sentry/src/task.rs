@@ -374,8 +374,10 @@ impl Task {
     pub fn exit_process(&mut self, status: ExitStatus) {
         self.release_vfork_parent();
         self.fds = FdTable::default();
-        if self.clear_child_tid != 0 {
-            let _ = self.mm.copy_out(self.clear_child_tid, &0i32.to_le_bytes());
+        if self.clear_child_tid != 0 && self.mm.copy_out(self.clear_child_tid, &0i32.to_le_bytes()).is_ok() {
+            if let Ok(key) = self.futex_key(self.clear_child_tid, false) {
+                let _ = self.kernel.futexes.wake(self, key, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
+            }
         }
         let group = self.group().clone();
         let (children, parent, exit_signal) = {

@@ -64,6 +64,7 @@ compat_tests! {
     open,
     pipe_exec,
     poll,
+    poll_wait,
     prctl,
     pread_lseek,
     random,

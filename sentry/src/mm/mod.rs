@@ -662,6 +662,11 @@ impl TaskMemory {
         self.mapping.space()
     }
 
+    /// A number naming the address space (shared by tasks that share it).
+    pub fn identity(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     /// The host pid running this task's guest code.
     pub fn host_pid(&self) -> i32 {
         self.mapping.space.host_pid()

@@ -363,6 +363,8 @@ fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, E
     let only_host = pfds.iter().all(|p| p.fd < 0 || t.fds.get(p.fd).is_ok_and(|f| matches!(f.kind, FileKind::Host(_))));
     let any_host = pfds.iter().any(|p| p.fd >= 0 && t.fds.get(p.fd).is_ok_and(|f| matches!(f.kind, FileKind::Host(_))));
     loop {
+        // Read the generation first: a change after this wakes the wait.
+        let seen = t.kernel.events.generation();
         let left_ms =
             deadline.map_or(HOST_SLICE_MS, |d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
         let host_wait = if only_host { left_ms.min(HOST_SLICE_MS) as i32 } else { 0 };
@@ -370,20 +372,22 @@ fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, E
         if n > 0 || timeout_ms == 0 {
             return Ok(n);
         }
+        if t.has_deliverable_signal() {
+            return Err(Errno::EINTR);
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(0);
         }
+        if only_host {
+            continue;
+        }
         let slice = if any_host {
-            let s = Instant::now() + Duration::from_millis(if only_host { 0 } else { 10 });
+            let s = Instant::now() + Duration::from_millis(10);
             Some(deadline.map_or(s, |d| d.min(s)))
         } else {
             deadline
         };
-        match t.block_on(slice, || None::<()>) {
-            Err(e) if e == Errno::ETIMEDOUT => continue,
-            Err(_) => return Err(Errno::EINTR),
-            Ok(()) => continue,
-        }
+        t.kernel.events.wait(seen, slice);
     }
 }
 

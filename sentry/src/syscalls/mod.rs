@@ -79,6 +79,9 @@ pub fn handle(t: &mut Task) {
     let nr = t.regs.syscall_nr();
     let args = Args(t.regs.syscall_args());
     let entry = lookup(nr);
+    if t.kernel.strace && entry.is_some_and(|e| e.blocking) {
+        tracing::info!(target: "sentry::syscall", "[{}] {} ...", t.tid, Sysno::name_of(nr).unwrap_or("?"));
+    }
     let result = match entry {
         Some(e) => (e.handler)(t, &args),
         None => {

@@ -28,6 +28,8 @@ pub struct Entry {
     pub fmt: &'static [A],
     /// What is missing, for partial support.
     pub note: &'static str,
+    /// May sleep: strace also logs its entry.
+    pub blocking: bool,
 }
 
 use Support::{Full, Partial};
@@ -35,7 +37,30 @@ use A::{Hex as H, Int as I, Str as S};
 
 macro_rules! e {
     ($s:ident, $sup:expr, $fmt:expr, $note:expr, $h:expr) => {
-        Entry { sysno: Sysno::$s, handler: $h, support: $sup, fmt: $fmt, note: $note }
+        Entry {
+            sysno: Sysno::$s,
+            handler: $h,
+            support: $sup,
+            fmt: $fmt,
+            note: $note,
+            blocking: matches!(
+                Sysno::$s,
+                Sysno::read
+                    | Sysno::readv
+                    | Sysno::write
+                    | Sysno::writev
+                    | Sysno::wait4
+                    | Sysno::waitid
+                    | Sysno::poll
+                    | Sysno::futex
+                    | Sysno::nanosleep
+                    | Sysno::clock_nanosleep
+                    | Sysno::rt_sigsuspend
+                    | Sysno::pause
+                    | Sysno::vfork
+                    | Sysno::clone
+            ),
+        }
     };
 }
 
@@ -172,6 +197,9 @@ static ENTRIES: &[Entry] = &[
     e!(nanosleep, Partial, &[H, H], "EINTR even with SA_RESTART", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
     e!(clock_nanosleep, Partial, &[I, H, H, H], "EINTR even with SA_RESTART", |t, a| {
         time::sys_clock_nanosleep(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
+    }),
+    e!(futex, Partial, &[H, I, I, H, H, I], "no PI futexes", |t, a| {
+        time::sys_futex(t, a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u64(4), a.u32(5))
     }),
     e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),
     e!(sysinfo, Full, &[H], "", |t, a| time::sys_sysinfo(t, a.u64(0))),

@@ -148,3 +148,55 @@ pub fn sys_sysinfo(t: &mut Task, buf: u64) -> SysResult {
     t.write_obj(buf, &s)?;
     Ok(0)
 }
+
+pub fn sys_futex(t: &mut Task, addr: u64, op: u32, val: u32, timeout: u64, addr2: u64, val3: u32) -> SysResult {
+    use crate::futex::FUTEX_BITSET_MATCH_ANY as ANY;
+    const FUTEX_WAIT: u32 = 0;
+    const FUTEX_WAKE: u32 = 1;
+    const FUTEX_REQUEUE: u32 = 3;
+    const FUTEX_CMP_REQUEUE: u32 = 4;
+    const FUTEX_WAKE_OP: u32 = 5;
+    const FUTEX_WAIT_BITSET: u32 = 9;
+    const FUTEX_WAKE_BITSET: u32 = 10;
+    const FUTEX_PRIVATE_FLAG: u32 = 128;
+    const FUTEX_CLOCK_REALTIME: u32 = 256;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    let table = &t.kernel.futexes;
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            let deadline = if timeout == 0 {
+                None
+            } else {
+                let ts = read_timespec(t, timeout)?;
+                if cmd == FUTEX_WAIT {
+                    Some(deadline_after(&ts))
+                } else {
+                    // An absolute time on CLOCK_MONOTONIC (or REALTIME).
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 { C::CLOCK_REALTIME } else { C::CLOCK_MONOTONIC };
+                    let n = now(clock)?;
+                    let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+                    let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
+                    let left = (want - have).max(0);
+                    Some(Instant::now() + Duration::from_nanos(left.min(u64::MAX as i128) as u64))
+                }
+            };
+            let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };
+            table.wait(t, addr, private, val, deadline, bitset)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let key = t.futex_key(addr, private)?;
+            table.wake(t, key, val, if cmd == FUTEX_WAKE { ANY } else { val3 })
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            let nmove = timeout as u32;
+            let cmp = (cmd == FUTEX_CMP_REQUEUE).then_some(val3);
+            table.requeue(t, addr, addr2, private, (val, nmove), cmp)
+        }
+        FUTEX_WAKE_OP => table.wake_op(t, addr, addr2, private, (val, timeout as u32), val3),
+        _ => {
+            tracing::warn!(target: "sentry::syscall", "futex operation {cmd} not supported");
+            Err(Errno::ENOSYS)
+        }
+    }
+}
