@@ -252,3 +252,103 @@ pub fn sys_getdents64(t: &mut Task, fd: i32, buf: u64, count: u32) -> SysResult 
     t.mm.copy_out(buf, &out)?;
     Ok(out.len() as u64)
 }
+
+/// `statfs(2)` of the file system holding `d`.
+fn statfs_of(d: &Dentry) -> Result<syscalls::structs::Statfs, Errno> {
+    const ST_RDONLY: i64 = 1;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    match d.gofer() {
+        Some((handle, mount)) => {
+            let s = mount.client.statfs(handle).map_err(Errno::from_raw)?;
+            let mut flags = s.flags & !ST_RDONLY;
+            if mount.readonly {
+                flags |= ST_RDONLY;
+            }
+            Ok(syscalls::structs::Statfs {
+                f_type: s.fs_type,
+                f_bsize: s.bsize,
+                f_blocks: s.blocks,
+                f_bfree: s.bfree,
+                f_bavail: s.bavail,
+                f_files: s.files,
+                f_ffree: s.ffree,
+                f_namelen: s.namelen,
+                f_frsize: s.frsize,
+                f_flags: flags,
+                ..Default::default()
+            })
+        }
+        None => Ok(syscalls::structs::Statfs {
+            f_type: TMPFS_MAGIC,
+            f_bsize: 4096,
+            f_namelen: 255,
+            f_frsize: 4096,
+            ..Default::default()
+        }),
+    }
+}
+
+pub fn sys_statfs(t: &mut Task, path: u64, buf: u64) -> SysResult {
+    let p = t.read_path(path)?;
+    let d = t.lookup(AT_FDCWD, &p, true)?;
+    t.write_obj(buf, &statfs_of(&d)?)?;
+    Ok(0)
+}
+
+pub fn sys_fstatfs(t: &mut Task, fd: i32, buf: u64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    let st = match &f.dentry {
+        Some(d) => statfs_of(d)?,
+        // Pipes and host stdio: an anonymous file system.
+        None => syscalls::structs::Statfs {
+            f_type: 0x5049_5045,
+            f_bsize: 4096,
+            f_namelen: 255,
+            f_frsize: 4096,
+            ..Default::default()
+        },
+    };
+    t.write_obj(buf, &st)?;
+    Ok(0)
+}
+
+/// Extended attributes: the sentry keeps none of its own (no security
+/// labels, no ACLs), and user.* attributes of gofer files are not served
+/// yet.
+fn xattr_get(name: &[u8]) -> Errno {
+    if name.starts_with(b"user.") {
+        Errno::EOPNOTSUPP
+    } else {
+        Errno::ENODATA
+    }
+}
+
+fn xattr_name(t: &Task, name: u64) -> Result<Vec<u8>, Errno> {
+    let n = t.mm.copy_in_cstr(name, 255).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::ERANGE } else { e })?;
+    if n.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    Ok(n)
+}
+
+pub fn sys_getxattr(t: &mut Task, path: u64, name: u64, follow: bool) -> SysResult {
+    let p = t.read_path(path)?;
+    t.lookup(AT_FDCWD, &p, follow)?;
+    Err(xattr_get(&xattr_name(t, name)?))
+}
+
+pub fn sys_fgetxattr(t: &mut Task, fd: i32, name: u64) -> SysResult {
+    t.fds.get(fd)?;
+    Err(xattr_get(&xattr_name(t, name)?))
+}
+
+pub fn sys_listxattr(t: &mut Task, path: u64, follow: bool) -> SysResult {
+    let p = t.read_path(path)?;
+    t.lookup(AT_FDCWD, &p, follow)?;
+    Ok(0)
+}
+
+pub fn sys_flistxattr(t: &mut Task, fd: i32) -> SysResult {
+    t.fds.get(fd)?;
+    Ok(0)
+}

@@ -99,6 +99,20 @@ static ENTRIES: &[Entry] = &[
     e!(statx, Partial, &[I, S, H, H, H], "basic stats only", |t, a| {
         fs::sys_statx(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3), a.u64(4))
     }),
+    e!(statfs, Full, &[S, H], "", |t, a| fs::sys_statfs(t, a.u64(0), a.u64(1))),
+    e!(fstatfs, Full, &[I, H], "", |t, a| fs::sys_fstatfs(t, a.i32(0), a.u64(1))),
+    e!(getxattr, Partial, &[S, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
+        fs::sys_getxattr(t, a.u64(0), a.u64(1), true)
+    }),
+    e!(lgetxattr, Partial, &[S, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
+        fs::sys_getxattr(t, a.u64(0), a.u64(1), false)
+    }),
+    e!(fgetxattr, Partial, &[I, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
+        fs::sys_fgetxattr(t, a.i32(0), a.u64(1))
+    }),
+    e!(listxattr, Partial, &[S, H, I], "no xattrs yet: empty list", |t, a| fs::sys_listxattr(t, a.u64(0), true)),
+    e!(llistxattr, Partial, &[S, H, I], "no xattrs yet: empty list", |t, a| fs::sys_listxattr(t, a.u64(0), false)),
+    e!(flistxattr, Partial, &[I, H, I], "no xattrs yet: empty list", |t, a| fs::sys_flistxattr(t, a.i32(0))),
     e!(getdents64, Full, &[I, H, I], "", |t, a| fs::sys_getdents64(t, a.i32(0), a.u64(1), a.u32(2))),
     e!(readlink, Full, &[S, H, I], "", |t, a| fs::sys_readlink(t, a.u64(0), a.u64(1), a.i32(2))),
     e!(readlinkat, Full, &[I, S, H, I], "", |t, a| fs::sys_readlinkat(t, a.i32(0), a.u64(1), a.u64(2), a.i32(3))),

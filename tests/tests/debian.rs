@@ -1,0 +1,114 @@
+//! Real programs from a Debian bookworm rootfs (built once by
+//! `scripts/debian-rootfs.sh`, cached in /var/cache/cordon): bash,
+//! coreutils, findutils, python3 and perl, each run inside `cordon run` and
+//! natively in a chroot of the same rootfs, stdout and status compared.
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use cordon_tests::{workspace_dir, Compare, Process, Sandbox};
+
+fn debian_rootfs() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            if let Some(dir) = std::env::var_os("CORDON_DEBIAN_ROOTFS") {
+                return PathBuf::from(dir);
+            }
+            let script = workspace_dir().join("scripts/debian-rootfs.sh");
+            let out = Command::new(&script).output().unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+            assert!(
+                out.status.success(),
+                "building the Debian rootfs failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+fn same(name: &str, args: &[&str], status: i32) {
+    let mut sb = Sandbox::with_shared_rootfs(name, &debian_rootfs());
+    let mut p = Process::new(args);
+    p.env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "HOME=/root".into(),
+        "LANG=C.UTF-8".into(),
+    ];
+    sb.assert_same(&p, &Compare::status(status));
+}
+
+#[test]
+fn bash_loop_pipeline() {
+    same("deb-bash-pipe", &["bash", "-c", "for i in $(seq 200); do echo $i; done | sort -rn | head -3"], 0);
+}
+
+#[test]
+fn bash_background_wait() {
+    same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);
+}
+
+#[test]
+fn sh_kill_self() {
+    same("deb-sh-kill", &["sh", "-c", "kill -TERM $$"], 143);
+}
+
+#[test]
+fn coreutils_ls_recursive() {
+    same("deb-ls-r", &["bash", "-c", "ls -laR /usr/lib/python3*/ | wc -l"], 0);
+}
+
+#[test]
+fn find_xargs_grep() {
+    same("deb-find", &["bash", "-c", "find /usr -name '*.py' | xargs grep -l import | wc -l"], 0);
+}
+
+#[test]
+fn coreutils_text() {
+    same(
+        "deb-coreutils",
+        &["bash", "-c", "seq 1000 | paste -sd+ | bc 2>/dev/null || seq 1000 | awk '{s+=$1} END {print s}'; sha256sum /etc/os-release; wc -l /etc/passwd; sort -t: -k3 -n /etc/passwd | cut -d: -f1 | head -5"],
+        0,
+    );
+}
+
+#[test]
+fn python_hello_and_stdlib() {
+    same(
+        "deb-py-hello",
+        &["python3", "-c", "import json, hashlib, re; print(json.dumps({'a': [1, 2]}), hashlib.sha1(b'x').hexdigest(), re.sub('b+', '-', 'abbbc'))"],
+        0,
+    );
+}
+
+#[test]
+fn python_subprocess() {
+    same(
+        "deb-py-subprocess",
+        &["python3", "-c", "import subprocess; r = subprocess.run(['sh', '-c', 'echo out; echo err >&2; exit 3'], capture_output=True); print(r.returncode, r.stdout, r.stderr)"],
+        0,
+    );
+}
+
+#[test]
+fn python_multiprocessing_fork() {
+    same(
+        "deb-py-mp-fork",
+        &["python3", "-c", "import os\nr, w = os.pipe()\npids = []\nfor i in range(4):\n    p = os.fork()\n    if p == 0:\n        os.write(w, bytes([65 + i])); os._exit(i)\n    pids.append(p)\nos.close(w)\ncodes = sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)\nprint(codes, sorted(os.read(r, 10)))"],
+        0,
+    );
+}
+
+#[test]
+fn python_exit_code_and_exception() {
+    same("deb-py-exit", &["python3", "-c", "import sys; print('before'); sys.stdout.flush(); raise SystemExit(7)"], 7);
+}
+
+#[test]
+fn perl_fork_and_pipe() {
+    same(
+        "deb-perl",
+        &["perl", "-e", "pipe(my $r, my $w); my $p = fork; if (!$p) { close $r; print $w \"from child\\n\"; exit 4 } close $w; my $l = <$r>; waitpid($p, 0); print $l, 'status ', $? >> 8, \"\\n\""],
+        0,
+    );
+}
