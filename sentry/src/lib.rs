@@ -14,6 +14,7 @@ pub mod process;
 pub mod signal;
 pub mod syscalls;
 pub mod task;
+pub mod timer;
 pub mod vfs;
 
 use std::os::fd::OwnedFd;

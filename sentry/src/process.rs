@@ -14,6 +14,8 @@ pub struct ThreadGroup {
     state: Mutex<GroupState>,
     /// Signal actions, shared by the group's threads.
     pub actions: Mutex<[Sigaction; 64]>,
+    /// ITIMER_REAL.
+    pub real_timer: Arc<crate::timer::RealTimer>,
 }
 
 /// What changes over a process's life.
@@ -53,6 +55,7 @@ impl ThreadGroup {
                 rusage: (0, 0),
             }),
             actions: Mutex::new(actions),
+            real_timer: Default::default(),
         })
     }
 

@@ -84,6 +84,7 @@ compat_tests! {
     sysinfo,
     tid,
     time,
+    timers_select,
     umask,
     uname,
 }

@@ -465,3 +465,166 @@ pub fn sys_pipe2(t: &mut Task, fds: u64, flags: u32) -> SysResult {
     }
     Ok(0)
 }
+
+/// Polls with `timeout` and, while waiting, `mask` as the signal mask
+/// (ppoll, pselect6); the old mask comes back afterwards, or after the
+/// handler of a signal that interrupted the wait.
+fn poll_with_mask(t: &mut Task, pfds: &mut [Pollfd], timeout_ms: i32, mask: Option<u64>) -> Result<usize, Errno> {
+    let old = t.signals.mask;
+    if let Some(m) = mask {
+        t.signals.mask = m & !crate::signal::UNBLOCKABLE;
+    }
+    let r = poll_files(t, pfds, timeout_ms);
+    if mask.is_some() {
+        if r.as_ref().is_err_and(|e| *e == Errno::EINTR) {
+            t.signals.saved_mask = Some(old);
+        } else {
+            t.signals.mask = old;
+        }
+    }
+    r
+}
+
+/// Milliseconds of a timespec timeout (None: wait forever).
+fn timespec_ms(t: &Task, addr: u64) -> Result<i32, Errno> {
+    if addr == 0 {
+        return Ok(-1);
+    }
+    let ts: syscalls::structs::Timespec = t.read_obj(addr)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    let ms = ts.tv_sec.saturating_mul(1000).saturating_add((ts.tv_nsec + 999_999) / 1_000_000);
+    Ok(ms.min(i64::from(i32::MAX)) as i32)
+}
+
+pub fn sys_ppoll(t: &mut Task, fds: u64, nfds: u32, tsp: u64, sigmask: u64, setsize: u64) -> SysResult {
+    if u64::from(nfds) > t.nofile() {
+        return Err(Errno::EINVAL);
+    }
+    let timeout = timespec_ms(t, tsp)?;
+    let mask = if sigmask != 0 {
+        if setsize != 8 {
+            return Err(Errno::EINVAL);
+        }
+        Some(t.read_obj::<u64>(sigmask)?)
+    } else {
+        None
+    };
+    let mut pfds: Vec<Pollfd> = Vec::with_capacity(nfds as usize);
+    for i in 0..u64::from(nfds) {
+        pfds.push(t.read_obj(fds + i * 8)?);
+    }
+    let ready = poll_with_mask(t, &mut pfds, timeout, mask)?;
+    for (i, p) in pfds.iter().enumerate() {
+        t.write_obj(fds + i as u64 * 8, p)?;
+    }
+    Ok(ready as u64)
+}
+
+/// Reads an fd_set of `nfds` bits (None for a null pointer).
+fn read_fdset(t: &Task, addr: u64, nfds: usize) -> Result<Option<Vec<u64>>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let words = nfds.div_ceil(64);
+    let mut v = vec![0u64; words];
+    for (i, w) in v.iter_mut().enumerate() {
+        *w = t.read_obj(addr + 8 * i as u64)?;
+    }
+    Ok(Some(v))
+}
+
+fn select_common(t: &mut Task, nfds: i32, sets: [u64; 3], timeout_ms: i32, mask: Option<u64>) -> SysResult {
+    if nfds < 0 || nfds as u64 > t.nofile().max(1024) {
+        return Err(Errno::EINVAL);
+    }
+    let n = nfds as usize;
+    let r = read_fdset(t, sets[0], n)?;
+    let w = read_fdset(t, sets[1], n)?;
+    let e = read_fdset(t, sets[2], n)?;
+    let bit = |s: &Option<Vec<u64>>, fd: usize| s.as_ref().is_some_and(|v| v[fd / 64] & (1 << (fd % 64)) != 0);
+    let mut pfds = Vec::new();
+    for fd in 0..n {
+        let mut events = 0;
+        if bit(&r, fd) {
+            events |= P::POLLIN;
+        }
+        if bit(&w, fd) {
+            events |= P::POLLOUT;
+        }
+        if bit(&e, fd) {
+            events |= P::POLLPRI;
+        }
+        if events != 0 {
+            t.fds.get(fd as i32)?;
+            pfds.push(Pollfd { fd: fd as i32, events, revents: 0 });
+        }
+    }
+    poll_with_mask(t, &mut pfds, timeout_ms, mask)?;
+    let words = n.div_ceil(64);
+    let mut out = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
+    let mut count = 0;
+    for p in &pfds {
+        let fd = p.fd as usize;
+        let hits = [
+            p.events & P::POLLIN != 0 && p.revents & (P::POLLIN | P::POLLHUP | P::POLLERR) != 0,
+            p.events & P::POLLOUT != 0 && p.revents & (P::POLLOUT | P::POLLERR) != 0,
+            p.events & P::POLLPRI != 0 && p.revents & P::POLLPRI != 0,
+        ];
+        for (k, hit) in hits.iter().enumerate() {
+            if *hit {
+                out[k][fd / 64] |= 1 << (fd % 64);
+                count += 1;
+            }
+        }
+    }
+    for (k, addr) in sets.iter().enumerate() {
+        if *addr != 0 {
+            for (i, word) in out[k].iter().enumerate() {
+                t.write_obj(addr + 8 * i as u64, word)?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+pub fn sys_select(t: &mut Task, nfds: i32, r: u64, w: u64, e: u64, tv: u64) -> SysResult {
+    let timeout = if tv == 0 {
+        -1
+    } else {
+        let v: syscalls::structs::Timeval = t.read_obj(tv)?;
+        if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+        v.tv_sec.saturating_mul(1000).saturating_add((v.tv_usec + 999) / 1000).min(i64::from(i32::MAX)) as i32
+    };
+    select_common(t, nfds, [r, w, e], timeout, None)
+}
+
+pub fn sys_pselect6(t: &mut Task, nfds: i32, r: u64, w: u64, e: u64, tsp: u64, sig: u64) -> SysResult {
+    let timeout = timespec_ms(t, tsp)?;
+    let mask = if sig != 0 {
+        let (set, size): (u64, u64) = (t.read_obj(sig)?, t.read_obj(sig + 8)?);
+        if set == 0 {
+            None
+        } else if size != 8 {
+            return Err(Errno::EINVAL);
+        } else {
+            Some(t.read_obj::<u64>(set)?)
+        }
+    } else {
+        None
+    };
+    select_common(t, nfds, [r, w, e], timeout, mask)
+}
+
+pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysResult {
+    const CLOSE_RANGE_UNSHARE: u32 = 2;
+    const CLOSE_RANGE_CLOEXEC: u32 = 4;
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    t.fds.close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    Ok(0)
+}

@@ -90,6 +90,16 @@ static ENTRIES: &[Entry] = &[
         file::sys_ioctl(t, a.i32(0), a.u32(1), a.u64(2))
     }),
     e!(poll, Partial, &[H, I, I], "EINTR rather than restart", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
+    e!(ppoll, Partial, &[H, I, H, H, I], "EINTR rather than restart", |t, a| {
+        file::sys_ppoll(t, a.u64(0), a.u32(1), a.u64(2), a.u64(3), a.u64(4))
+    }),
+    e!(select, Partial, &[I, H, H, H, H], "timeout not updated", |t, a| {
+        file::sys_select(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
+    }),
+    e!(pselect6, Partial, &[I, H, H, H, H, H], "timeout not updated", |t, a| {
+        file::sys_pselect6(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4), a.u64(5))
+    }),
+    e!(close_range, Full, &[I, I, H], "", |t, a| file::sys_close_range(t, a.u32(0), a.u32(1), a.u32(2))),
     e!(pipe, Full, &[H], "", |t, a| file::sys_pipe(t, a.u64(0))),
     e!(pipe2, Full, &[H, H], "", |t, a| file::sys_pipe2(t, a.u64(0), a.u32(1))),
     e!(stat, Full, &[S, H], "", |t, a| fs::sys_stat(t, a.u64(0), a.u64(1))),
@@ -215,6 +225,15 @@ static ENTRIES: &[Entry] = &[
     e!(futex, Partial, &[H, I, I, H, H, I], "no PI futexes", |t, a| {
         time::sys_futex(t, a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u64(4), a.u32(5))
     }),
+    e!(alarm, Full, &[I], "", |t, a| time::sys_alarm(t, a.u32(0))),
+    e!(getitimer, Partial, &[I, H], "ITIMER_REAL only", |t, a| time::sys_getitimer(t, a.i32(0), a.u64(1))),
+    e!(setitimer, Partial, &[I, H, H], "ITIMER_REAL only", |t, a| time::sys_setitimer(t, a.i32(0), a.u64(1), a.u64(2))),
+    e!(getrusage, Partial, &[I, H], "CPU time as user time; children 0", |t, a| time::sys_getrusage(
+        t,
+        a.i32(0),
+        a.u64(1)
+    )),
+    e!(times, Partial, &[H], "children 0", |t, a| time::sys_times(t, a.u64(0))),
     e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),
     e!(sysinfo, Full, &[H], "", |t, a| time::sys_sysinfo(t, a.u64(0))),
 ];

@@ -200,3 +200,93 @@ pub fn sys_futex(t: &mut Task, addr: u64, op: u32, val: u32, timeout: u64, addr2
         }
     }
 }
+
+/// `struct itimerval`.
+#[derive(
+    Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+)]
+#[repr(C)]
+struct Itimerval {
+    interval: Timeval,
+    value: Timeval,
+}
+
+fn tv(d: Duration) -> Timeval {
+    Timeval { tv_sec: d.as_secs() as i64, tv_usec: i64::from(d.subsec_micros()) }
+}
+
+fn duration(v: &Timeval) -> Result<Duration, Errno> {
+    if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(v.tv_sec as u64, (v.tv_usec * 1000) as u32))
+}
+
+const ITIMER_REAL: i32 = 0;
+
+pub fn sys_getitimer(t: &mut Task, which: i32, out: u64) -> SysResult {
+    if which != ITIMER_REAL {
+        tracing::warn!(target: "sentry::syscall", "itimer {which}: only ITIMER_REAL is supported");
+        return Err(Errno::EINVAL);
+    }
+    let (left, interval) = t.group().real_timer.get();
+    t.write_obj(out, &Itimerval { interval: tv(interval), value: tv(left) })?;
+    Ok(0)
+}
+
+pub fn sys_setitimer(t: &mut Task, which: i32, new: u64, old: u64) -> SysResult {
+    if which != ITIMER_REAL {
+        tracing::warn!(target: "sentry::syscall", "itimer {which}: only ITIMER_REAL is supported");
+        return Err(Errno::EINVAL);
+    }
+    let v: Itimerval = if new != 0 { t.read_obj(new)? } else { Itimerval::default() };
+    let (value, interval) = (duration(&v.value)?, duration(&v.interval)?);
+    let group = t.group().clone();
+    let (left, int) = group.real_timer.set(&t.kernel, &group, value, interval);
+    if old != 0 {
+        t.write_obj(old, &Itimerval { interval: tv(int), value: tv(left) })?;
+    }
+    Ok(0)
+}
+
+pub fn sys_alarm(t: &mut Task, secs: u32) -> SysResult {
+    let group = t.group().clone();
+    let (left, _) = group.real_timer.set(&t.kernel, &group, Duration::from_secs(u64::from(secs)), Duration::ZERO);
+    // Whole seconds left, rounded up as Linux does (0 only if none).
+    let s = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Ok(s)
+}
+
+/// CPU time of the task's guest code (the stub's), as a duration.
+fn cpu_time(t: &Task) -> Duration {
+    t.mm.cpu_clock()
+        .and_then(|c| nix::time::clock_gettime(nix::time::ClockId::from_raw(c)).ok())
+        .map_or(Duration::ZERO, |ts| Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+}
+
+pub fn sys_getrusage(t: &mut Task, who: i32, out: u64) -> SysResult {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let user = match who {
+        RUSAGE_SELF | RUSAGE_THREAD => cpu_time(t),
+        RUSAGE_CHILDREN => Duration::ZERO,
+        _ => return Err(Errno::EINVAL),
+    };
+    // struct rusage: utime, stime, then 14 longs; only the times are kept.
+    let mut buf = [0u8; 144];
+    let u = tv(user);
+    buf[0..8].copy_from_slice(&u.tv_sec.to_le_bytes());
+    buf[8..16].copy_from_slice(&u.tv_usec.to_le_bytes());
+    t.mm.copy_out(out, &buf)?;
+    Ok(0)
+}
+
+pub fn sys_times(t: &mut Task, out: u64) -> SysResult {
+    let ticks = |d: Duration| (d.as_millis() / 10) as i64;
+    if out != 0 {
+        let tms: [i64; 4] = [ticks(cpu_time(t)), 0, 0, 0];
+        t.write_obj(out, &tms)?;
+    }
+    Ok(ticks(t.kernel.boot_time.elapsed()) as u64)
+}

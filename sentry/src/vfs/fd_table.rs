@@ -62,6 +62,21 @@ impl FdTable {
         self.fds[i].replace(e)
     }
 
+    /// close_range(2): closes fds `first..=last`, or marks them
+    /// close-on-exec.
+    pub fn close_range(&mut self, first: u32, last: u32, cloexec: bool) {
+        let end = (last as usize).saturating_add(1).min(self.fds.len());
+        for slot in self.fds.iter_mut().take(end).skip(first as usize) {
+            if cloexec {
+                if let Some(e) = slot {
+                    e.cloexec = true;
+                }
+            } else {
+                *slot = None;
+            }
+        }
+    }
+
     /// Closes every fd marked close-on-exec.
     pub fn close_on_exec(&mut self) {
         for slot in self.fds.iter_mut() {
