@@ -52,9 +52,50 @@ impl BootError {
     }
 }
 
+/// Signals sent to the sandbox from outside (by `cordon run` forwarding
+/// what it got, `cordon kill`, a supervisor) go to the container's init, as
+/// runc's do: a host thread waits for them and queues them to pid 1.
+fn forward_host_signals(kernel: &Arc<Kernel>) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    // Blocked in this thread before any other exists, so every sentry thread
+    // inherits it and only the waiter below takes these signals.
+    if let Err(e) = set.thread_block() {
+        tracing::warn!(target: "sentry::signal", "cannot block host signals for forwarding: {e}");
+        return;
+    }
+    let kernel = kernel.clone();
+    let spawned = std::thread::Builder::new().name("host-signals".into()).spawn(move || {
+        while let Ok(sig) = set.wait() {
+            let init = kernel.pids().tasks.get(&1).cloned();
+            if let Some(init) = init {
+                init.queue(signal::user_info(sig as i32, ::syscalls::flags::sa::SI_USER, 0, 0));
+                init.interrupt();
+                kernel.events.notify();
+            }
+        }
+    });
+    if spawned.is_err() {
+        tracing::warn!(target: "sentry::signal", "cannot start the host signal thread");
+    }
+}
+
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
 /// first process and runs it to the end on this thread.
 pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+    // Whatever the caller blocked is not ours to keep blocked.
+    let _ = nix::sys::signal::SigSet::all().thread_unblock();
     // The stub page's fixed address must be claimed before the memory file's
     // large mapping can take it.
     platform::ptrace::prepare()?;
@@ -77,6 +118,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         futexes: Default::default(),
     });
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
+    forward_host_signals(&kernel);
     let status = task.run_to_exit();
     // The container ends with its init: every other process is killed.
     Task::kill_all(&kernel);

@@ -129,3 +129,25 @@ fn strace_logs_guest_system_calls_with_decoded_paths() {
     assert!(sentry_log.contains("exit_group(0"), "strace shows exit_group:\n{sentry_log}");
     assert!(sentry_log.lines().any(|l| l.contains("write(1, ") && l.contains(" = 0x")), "{sentry_log}");
 }
+
+#[test]
+fn sigterm_to_cordon_run_reaches_the_container_init() {
+    let mut sb = Sandbox::with_shared_rootfs("isolation-sigterm", &busybox_rootfs());
+    sb.bundle.write_config(&Process::sh("trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.05; done"));
+    let id = unique_id(&sb.name);
+    let mut cmd: Command = cordon_command(&sb.state_root, None);
+    cmd.arg("run").arg("--bundle").arg(&sb.bundle.dir).arg(&id).stdout(Stdio::piped());
+    let mut run = cmd.spawn().expect("spawn cordon run");
+    let mut out = run.stdout.take().expect("stdout");
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut first).expect("read ready");
+    assert_eq!(&first, b"ready\n");
+    let st = Command::new("kill").arg("-TERM").arg(run.id().to_string()).status().expect("kill");
+    assert!(st.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("read rest");
+    let status = run.wait().expect("wait");
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(status.code(), Some(5), "the container's handler decides the exit status");
+    assert!(!sb.state_root.join(&id).exists(), "state directory left behind");
+}

@@ -21,6 +21,8 @@ pub struct GoferArgs {
 
 pub fn gofer(cli: &Cli, a: &GoferArgs) -> Result<u8> {
     gofer::sandbox::close_other_fds(&[a.sock_fd]);
+    // `cordon run` blocks the signals it forwards; the gofer must die of them.
+    let _ = nix::sys::signal::SigSet::all().thread_unblock();
     crate::logging::init(cli, "gofer");
     let sock = gofer::fd::take_inherited(a.sock_fd).context("gofer socket fd")?;
     gofer::run_gofer(&a.rootfs, a.readonly, sock).context("gofer")?;
