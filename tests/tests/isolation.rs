@@ -132,7 +132,7 @@ fn strace_logs_guest_system_calls_with_decoded_paths() {
 
 #[test]
 fn sigterm_to_cordon_run_reaches_the_container_init() {
-    let mut sb = Sandbox::with_shared_rootfs("isolation-sigterm", &busybox_rootfs());
+    let sb = Sandbox::with_shared_rootfs("isolation-sigterm", &busybox_rootfs());
     sb.bundle.write_config(&Process::sh("trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.05; done"));
     let id = unique_id(&sb.name);
     let mut cmd: Command = cordon_command(&sb.state_root, None);
