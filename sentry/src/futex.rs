@@ -28,7 +28,7 @@ pub struct FutexTable {
     queues: Mutex<HashMap<FutexKey, Vec<Arc<Waiter>>>>,
 }
 
-pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+pub use syscalls::flags::futex::FUTEX_BITSET_MATCH_ANY;
 
 impl FutexTable {
     fn lock(&self) -> MutexGuard<'_, HashMap<FutexKey, Vec<Arc<Waiter>>>> {

@@ -270,13 +270,7 @@ impl Task {
 
     /// `fork`, `vfork` and `clone` of a new process. Returns the child's pid.
     pub fn fork(&mut self, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<i32, Errno> {
-        const CLONE_VM: u64 = 0x100;
-        const CLONE_VFORK: u64 = 0x4000;
-        const CLONE_PARENT: u64 = 0x8000;
-        const CLONE_SETTLS: u64 = 0x80000;
-        const CLONE_PARENT_SETTID: u64 = 0x100000;
-        const CLONE_CHILD_CLEARTID: u64 = 0x200000;
-        const CLONE_CHILD_SETTID: u64 = 0x1000000;
+        use syscalls::flags::clone::*;
         let vfork = flags & CLONE_VFORK != 0;
         let done = Arc::new(AtomicBool::new(false));
         let nproc = self.rlimits[rlimit::RLIMIT_NPROC as usize].rlim_cur;
@@ -313,7 +307,7 @@ impl Task {
         };
         let actions = *self.group().actions();
         let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
-        group.state().exit_signal = (flags & 0xff) as i32;
+        group.state().exit_signal = (flags & CSIGNAL) as i32;
         let shared = TaskShared::new(tid, group.clone());
         group.state().leader = Some(shared.clone());
         {

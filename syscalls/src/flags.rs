@@ -332,3 +332,48 @@ pub mod sa {
     pub const UC_SIGCONTEXT_SS: u64 = 2;
     pub const UC_STRICT_RESTORE_SS: u64 = 4;
 }
+
+/// `clone` flags.
+pub mod clone {
+    pub const CSIGNAL: u64 = 0xff;
+    pub const CLONE_VM: u64 = 0x100;
+    pub const CLONE_FS: u64 = 0x200;
+    pub const CLONE_FILES: u64 = 0x400;
+    pub const CLONE_SIGHAND: u64 = 0x800;
+    pub const CLONE_PIDFD: u64 = 0x1000;
+    pub const CLONE_PTRACE: u64 = 0x2000;
+    pub const CLONE_VFORK: u64 = 0x4000;
+    pub const CLONE_PARENT: u64 = 0x8000;
+    pub const CLONE_THREAD: u64 = 0x10000;
+    pub const CLONE_NEWNS: u64 = 0x20000;
+    pub const CLONE_SYSVSEM: u64 = 0x40000;
+    pub const CLONE_SETTLS: u64 = 0x80000;
+    pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+    pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+    pub const CLONE_UNTRACED: u64 = 0x800000;
+    pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+    pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+    pub const CLONE_NEWUTS: u64 = 0x0400_0000;
+    pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+    pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+    pub const CLONE_NEWPID: u64 = 0x2000_0000;
+    pub const CLONE_NEWNET: u64 = 0x4000_0000;
+    pub const CLONE_IO: u64 = 0x8000_0000;
+    /// Every namespace flag.
+    pub const CLONE_NEW_ANY: u64 =
+        CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+}
+
+/// `futex` operations.
+pub mod futex {
+    pub const FUTEX_WAIT: u32 = 0;
+    pub const FUTEX_WAKE: u32 = 1;
+    pub const FUTEX_REQUEUE: u32 = 3;
+    pub const FUTEX_CMP_REQUEUE: u32 = 4;
+    pub const FUTEX_WAKE_OP: u32 = 5;
+    pub const FUTEX_WAIT_BITSET: u32 = 9;
+    pub const FUTEX_WAKE_BITSET: u32 = 10;
+    pub const FUTEX_PRIVATE_FLAG: u32 = 128;
+    pub const FUTEX_CLOCK_REALTIME: u32 = 256;
+    pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+}

@@ -213,20 +213,12 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
 }
 
 pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
-    const CLONE_VM: u64 = 0x100;
-    const CLONE_FS: u64 = 0x200;
-    const CLONE_FILES: u64 = 0x400;
-    const CLONE_SIGHAND: u64 = 0x800;
-    const CLONE_PIDFD: u64 = 0x1000;
-    const CLONE_VFORK: u64 = 0x4000;
-    const CLONE_THREAD: u64 = 0x10000;
-    const CLONE_NS_FLAGS: u64 =
-        0x0002_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000 | 0x0200_0000;
+    use syscalls::flags::clone::*;
     if flags & CLONE_THREAD != 0 || flags & CLONE_SIGHAND != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
         tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x}: threads are not supported yet");
         return Err(Errno::ENOSYS);
     }
-    if flags & (CLONE_FS | CLONE_FILES | CLONE_PIDFD) != 0 || flags & CLONE_NS_FLAGS != 0 {
+    if flags & (CLONE_FS | CLONE_FILES | CLONE_PIDFD) != 0 || flags & CLONE_NEW_ANY != 0 {
         tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x} not supported yet");
         return Err(Errno::EINVAL);
     }
@@ -238,8 +230,8 @@ pub fn sys_fork(t: &mut Task) -> SysResult {
 }
 
 pub fn sys_vfork(t: &mut Task) -> SysResult {
-    // CLONE_VM | CLONE_VFORK | SIGCHLD
-    Ok(t.fork(0x100 | 0x4000 | u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
+    use syscalls::flags::clone::{CLONE_VFORK, CLONE_VM};
+    Ok(t.fork(CLONE_VM | CLONE_VFORK | u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult {

@@ -150,16 +150,7 @@ pub fn sys_sysinfo(t: &mut Task, buf: u64) -> SysResult {
 }
 
 pub fn sys_futex(t: &mut Task, addr: u64, op: u32, val: u32, timeout: u64, addr2: u64, val3: u32) -> SysResult {
-    use crate::futex::FUTEX_BITSET_MATCH_ANY as ANY;
-    const FUTEX_WAIT: u32 = 0;
-    const FUTEX_WAKE: u32 = 1;
-    const FUTEX_REQUEUE: u32 = 3;
-    const FUTEX_CMP_REQUEUE: u32 = 4;
-    const FUTEX_WAKE_OP: u32 = 5;
-    const FUTEX_WAIT_BITSET: u32 = 9;
-    const FUTEX_WAKE_BITSET: u32 = 10;
-    const FUTEX_PRIVATE_FLAG: u32 = 128;
-    const FUTEX_CLOCK_REALTIME: u32 = 256;
+    use syscalls::flags::futex::{FUTEX_BITSET_MATCH_ANY as ANY, *};
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let table = &t.kernel.futexes;
