@@ -201,7 +201,7 @@ impl Task {
         let restart = act.is_none_or(|a| a.flags & sa::SA_RESTART != 0);
         if restart {
             self.regs.0.rax = nr;
-            self.regs.0.rip -= 2;
+            self.regs.0.rip = self.regs.0.rip.wrapping_sub(2);
         } else {
             self.regs.0.rax = Errno::EINTR.as_return();
         }

@@ -283,6 +283,8 @@ impl Task {
         if live >= nproc && self.creds.uid != 0 {
             return Err(Errno::EAGAIN);
         }
+        // Everything that can fail comes before the child is registered.
+        let fp = self.ctx_fp_state().map_err(|_| Errno::ENOMEM)?;
         let mm = if flags & CLONE_VM != 0 {
             self.mm.shared()
         } else {
@@ -317,9 +319,9 @@ impl Task {
         }
         parent_group.state().children.push(group);
         if flags & CLONE_PARENT_SETTID != 0 {
-            self.write_obj(ptid, &tid)?;
+            // As on Linux, a bad pointer here does not undo the fork.
+            let _ = self.write_obj(ptid, &tid);
         }
-        let fp = self.ctx_fp_state().map_err(|_| Errno::ENOMEM)?;
         let child = ForkedTask {
             kernel: self.kernel.clone(),
             tid,
@@ -337,10 +339,14 @@ impl Task {
             child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
             vfork_release: vfork.then(|| done.clone()),
         };
-        std::thread::Builder::new()
-            .name(format!("task-{tid}"))
-            .spawn(move || child.start())
-            .map_err(|_| Errno::EAGAIN)?;
+        if std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || child.start()).is_err() {
+            let mut pids = self.kernel.pids();
+            pids.tasks.remove(&tid);
+            pids.groups.remove(&tid);
+            drop(pids);
+            parent_group.state().children.retain(|c| c.pid != tid);
+            return Err(Errno::EAGAIN);
+        }
         if vfork {
             // The parent sleeps until the child execs or exits (signals
             // wait too, as on Linux).
