@@ -15,6 +15,9 @@ pub struct BootConfig {
     pub root_readonly: bool,
     /// `(resource, soft, hard)` from `process.rlimits`.
     pub rlimits: Vec<(u32, u64, u64)>,
+    /// `linux.resources.pids.limit`: most processes and threads.
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
     /// Log every guest system call.
     pub strace: bool,
 }

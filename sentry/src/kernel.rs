@@ -23,6 +23,8 @@ pub struct Kernel {
     pub pids: Mutex<PidNamespace>,
     pub events: Arc<EventQueue>,
     pub futexes: crate::futex::FutexTable,
+    /// Most live tasks (the spec's pids limit, or DEFAULT_MAX_TASKS).
+    pub max_tasks: u64,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread
@@ -33,6 +35,10 @@ pub struct PidNamespace {
     pub tasks: HashMap<i32, Arc<TaskShared>>,
     pub groups: HashMap<i32, Arc<ThreadGroup>>,
 }
+
+/// Most live tasks in one sandbox when the spec sets no pids limit (each
+/// task is a host thread and a stub process).
+pub const DEFAULT_MAX_TASKS: u64 = 1024;
 
 /// Largest pid handed out before numbers wrap (Linux's default pid_max).
 const PID_MAX: i32 = 32768;

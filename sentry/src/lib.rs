@@ -116,6 +116,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         pids: Default::default(),
         events: Default::default(),
         futexes: Default::default(),
+        max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
     });
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
     forward_host_signals(&kernel);

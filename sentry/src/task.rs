@@ -280,7 +280,10 @@ impl Task {
             (pids.alloc(), live)
         };
         let tid = tid.ok_or(Errno::EAGAIN)?;
-        if live >= nproc && self.creds.uid != 0 {
+        // Every task costs a host thread and a stub process: a sandbox-wide
+        // cap (which root cannot lift, unlike RLIMIT_NPROC) keeps a fork bomb
+        // from exhausting the host.
+        if live >= self.kernel.max_tasks || (live >= nproc && self.creds.uid != 0) {
             return Err(Errno::EAGAIN);
         }
         // Everything that can fail comes before the child is registered.
@@ -489,9 +492,7 @@ fn host_rlimit(res: u32) -> Result<(u64, u64), Errno> {
 fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, pid: i32, uid: u32) {
     if sig > 0 {
         if let Some(leader) = parent.state().leader.clone() {
-            let mut info = user_info(sig, 1 /* CLD_EXITED */, pid, uid);
-            info.signo = sig;
-            leader.queue(info);
+            leader.queue(user_info(sig, 1 /* CLD_EXITED */, pid, uid));
             leader.interrupt();
         }
     }
@@ -508,6 +509,14 @@ impl ForkedTask {
                 tracing::error!(target: "sentry::task", tid = self.tid, "creating the child's address space: {e}");
                 if let Some(done) = &self.vfork_release {
                     done.store(true, Ordering::SeqCst);
+                }
+                // The child dies before running: its parent reaps a SIGKILL.
+                self.shared.group.state().exit = Some(ExitStatus::Signaled(signal::SIGKILL));
+                self.shared.group.state().leader = None;
+                kernel.pids().tasks.remove(&self.tid);
+                let parent = self.shared.group.state().parent.clone();
+                if let Some(parent) = parent {
+                    notify_parent(&kernel, &parent, signal::SIGCHLD, self.tid, self.creds.uid);
                 }
                 kernel.events.notify();
                 return;

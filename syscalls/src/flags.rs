@@ -377,3 +377,19 @@ pub mod futex {
     pub const FUTEX_CLOCK_REALTIME: u32 = 256;
     pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 }
+
+/// `wait4`/`waitid` options.
+pub mod wait {
+    pub const WNOHANG: u32 = 1;
+    pub const WUNTRACED: u32 = 2;
+    pub const WEXITED: u32 = 4;
+    pub const WCONTINUED: u32 = 8;
+    pub const WNOWAIT: u32 = 0x0100_0000;
+    pub const WNOTHREAD: u32 = 0x2000_0000;
+    pub const WALL: u32 = 0x4000_0000;
+    pub const WCLONE: u32 = 0x8000_0000;
+    pub const P_ALL: u32 = 0;
+    pub const P_PID: u32 = 1;
+    pub const P_PGID: u32 = 2;
+    pub const P_PIDFD: u32 = 3;
+}

@@ -151,3 +151,17 @@ fn sigterm_to_cordon_run_reaches_the_container_init() {
     assert_eq!(status.code(), Some(5), "the container's handler decides the exit status");
     assert!(!sb.state_root.join(&id).exists(), "state directory left behind");
 }
+
+#[test]
+fn fork_bomb_ends_with_eagain_not_a_dead_host() {
+    let sb = Sandbox::new("isolation-forkbomb");
+    let prog = cordon_tests::compile_program("forkbomb");
+    cordon_tests::install_file(sb.rootfs(), "/prog", &prog, 0o755);
+    // The spec's pids limit caps processes (here 150: init and 149 children).
+    let mut config = cordon_tests::oci_config(&Process::new(&["/prog"]), "rootfs");
+    config["linux"]["resources"] = serde_json::json!({ "pids": { "limit": 150 } });
+    sb.bundle.write_config_value(&config);
+    let id = unique_id(&sb.name);
+    let out = cordon_tests::run_cordon(&sb.state_root, &sb.bundle.dir, &id, None);
+    assert_eq!(out.stdout_str(), "forks=149 err=EAGAIN reaped_all=1\n", "{}", out.stderr_str());
+}

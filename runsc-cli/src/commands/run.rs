@@ -83,6 +83,15 @@ fn boot_config(cli: &Cli, b: &Bundle) -> Result<sentry::BootConfig> {
         hostname,
         root_readonly: b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         rlimits,
+        pids_limit: b
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.pids().as_ref())
+            .map(|p| p.limit())
+            .filter(|l| *l > 0)
+            .map(|l| l as u64),
         strace: cli.strace,
     })
 }

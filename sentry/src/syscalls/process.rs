@@ -94,14 +94,7 @@ pub fn sys_setsid(t: &mut Task) -> SysResult {
     Ok(pid as u64)
 }
 
-const WNOHANG: u32 = 1;
-const WUNTRACED: u32 = 2;
-const WEXITED: u32 = 4;
-const WCONTINUED: u32 = 8;
-const WNOWAIT: u32 = 0x0100_0000;
-const WNOTHREAD: u32 = 0x2000_0000;
-const WALL: u32 = 0x4000_0000;
-const WCLONE: u32 = 0x8000_0000;
+use syscalls::flags::wait::*;
 
 /// Which children a wait looks at.
 #[derive(Clone, Copy)]
@@ -171,10 +164,6 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64)
 }
 
 pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) -> SysResult {
-    const P_ALL: u32 = 0;
-    const P_PID: u32 = 1;
-    const P_PGID: u32 = 2;
-    const P_PIDFD: u32 = 3;
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
