@@ -62,6 +62,16 @@ int main(void) {
     SHOW("pselect=%d", pselect(p[0] + 1, &r, NULL, NULL, &zero, NULL));
     struct pollfd pf = {p[0], POLLIN, 0};
     SHOW("ppoll=%d revents=%d", ppoll(&pf, 1, &zero, NULL), pf.revents);
+    /* A closed fd inside the fd table is EBADF. (Bits past the end of the
+       table are ignored, and how big the table is depends on what the
+       parent had open, so only fds inside it are checked.) */
+    int closed = dup(p[0]);
+    close(closed);
+    FD_ZERO(&r);
+    FD_SET(closed, &r);
+    CHECK_ERRNO(select(closed + 1, &r, NULL, NULL, &tv), EBADF);
+    CHECK(dup2(p[0], 100) == 100);
+    close(100);
     FD_ZERO(&r);
     FD_SET(100, &r);
     CHECK_ERRNO(select(101, &r, NULL, NULL, &tv), EBADF);

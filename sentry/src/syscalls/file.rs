@@ -536,10 +536,11 @@ fn read_fdset(t: &Task, addr: u64, nfds: usize) -> Result<Option<Vec<u64>>, Errn
 }
 
 fn select_common(t: &mut Task, nfds: i32, sets: [u64; 3], timeout_ms: i32, mask: Option<u64>) -> SysResult {
-    if nfds < 0 || nfds as u64 > t.nofile().max(1024) {
+    if nfds < 0 {
         return Err(Errno::EINVAL);
     }
-    let n = nfds as usize;
+    // Linux ignores bits past the end of the fd table.
+    let n = (nfds as usize).min(t.fds.max_fds());
     let r = read_fdset(t, sets[0], n)?;
     let w = read_fdset(t, sets[1], n)?;
     let e = read_fdset(t, sets[2], n)?;

@@ -12,13 +12,37 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
+/// Fds a new table has room for, as Linux's NR_OPEN_DEFAULT.
+const INITIAL_MAX_FDS: usize = 64;
+
 /// A task's fd table.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,
+    /// The size Linux's fdtable would have (`max_fds`): 64, grown in
+    /// powers of two of 128 as higher fds are used, never shrunk except
+    /// by fork. select(2) ignores bits beyond it, so programs can see it.
+    max_fds: usize,
+}
+
+impl Clone for FdTable {
+    /// A forked table is sized for its highest open fd, as dup_fd does.
+    fn clone(&self) -> Self {
+        let open = self.fds.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        let mut t = FdTable { fds: self.fds.clone(), max_fds: INITIAL_MAX_FDS };
+        if open > INITIAL_MAX_FDS {
+            t.max_fds = open.next_multiple_of(64);
+        }
+        t
+    }
 }
 
 impl FdTable {
+    /// The size of the table as Linux would report it (see `max_fds`).
+    pub fn max_fds(&self) -> usize {
+        self.max_fds.max(INITIAL_MAX_FDS)
+    }
+
     pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
         self.entry(fd).map(|e| e.file.clone())
     }
@@ -56,6 +80,10 @@ impl FdTable {
     }
 
     fn set(&mut self, i: usize, e: FdEntry) -> Option<FdEntry> {
+        if i >= self.max_fds() {
+            // expand_fdtable: round up to a power of two of 1 KiB of pointers.
+            self.max_fds = (i / 128 + 1).next_power_of_two() * 128;
+        }
         if i >= self.fds.len() {
             self.fds.resize(i + 1, None);
         }
