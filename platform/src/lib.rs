@@ -72,7 +72,7 @@ pub struct SignalInfo {
 
 /// Creates address spaces and execution contexts.
 pub trait Platform: Send + Sync {
-    /// A new, empty address space.
+    /// A new, empty address space, driven from the calling thread.
     fn new_address_space(&self) -> Result<Box<dyn AddressSpace>, Error>;
     /// A new context for one guest thread.
     fn new_context(&self) -> Box<dyn Context>;
@@ -80,7 +80,9 @@ pub trait Platform: Send + Sync {
     fn max_user_address(&self) -> u64;
 }
 
-/// One guest address space.
+/// One guest address space as one host thread drives it: the calling task's
+/// handle on it. Every handle of one address space sees the same memory, so
+/// a mapping installed or removed through one holds for all.
 pub trait AddressSpace: Send {
     /// Maps `len` bytes of the memory file at `offset` to guest `addr`;
     /// with `populate`, the pages (already allocated) are installed at once.
@@ -89,14 +91,27 @@ pub trait AddressSpace: Send {
     fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Error>;
     /// Changes the protection of `[addr, addr+len)`.
     fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), Error>;
+    /// Another handle on this address space, for a new task (a thread or a
+    /// vfork child); it must be attached from the host thread that will run
+    /// the task.
+    fn new_thread(&mut self) -> Result<Box<dyn NewThread>, Error>;
     /// A host clock id measuring the CPU time guest code spent in this
-    /// address space.
+    /// address space, all threads together.
     fn cpu_clock(&self) -> Option<i32>;
-    /// The host pid of the process (or thread) running the guest, which a
-    /// host signal interrupts.
-    fn host_pid(&self) -> i32;
+    /// A host clock id measuring the CPU time of this handle's thread.
+    fn thread_cpu_clock(&self) -> Option<i32>;
+    /// The host process and thread running the guest thread, which a host
+    /// signal (tgkill) interrupts.
+    fn host_ids(&self) -> (i32, i32);
     /// For a context to reach its implementation.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// A handle on an address space made by `AddressSpace::new_thread`, not yet
+/// attached to the host thread that will drive it.
+pub trait NewThread: Send {
+    /// Attaches the calling host thread; dropping it unattached ends it.
+    fn attach(self: Box<Self>) -> Result<Box<dyn AddressSpace>, Error>;
 }
 
 /// One guest thread's execution state on the host.

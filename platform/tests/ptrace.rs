@@ -51,3 +51,57 @@ fn syscalls_and_faults_stop_the_stub() {
     let ev = ctx.switch(space.as_mut(), &mut regs).unwrap();
     assert!(matches!(ev, Event::Fault(f) if f.addr == 0), "{ev:?}");
 }
+
+/// Registers that start guest code at `rip` with the stub's segments.
+fn regs_at(rip: u64) -> Registers {
+    let mut regs = Registers::zeroed();
+    regs.0.cs = 0x33;
+    regs.0.ss = 0x2b;
+    regs.0.eflags = 0x202;
+    regs.0.rip = rip;
+    regs
+}
+
+#[test]
+fn threads_share_one_address_space() {
+    // mov eax, 39; syscall; mov rax, [0x20000]; jmp back to the start
+    let code = [
+        0xb8, 0x27, 0, 0, 0, // mov eax, 39
+        0x0f, 0x05, // syscall
+        0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, // mov rax, [0x20000]
+        0xeb, 0xef, // jmp -17
+    ];
+    let mem = memfd_with(&code);
+    let platform = std::sync::Arc::new(PtracePlatform::new(mem.as_raw_fd()).unwrap());
+    let mut space = platform.new_address_space().unwrap();
+    space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC, false).unwrap();
+    let pending = space.new_thread().unwrap();
+    let (pid, tid) = space.host_ids();
+    let p2 = platform.clone();
+    let (mapped_tx, mapped) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let mut space2 = pending.attach().unwrap();
+        let (pid2, tid2) = space2.host_ids();
+        let mut ctx = p2.new_context();
+        let mut regs = regs_at(0x10000);
+        assert_eq!(ctx.switch(space2.as_mut(), &mut regs).unwrap(), Event::Syscall);
+        // The first thread's mapping is visible here.
+        mapped.recv().unwrap();
+        regs.set_return(0);
+        let ev = ctx.switch(space2.as_mut(), &mut regs).unwrap();
+        assert_eq!(ev, Event::Syscall, "the load of 0x20000 must not fault");
+        (pid2, tid2)
+    });
+    // Installed through this thread, used by the other one.
+    space.map(0x20000, 4096, 8192, Prot::READ, true).unwrap();
+    mapped_tx.send(()).unwrap();
+    let (pid2, tid2) = other.join().unwrap();
+    assert_eq!(pid, pid2, "threads of one address space share a process");
+    assert_ne!(tid, tid2);
+    // The other thread is gone; this one runs on.
+    let mut ctx = platform.new_context();
+    let mut regs = regs_at(0x10000);
+    assert_eq!(ctx.switch(space.as_mut(), &mut regs).unwrap(), Event::Syscall);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("Threads:\t1\n"), "{status}");
+}

@@ -170,18 +170,20 @@ impl FutexTable {
         if shift {
             oparg = 1u32.checked_shl(oparg).unwrap_or(0);
         }
+        if kind > 4 {
+            return Err(Errno::ENOSYS);
+        }
         let total = {
             let mut q = self.lock();
-            let old: u32 = t.read_obj(addr2)?;
-            let new = match kind {
-                0 => oparg,
-                1 => old.wrapping_add(oparg),
-                2 => old | oparg,
-                3 => old & !oparg,
-                4 => old ^ oparg,
-                _ => return Err(Errno::ENOSYS),
-            };
-            t.write_obj(addr2, &new)?;
+            let old = t.mm.lock().update_u32(addr2, |old| {
+                Some(match kind {
+                    0 => oparg,
+                    1 => old.wrapping_add(oparg),
+                    2 => old | oparg,
+                    3 => old & !oparg,
+                    _ => old ^ oparg,
+                })
+            })?;
             let mut woke = Self::wake_locked(&mut q, k1, n1, FUTEX_BITSET_MATCH_ANY);
             let (o, c) = (old as i32, cmparg as i32);
             let hit = match cmp {
@@ -216,5 +218,62 @@ impl Task {
             return Ok(FutexKey::Shared(vma.backing + (addr - start)));
         }
         Ok(FutexKey::Private(self.mm.identity(), addr))
+    }
+}
+
+/// Bits of a robust futex word (linux/futex.h).
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Most entries walked on a robust list (the kernel's ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+impl Task {
+    /// At thread exit: marks every robust futex the thread still holds
+    /// OWNER_DIED and wakes a waiter, as Linux's exit_robust_list does, so
+    /// that a robust mutex's next locker gets EOWNERDEAD instead of
+    /// hanging.
+    pub fn release_robust_futexes(&mut self) {
+        let (head, len) = std::mem::take(&mut self.robust_list);
+        if head == 0 || len != 24 {
+            return;
+        }
+        // struct robust_list_head { next; long futex_offset; list_op_pending; }
+        let Ok(mut entry) = self.read_obj::<u64>(head) else { return };
+        let Ok(offset) = self.read_obj::<i64>(head + 8) else { return };
+        let Ok(pending) = self.read_obj::<u64>(head + 16) else { return };
+        let pending = pending & !1;
+        for _ in 0..ROBUST_LIST_LIMIT {
+            entry &= !1;
+            if entry == head || entry == 0 {
+                break;
+            }
+            let Ok(next) = self.read_obj::<u64>(entry) else { break };
+            if entry != pending {
+                self.futex_owner_died(entry.wrapping_add_signed(offset));
+            }
+            entry = next;
+        }
+        if pending != 0 {
+            self.futex_owner_died(pending.wrapping_add_signed(offset));
+        }
+    }
+
+    /// handle_futex_death: the futex at `addr` held by this thread.
+    fn futex_owner_died(&self, addr: u64) {
+        let tid = self.tid as u32;
+        let res = self
+            .mm
+            .lock()
+            .update_u32(addr, |v| (v & FUTEX_TID_MASK == tid).then_some((v & FUTEX_WAITERS) | FUTEX_OWNER_DIED));
+        if let Ok(old) = res {
+            if old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
+                for private in [true, false] {
+                    if let Ok(key) = self.futex_key(addr, private) {
+                        let _ = self.kernel.futexes.wake(self, key, 1, FUTEX_BITSET_MATCH_ANY);
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Host calls on the container's stdio fds that nix has no safe form for.
+//! Host calls that nix has no safe form for: on the container's stdio fds,
+//! and signals to one stub thread.
 #![allow(unsafe_code)] // ioctl passthrough with a sentry-owned buffer
 
 use std::os::fd::RawFd;
@@ -34,4 +35,11 @@ pub fn sysinfo() -> libc::sysinfo {
     // SAFETY: `s` is a valid, writable sysinfo struct.
     unsafe { libc::sysinfo(&mut s) };
     s
+}
+
+/// Sends `sig` to host thread `tid` of process `pid` (a stub thread).
+pub fn tgkill(pid: i32, tid: i32, sig: i32) {
+    // SAFETY: tgkill takes plain integers; a stale id at worst finds no
+    // thread (ESRCH).
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
 }

@@ -119,8 +119,19 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
     });
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
+    let init = task.group().clone();
     forward_host_signals(&kernel);
-    let status = task.run_to_exit();
+    // This thread runs init's first thread, then waits for init's others.
+    let status = match task.run_to_exit() {
+        Some(status) => status,
+        None => loop {
+            let seen = kernel.events.generation();
+            if let Some(status) = init.state().exit {
+                break status;
+            }
+            kernel.events.wait(seen, None);
+        },
+    };
     // The container ends with its init: every other process is killed.
     Task::kill_all(&kernel);
     Ok(status)

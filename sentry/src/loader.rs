@@ -404,14 +404,16 @@ pub fn execve(
         parse(&fd)?;
         break;
     }
-    // The point of no return: a new address space.
+    // The point of no return: the other threads go, then the address space.
+    t.de_thread()?;
+    t.release_memory_hooks();
     let space = t.kernel.platform.new_address_space().map_err(|e| {
         tracing::error!(target: "sentry::loader", "creating an address space for exec: {e}");
         Errno::ENOMEM
     })?;
     let max = t.kernel.platform.max_user_address();
     t.mm = TaskMemory::new(MemoryManager::new(t.kernel.memory.clone(), max), space);
-    t.shared.set_stub(t.mm.host_pid());
+    t.shared.set_stub(t.mm.host_ids());
     t.release_vfork_parent();
     if let Err(e) = load(t, &exe, &path, &argv, &envp) {
         tracing::info!(target: "sentry::loader", "exec of {:?} failed after the point of no return: {e:?}",
@@ -430,8 +432,6 @@ pub fn execve(
     }
     t.signals.altstack =
         syscalls::structs::SigStack { ss_flags: syscalls::flags::signal::SS_DISABLE, ..Default::default() };
-    t.robust_list = (0, 0);
-    t.clear_child_tid = 0;
     let _ = t.set_ctx_fp_state(&platform::initial_fp_state());
     Ok(())
 }

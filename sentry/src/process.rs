@@ -1,7 +1,8 @@
-//! Processes: thread groups with their parent, children, exit status and
-//! signal actions, and the per-task state other tasks reach (pending
-//! signals, the stub to interrupt).
-use std::sync::atomic::{AtomicI32, Ordering};
+//! Processes: thread groups with their threads, parent, children, exit
+//! status, signal actions and process-wide pending signals; and the
+//! per-task state other tasks reach (pending signals, the stub to
+//! interrupt).
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use syscalls::structs::{Sigaction, Siginfo};
@@ -14,6 +15,9 @@ pub struct ThreadGroup {
     state: Mutex<GroupState>,
     /// Signal actions, shared by the group's threads.
     pub actions: Mutex<[Sigaction; 64]>,
+    /// Signals sent to the process (kill), taken by whichever thread does
+    /// not block them.
+    pending: Mutex<Pending>,
     /// ITIMER_REAL.
     pub real_timer: Arc<crate::timer::RealTimer>,
 }
@@ -22,14 +26,21 @@ pub struct ThreadGroup {
 pub struct GroupState {
     pub parent: Option<Arc<ThreadGroup>>,
     pub children: Vec<Arc<ThreadGroup>>,
-    /// Set when the process has exited: a zombie until its parent reaps it.
+    /// Set when the process has exited (its last thread is gone): a zombie
+    /// until its parent reaps it.
     pub exit: Option<ExitStatus>,
+    /// Set when the whole group is exiting (exit_group, a fatal signal):
+    /// the status the process ends with.
+    pub group_exit: Option<ExitStatus>,
+    /// The status the leader thread exited with, if it exited alone
+    /// (pthread_exit in main) while other threads run on.
+    pub leader_exit: Option<ExitStatus>,
     /// The signal the parent gets when this process exits.
     pub exit_signal: i32,
     pub pgid: i32,
     pub sid: i32,
-    /// The group's (only) thread, to direct signals at.
-    pub leader: Option<Arc<TaskShared>>,
+    /// The live threads, the leader (if alive) first.
+    pub threads: Vec<Arc<TaskShared>>,
     /// CPU time used, reported by wait4 (microseconds of user, system).
     pub rusage: (u64, u64),
 }
@@ -48,13 +59,16 @@ impl ThreadGroup {
                 parent,
                 children: Vec::new(),
                 exit: None,
+                group_exit: None,
+                leader_exit: None,
                 exit_signal: syscalls::flags::signal::SIGCHLD,
                 pgid,
                 sid,
-                leader: None,
+                threads: Vec::new(),
                 rusage: (0, 0),
             }),
             actions: Mutex::new(actions),
+            pending: Mutex::new(Pending::default()),
             real_timer: Default::default(),
         })
     }
@@ -67,65 +81,127 @@ impl ThreadGroup {
         self.actions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Signals pending for the whole process.
+    pub fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn parent_pid(&self) -> i32 {
         self.state().parent.as_ref().map_or(0, |p| p.pid)
     }
+
+    /// Sends a process-directed signal: queued for the group, and every
+    /// thread is made to look (the ones that block it leave it).
+    pub fn send(&self, info: Siginfo) {
+        self.pending().queue(info);
+        for t in self.state().threads.iter() {
+            t.interrupt();
+        }
+    }
+
+    /// Makes every thread but `except` exit now.
+    pub fn doom_others(&self, except: i32) {
+        for t in self.state().threads.iter() {
+            if t.tid() != except {
+                t.doom();
+            }
+        }
+    }
 }
 
-/// Signals sent to a task and not yet delivered.
+/// Signals sent and not yet delivered.
 pub struct Pending {
     pub bits: u64,
     pub info: [Siginfo; 64],
 }
 
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending { bits: 0, info: [Siginfo::default(); 64] }
+    }
+}
+
+impl Pending {
+    /// Adds `info`; a standard signal already pending is not queued twice.
+    pub fn queue(&mut self, info: Siginfo) {
+        let sig = info.signo;
+        if !crate::signal::valid(sig) {
+            return;
+        }
+        let b = crate::signal::bit(sig);
+        if self.bits & b == 0 {
+            self.info[(sig - 1) as usize] = info;
+        }
+        self.bits |= b;
+    }
+}
+
 /// The part of a task other tasks reach.
 pub struct TaskShared {
-    pub tid: i32,
+    /// The thread id (changes once if the task execs from a non-leader
+    /// thread and takes over the leader's id).
+    tid: AtomicI32,
     pub group: Arc<ThreadGroup>,
     pending: Mutex<Pending>,
-    /// Host pid of the stub thread running the task's guest code (0 when
-    /// none), to interrupt it.
-    stub: AtomicI32,
+    /// Host process and thread of the stub running the task's guest code
+    /// (0 when none), to interrupt it.
+    stub: AtomicU64,
+    /// Set when the task must exit at once: its group is exiting, or
+    /// another thread is exec'ing.
+    doomed: AtomicBool,
 }
 
 impl TaskShared {
     pub fn new(tid: i32, group: Arc<ThreadGroup>) -> Arc<TaskShared> {
         Arc::new(TaskShared {
-            tid,
+            tid: AtomicI32::new(tid),
             group,
-            pending: Mutex::new(Pending { bits: 0, info: [Siginfo::default(); 64] }),
-            stub: AtomicI32::new(0),
+            pending: Mutex::new(Pending::default()),
+            stub: AtomicU64::new(0),
+            doomed: AtomicBool::new(false),
         })
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
     }
 
     pub fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_stub(&self, pid: i32) {
-        self.stub.store(pid, Ordering::Relaxed);
+    /// Records the stub's host process and thread (`(0, 0)`: none).
+    pub fn set_stub(&self, (pid, tid): (i32, i32)) {
+        self.stub.store((u64::from(pid as u32) << 32) | u64::from(tid as u32), Ordering::Relaxed);
     }
 
-    /// Queues `info`; the caller then wakes the task (`Kernel::wake`).
+    /// Queues a thread-directed signal; the caller then wakes the task
+    /// (`interrupt`, `Kernel::events`).
     pub fn queue(&self, info: Siginfo) {
-        let sig = info.signo;
-        if !crate::signal::valid(sig) {
-            return;
-        }
-        let mut p = self.pending();
-        let b = crate::signal::bit(sig);
-        if p.bits & b == 0 {
-            p.info[(sig - 1) as usize] = info;
-        }
-        p.bits |= b;
+        self.pending().queue(info);
     }
 
     /// Makes a task that is running guest code stop and look at its
-    /// signals: a host signal to its stub brings the tracer back.
+    /// signals: a host signal to its stub thread brings the tracer back.
     pub fn interrupt(&self) {
-        let pid = self.stub.load(Ordering::Relaxed);
-        if pid > 0 {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGURG);
+        let v = self.stub.load(Ordering::Relaxed);
+        let (pid, tid) = ((v >> 32) as i32, v as u32 as i32);
+        if pid > 0 && tid > 0 {
+            crate::host::tgkill(pid, tid, libc::SIGURG);
         }
+    }
+
+    /// Tells the task to exit at once, and interrupts it.
+    pub fn doom(&self) {
+        self.doomed.store(true, Ordering::SeqCst);
+        self.interrupt();
+    }
+
+    pub fn doomed(&self) -> bool {
+        self.doomed.load(Ordering::SeqCst)
     }
 }

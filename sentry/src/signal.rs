@@ -130,12 +130,17 @@ impl Task {
         self.send_signal(info);
     }
 
-    /// Whether a signal is pending that the task would act on now (run a
-    /// handler or die); pending signals it would ignore are dropped.
+    /// Whether a signal is pending (for the thread or its process) that the
+    /// task would act on now (run a handler or die), or the task must exit;
+    /// pending signals it would ignore are dropped.
     pub fn has_deliverable_signal(&self) -> bool {
-        let mut p = self.shared.pending();
+        if self.shared.doomed() {
+            return true;
+        }
+        let mut own = self.shared.pending();
+        let mut group = self.group().pending();
         let actions = self.shared.group.actions();
-        let mut ready = p.bits & !self.signals.mask;
+        let mut ready = (own.bits | group.bits) & !self.signals.mask;
         while ready != 0 {
             let sig = ready.trailing_zeros() as i32 + 1;
             ready &= !bit(sig);
@@ -147,7 +152,8 @@ impl Task {
                         DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop
                     ));
             if ignored {
-                p.bits &= !bit(sig);
+                own.bits &= !bit(sig);
+                group.bits &= !bit(sig);
             } else {
                 return true;
             }
@@ -155,17 +161,22 @@ impl Task {
         false
     }
 
+    /// Takes the next signal to deliver: the thread's own first, then the
+    /// process's.
+    fn dequeue_signal(&self) -> Option<(i32, Siginfo)> {
+        let mut own = self.shared.pending();
+        let mut group = self.group().pending();
+        let sig = next_deliverable(own.bits | group.bits, self.signals.mask)?;
+        let from = if own.bits & bit(sig) != 0 { &mut *own } else { &mut *group };
+        from.bits &= !bit(sig);
+        Some((sig, from.info[(sig - 1) as usize]))
+    }
+
     /// Delivers pending unblocked signals before the task returns to guest
     /// code: default actions, or a handler frame. Returns the exit status
     /// when a signal ends the task.
     pub fn deliver_signals(&mut self) -> Option<ExitStatus> {
-        loop {
-            let (sig, info) = {
-                let mut p = self.shared.pending();
-                let Some(sig) = next_deliverable(p.bits, self.signals.mask) else { break };
-                p.bits &= !bit(sig);
-                (sig, p.info[(sig - 1) as usize])
-            };
+        while let Some((sig, info)) = self.dequeue_signal() {
             let act = self.shared.group.actions()[(sig - 1) as usize];
             match act.handler {
                 sa::SIG_IGN => continue,

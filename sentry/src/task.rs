@@ -2,17 +2,17 @@
 //! a process around it (fork, exit, being waited for).
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use platform::{Context, Event, Registers};
+use platform::{Context, Event, NewThread, Registers};
 use syscalls::flags::{rlimit, sa, signal, OpenFlags};
 use syscalls::structs::{Rlimit, Sigaction};
 use syscalls::Errno;
 
 use crate::config::BootConfig;
 use crate::kernel::Kernel;
-use crate::mm::{MemoryManager, TaskMemory};
+use crate::mm::{MemoryManager, SharedMemory, TaskMemory};
 use crate::process::{TaskShared, ThreadGroup};
 use crate::signal::{fault_info, user_info, SignalState};
 use crate::vfs::{Dentry, FdTable, File, FileKind, Resolver};
@@ -72,7 +72,8 @@ pub struct Task {
     pub mm: TaskMemory,
     ctx: Box<dyn Context>,
     pub fds: FdTable,
-    pub fs: FsContext,
+    /// Root, cwd and umask, shared with CLONE_FS.
+    pub fs: Arc<Mutex<FsContext>>,
     pub creds: Credentials,
     pub signals: SignalState,
     pub rlimits: [Rlimit; 16],
@@ -88,16 +89,24 @@ pub struct Task {
     pub vfork_release: Option<Arc<AtomicBool>>,
 }
 
-/// Everything a fork copies from the parent into the child's thread.
+/// The memory a new task starts with.
+enum ChildMemory {
+    /// The parent's address space (CLONE_VM), through a new stub thread.
+    Shared(SharedMemory, Box<dyn NewThread>),
+    /// A copy-on-write copy of the parent's, in a new stub process.
+    Copied(MemoryManager),
+}
+
+/// Everything a clone gives the child's thread.
 struct ForkedTask {
     kernel: Arc<Kernel>,
     tid: i32,
     shared: Arc<TaskShared>,
     regs: Registers,
     fp: Vec<u8>,
-    mm: Arc<std::sync::Mutex<MemoryManager>>,
+    mm: ChildMemory,
     fds: FdTable,
-    fs: FsContext,
+    fs: Arc<Mutex<FsContext>>,
     creds: Credentials,
     signals: SignalState,
     rlimits: [Rlimit; 16],
@@ -114,7 +123,7 @@ impl Task {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
         let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
-        let mut fds = FdTable::default();
+        let fds = FdTable::default();
         for (i, fd) in stdio.into_iter().enumerate() {
             let flags = host_status_flags(&fd);
             fds.install(i as i32, File::new(FileKind::Host(fd), flags, None), false, 3)
@@ -142,13 +151,13 @@ impl Task {
         let tid = kernel.pids().alloc().unwrap_or(1);
         let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
         let shared = TaskShared::new(tid, group.clone());
-        group.state().leader = Some(shared.clone());
+        group.state().threads.push(shared.clone());
         {
             let mut pids = kernel.pids();
             pids.tasks.insert(tid, shared.clone());
             pids.groups.insert(tid, group);
         }
-        shared.set_stub(mm.host_pid());
+        shared.set_stub(mm.host_ids());
         let ctx = kernel.platform.new_context();
         let mut task = Task {
             kernel,
@@ -158,7 +167,7 @@ impl Task {
             mm,
             ctx,
             fds,
-            fs: FsContext { root, cwd, umask: 0o022 },
+            fs: Arc::new(Mutex::new(FsContext { root, cwd, umask: 0o022 })),
             creds: Credentials {
                 uid: cfg.uid,
                 euid: cfg.uid,
@@ -186,13 +195,23 @@ impl Task {
         &self.shared.group
     }
 
-    /// Runs the task until it exits.
+    /// Root, cwd and umask.
+    pub fn fs(&self) -> MutexGuard<'_, FsContext> {
+        self.fs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs the task until it exits (alone, or with its whole process).
     pub fn run(&mut self) -> ExitStatus {
         loop {
             if let Some(status) = self.exit {
                 return status;
             }
+            if self.shared.doomed() {
+                // Another thread ended the group, or is exec'ing.
+                return ExitStatus::Signaled(signal::SIGKILL);
+            }
             if let Some(status) = self.deliver_signals() {
+                self.begin_group_exit(status);
                 return status;
             }
             self.mm.sync();
@@ -200,6 +219,7 @@ impl Task {
                 Ok(ev) => ev,
                 Err(e) => {
                     tracing::error!(target: "sentry::task", tid = self.tid, "platform failure: {e}");
+                    self.begin_group_exit(ExitStatus::Signaled(signal::SIGKILL));
                     return ExitStatus::Signaled(signal::SIGKILL);
                 }
             };
@@ -224,20 +244,32 @@ impl Task {
                 }
                 Event::Died(sig) => {
                     tracing::error!(target: "sentry::task", tid = self.tid, "stub died ({sig})");
+                    self.begin_group_exit(ExitStatus::Signaled(signal::SIGKILL));
                     return ExitStatus::Signaled(signal::SIGKILL);
                 }
             }
             if self.mm.broken() {
+                self.begin_group_exit(ExitStatus::Signaled(signal::SIGKILL));
                 return ExitStatus::Signaled(signal::SIGKILL);
             }
         }
     }
 
-    /// Runs the task, then ends its process.
-    pub fn run_to_exit(mut self) -> ExitStatus {
+    /// Runs the task, then ends it; returns its process's status if it was
+    /// the process's last thread.
+    pub fn run_to_exit(mut self) -> Option<ExitStatus> {
         let status = self.run();
-        self.exit_process(status);
-        status
+        self.exit_task(status)
+    }
+
+    /// Starts the exit of the whole process with `status` (exit_group, a
+    /// fatal signal): every other thread is told to exit. The first status
+    /// wins.
+    pub fn begin_group_exit(&mut self, status: ExitStatus) {
+        let group = self.group().clone();
+        group.state().group_exit.get_or_insert(status);
+        group.doom_others(self.tid);
+        self.kernel.events.notify();
     }
 
     /// The guest thread's FP state.
@@ -268,9 +300,14 @@ impl Task {
         }
     }
 
-    /// `fork`, `vfork` and `clone` of a new process. Returns the child's pid.
+    /// `fork`, `vfork` and `clone`: a new process, or a new thread of this
+    /// one (CLONE_THREAD). Returns the child's id.
     pub fn fork(&mut self, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<i32, Errno> {
         use syscalls::flags::clone::*;
+        let thread = flags & CLONE_THREAD != 0;
+        if (thread && flags & CLONE_SIGHAND == 0) || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0) {
+            return Err(Errno::EINVAL);
+        }
         let vfork = flags & CLONE_VFORK != 0;
         let done = Arc::new(AtomicBool::new(false));
         let nproc = self.rlimits[rlimit::RLIMIT_NPROC as usize].rlim_cur;
@@ -280,7 +317,7 @@ impl Task {
             (pids.alloc(), live)
         };
         let tid = tid.ok_or(Errno::EAGAIN)?;
-        // Every task costs a host thread and a stub process: a sandbox-wide
+        // Every task costs a host thread and a stub thread: a sandbox-wide
         // cap (which root cannot lift, unlike RLIMIT_NPROC) keeps a fork bomb
         // from exhausting the host.
         if live >= self.kernel.max_tasks || (live >= nproc && self.creds.uid != 0) {
@@ -289,9 +326,17 @@ impl Task {
         // Everything that can fail comes before the child is registered.
         let fp = self.ctx_fp_state().map_err(|_| Errno::ENOMEM)?;
         let mm = if flags & CLONE_VM != 0 {
-            self.mm.shared()
+            let pending = self.mm.space().new_thread().map_err(|e| {
+                tracing::warn!(target: "sentry::task", "starting a stub thread: {e}");
+                Errno::EAGAIN
+            })?;
+            ChildMemory::Shared(self.mm.handle(), pending)
         } else {
-            Arc::new(std::sync::Mutex::new(self.mm.lock().fork()))
+            let copy = self.mm.lock().fork();
+            // The parent's writable private pages must fault (and copy)
+            // before any of its threads writes again.
+            self.mm.sync();
+            ChildMemory::Copied(copy)
         };
         let mut regs = self.regs;
         regs.0.rax = 0;
@@ -301,29 +346,51 @@ impl Task {
         if flags & CLONE_SETTLS != 0 {
             regs.0.fs_base = tls;
         }
-        let parent_group = if flags & CLONE_PARENT != 0 {
-            self.group().state().parent.clone().unwrap_or_else(|| self.group().clone())
+        let (group, parent_group) = if thread {
+            (self.group().clone(), None)
         } else {
-            self.group().clone()
+            let parent_group = if flags & CLONE_PARENT != 0 {
+                self.group().state().parent.clone().unwrap_or_else(|| self.group().clone())
+            } else {
+                self.group().clone()
+            };
+            let (pgid, sid) = {
+                let st = self.group().state();
+                (st.pgid, st.sid)
+            };
+            let actions = *self.group().actions();
+            let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
+            group.state().exit_signal = (flags & CSIGNAL) as i32;
+            (group, Some(parent_group))
         };
-        let (pgid, sid) = {
-            let st = self.group().state();
-            (st.pgid, st.sid)
-        };
-        let actions = *self.group().actions();
-        let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
-        group.state().exit_signal = (flags & CSIGNAL) as i32;
         let shared = TaskShared::new(tid, group.clone());
-        group.state().leader = Some(shared.clone());
+        {
+            let mut st = group.state();
+            if thread && (st.group_exit.is_some() || st.threads.is_empty()) {
+                // The process is exiting: no new threads.
+                return Err(Errno::EAGAIN);
+            }
+            st.threads.push(shared.clone());
+        }
         {
             let mut pids = self.kernel.pids();
             pids.tasks.insert(tid, shared.clone());
-            pids.groups.insert(tid, group.clone());
+            if !thread {
+                pids.groups.insert(tid, group.clone());
+            }
         }
-        parent_group.state().children.push(group);
+        if let Some(p) = &parent_group {
+            p.state().children.push(group.clone());
+        }
         if flags & CLONE_PARENT_SETTID != 0 {
             // As on Linux, a bad pointer here does not undo the fork.
             let _ = self.write_obj(ptid, &tid);
+        }
+        let mut signals = SignalState { mask: self.signals.mask, altstack: self.signals.altstack, saved_mask: None };
+        if flags & CLONE_VM != 0 && !vfork {
+            // A thread (or CLONE_VM child) must not share the parent's
+            // alternate stack.
+            signals.altstack = SignalState::default().altstack;
         }
         let child = ForkedTask {
             kernel: self.kernel.clone(),
@@ -332,36 +399,88 @@ impl Task {
             regs,
             fp,
             mm,
-            fds: self.fds.clone(),
-            fs: self.fs.clone(),
+            fds: if flags & CLONE_FILES != 0 { self.fds.share() } else { self.fds.copy() },
+            fs: if flags & CLONE_FS != 0 { self.fs.clone() } else { Arc::new(Mutex::new(self.fs().clone())) },
             creds: self.creds.clone(),
-            signals: SignalState { mask: self.signals.mask, altstack: self.signals.altstack, saved_mask: None },
+            signals,
             rlimits: self.rlimits,
             comm: self.comm,
             clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
             child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
             vfork_release: vfork.then(|| done.clone()),
         };
-        if std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || child.start()).is_err() {
+        let name = format!("task-{tid}");
+        if let Err(e) = std::thread::Builder::new().name(name).spawn(move || child.start()) {
+            tracing::warn!(target: "sentry::task", "starting a task thread: {e}");
             let mut pids = self.kernel.pids();
             pids.tasks.remove(&tid);
             pids.groups.remove(&tid);
             drop(pids);
-            parent_group.state().children.retain(|c| c.pid != tid);
+            group.state().threads.retain(|t| t.tid() != tid);
+            if let Some(p) = &parent_group {
+                p.state().children.retain(|c| c.pid != tid);
+            }
             return Err(Errno::EAGAIN);
         }
         if vfork {
             // The parent sleeps until the child execs or exits (signals
-            // wait too, as on Linux).
+            // wait too, as on Linux, but not the end of the process).
             loop {
                 let seen = self.kernel.events.generation();
-                if done.load(Ordering::SeqCst) {
+                if done.load(Ordering::SeqCst) || self.shared.doomed() {
                     break;
                 }
                 self.kernel.events.wait(seen, None);
             }
         }
         Ok(tid)
+    }
+
+    /// execve's de_thread: every other thread of the process exits, and
+    /// this one takes over the process's id if it had another.
+    pub fn de_thread(&mut self) -> Result<(), Errno> {
+        let group = self.group().clone();
+        if group.state().threads.len() > 1 {
+            group.doom_others(self.tid);
+            self.kernel.events.notify();
+            loop {
+                let seen = self.kernel.events.generation();
+                if group.state().threads.len() == 1 {
+                    break;
+                }
+                if self.shared.doomed() {
+                    // Another thread ended the process meanwhile.
+                    return Err(Errno::EINTR);
+                }
+                self.kernel.events.wait(seen, None);
+            }
+        }
+        if group.state().group_exit.is_some() {
+            return Err(Errno::EINTR);
+        }
+        if self.tid != group.pid {
+            let mut pids = self.kernel.pids();
+            pids.tasks.remove(&self.tid);
+            pids.tasks.insert(group.pid, self.shared.clone());
+            drop(pids);
+            self.tid = group.pid;
+            self.shared.set_tid(group.pid);
+            group.state().leader_exit = None;
+        }
+        Ok(())
+    }
+
+    /// What a task leaving its address space (exit, exec) owes the threads
+    /// it shares it with, as Linux's mm_release: robust futexes released,
+    /// the CLONE_CHILD_CLEARTID word zeroed and its waiter woken.
+    pub fn release_memory_hooks(&mut self) {
+        self.release_robust_futexes();
+        let ctid = std::mem::take(&mut self.clear_child_tid);
+        if ctid != 0 && self.mm.copy_out(ctid, &0i32.to_le_bytes()).is_ok() {
+            if let Ok(key) = self.futex_key(ctid, false) {
+                let _ = self.kernel.futexes.wake(self, key, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
+            }
+        }
     }
 
     /// Lets a vfork parent go on (the child exec'd or is exiting).
@@ -372,24 +491,49 @@ impl Task {
         }
     }
 
-    /// Ends the task's process with `status`: closes its files, hands its
-    /// children to init, and tells its parent.
-    pub fn exit_process(&mut self, status: ExitStatus) {
+    /// Ends the task: wakes a vfork parent and a CLONE_CHILD_CLEARTID
+    /// waiter, releases robust futexes, leaves the thread group. Returns
+    /// the process's status when this was its last thread (the process
+    /// then exits).
+    pub fn exit_task(&mut self, status: ExitStatus) -> Option<ExitStatus> {
         self.release_vfork_parent();
+        self.release_memory_hooks();
+        // Files close when the last task sharing the table lets go.
         self.fds = FdTable::default();
-        if self.clear_child_tid != 0 && self.mm.copy_out(self.clear_child_tid, &0i32.to_le_bytes()).is_ok() {
-            if let Ok(key) = self.futex_key(self.clear_child_tid, false) {
-                let _ = self.kernel.futexes.wake(self, key, 1, crate::futex::FUTEX_BITSET_MATCH_ANY);
+        let group = self.group().clone();
+        let process_status = {
+            let mut st = group.state();
+            st.threads.retain(|t| !Arc::ptr_eq(t, &self.shared));
+            if self.tid == group.pid && st.group_exit.is_none() {
+                st.leader_exit = Some(status);
+            }
+            st.threads.is_empty().then(|| st.group_exit.or(st.leader_exit).unwrap_or(status))
+        };
+        {
+            // Unless an exec'ing thread has already taken over this id.
+            let mut pids = self.kernel.pids();
+            if pids.tasks.get(&self.tid).is_some_and(|t| Arc::ptr_eq(t, &self.shared)) {
+                pids.tasks.remove(&self.tid);
             }
         }
+        self.shared.set_stub((0, 0));
+        match process_status {
+            Some(s) => self.exit_process(s),
+            None => self.kernel.events.notify(),
+        }
+        process_status
+    }
+
+    /// Ends the task's process with `status` (its last thread is gone):
+    /// hands its children to init, and tells its parent.
+    fn exit_process(&mut self, status: ExitStatus) {
         let group = self.group().clone();
+        group.real_timer.cancel();
         let (children, parent, exit_signal) = {
             let mut st = group.state();
             st.exit = Some(status);
-            st.leader = None;
             (std::mem::take(&mut st.children), st.parent.clone(), st.exit_signal)
         };
-        self.kernel.pids().tasks.remove(&self.tid);
         if group.pid != 1 {
             if let Some(init) = self.kernel.init_group() {
                 for c in &children {
@@ -411,7 +555,7 @@ impl Task {
                 parent.state().children.retain(|c| !Arc::ptr_eq(c, &group));
                 self.kernel.pids().groups.remove(&group.pid);
             } else {
-                notify_parent(&self.kernel, &parent, exit_signal, self.tid, self.creds.uid);
+                notify_parent(&self.kernel, &parent, exit_signal, group.pid, self.creds.uid);
             }
         } else {
             self.kernel.pids().groups.remove(&group.pid);
@@ -424,8 +568,7 @@ impl Task {
         let tasks: Vec<Arc<TaskShared>> = kernel.pids().tasks.values().cloned().collect();
         for t in tasks {
             if t.group.pid != 1 {
-                t.queue(user_info(signal::SIGKILL, sa::SI_KERNEL, 0, 0));
-                t.interrupt();
+                t.group.send(user_info(signal::SIGKILL, sa::SI_KERNEL, 0, 0));
             }
         }
         kernel.events.notify();
@@ -434,7 +577,7 @@ impl Task {
     /// A resolver starting at `dirfd` (or the cwd for AT_FDCWD).
     pub fn start_dir(&self, dirfd: i32, path: &[u8]) -> Result<Arc<Dentry>, Errno> {
         if path.first() == Some(&b'/') || dirfd == syscalls::flags::AT_FDCWD {
-            return Ok(self.fs.cwd.clone());
+            return Ok(self.fs().cwd.clone());
         }
         let f = self.fds.get(dirfd)?;
         let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
@@ -447,7 +590,8 @@ impl Task {
     /// Resolves `path` relative to `dirfd`.
     pub fn lookup(&self, dirfd: i32, path: &[u8], follow: bool) -> Result<Arc<Dentry>, Errno> {
         let start = self.start_dir(dirfd, path)?;
-        Resolver { root: &self.fs.root, start: &start }.resolve(path, follow)
+        let root = self.fs().root.clone();
+        Resolver { root: &root, start: &start }.resolve(path, follow)
     }
 
     /// The fd limit (RLIMIT_NOFILE).
@@ -490,40 +634,52 @@ fn host_rlimit(res: u32) -> Result<(u64, u64), Errno> {
 /// Tells `parent` that a child changed state: its exit signal, and a wake-up
 /// for waiters.
 fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, pid: i32, uid: u32) {
-    if sig > 0 {
-        if let Some(leader) = parent.state().leader.clone() {
-            leader.queue(user_info(sig, 1 /* CLD_EXITED */, pid, uid));
-            leader.interrupt();
-        }
+    if sig > 0 && parent.state().exit.is_none() {
+        parent.send(user_info(sig, 1 /* CLD_EXITED */, pid, uid));
     }
     kernel.events.notify();
 }
 
 impl ForkedTask {
-    /// The child's host thread: a stub of its own, then the guest.
+    /// The child's host thread: its handle on its address space, then the
+    /// guest.
     fn start(self) {
         let kernel = self.kernel.clone();
-        let space = match kernel.platform.new_address_space() {
-            Ok(s) => s,
+        let mm = match self.mm {
+            ChildMemory::Shared(handle, pending) => pending.attach().map(|space| TaskMemory::attach(handle, space)),
+            ChildMemory::Copied(mm) => kernel.platform.new_address_space().map(|space| TaskMemory::new(mm, space)),
+        };
+        let mm = match mm {
+            Ok(mm) => mm,
             Err(e) => {
                 tracing::error!(target: "sentry::task", tid = self.tid, "creating the child's address space: {e}");
                 if let Some(done) = &self.vfork_release {
                     done.store(true, Ordering::SeqCst);
                 }
-                // The child dies before running: its parent reaps a SIGKILL.
-                self.shared.group.state().exit = Some(ExitStatus::Signaled(signal::SIGKILL));
-                self.shared.group.state().leader = None;
+                // The child dies before running: a process as if SIGKILLed,
+                // a thread with its whole process.
+                let group = self.shared.group.clone();
+                let killed = ExitStatus::Signaled(signal::SIGKILL);
+                group.state().group_exit.get_or_insert(killed);
+                group.doom_others(self.tid);
+                let last = {
+                    let mut st = group.state();
+                    st.threads.retain(|t| !Arc::ptr_eq(t, &self.shared));
+                    st.threads.is_empty()
+                };
                 kernel.pids().tasks.remove(&self.tid);
-                let parent = self.shared.group.state().parent.clone();
-                if let Some(parent) = parent {
-                    notify_parent(&kernel, &parent, signal::SIGCHLD, self.tid, self.creds.uid);
+                if last {
+                    group.state().exit = Some(killed);
+                    let parent = group.state().parent.clone();
+                    if let Some(parent) = parent {
+                        notify_parent(&kernel, &parent, signal::SIGCHLD, group.pid, self.creds.uid);
+                    }
                 }
                 kernel.events.notify();
                 return;
             }
         };
-        let mm = TaskMemory::with_shared(self.mm, space);
-        self.shared.set_stub(mm.host_pid());
+        self.shared.set_stub(mm.host_ids());
         let mut t = Task {
             kernel: kernel.clone(),
             tid: self.tid,
@@ -549,7 +705,6 @@ impl ForkedTask {
         if self.child_settid != 0 {
             let _ = t.write_obj(self.child_settid, &t.tid);
         }
-        let status = t.run();
-        t.exit_process(status);
+        t.run_to_exit();
     }
 }

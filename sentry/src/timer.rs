@@ -32,6 +32,15 @@ impl RealTimer {
         (left, st.interval)
     }
 
+    /// Disarms the timer for good (the process exited).
+    pub fn cancel(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.generation += 1;
+        st.deadline = None;
+        drop(st);
+        self.cv.notify_all();
+    }
+
     /// Arms (or with a zero value disarms) the timer; returns the old
     /// setting.
     pub fn set(
@@ -74,13 +83,11 @@ impl RealTimer {
                 continue;
             }
             let Some(group) = group.upgrade() else { return };
-            if let Some(leader) = group.state().leader.clone() {
-                leader.queue(crate::signal::user_info(signal::SIGALRM, sa::SI_KERNEL, 0, 0));
-                leader.interrupt();
-                kernel.events.notify();
-            } else {
+            if group.state().exit.is_some() {
                 return;
             }
+            group.send(crate::signal::user_info(signal::SIGALRM, sa::SI_KERNEL, 0, 0));
+            kernel.events.notify();
             st.deadline = (!st.interval.is_zero()).then(|| deadline + st.interval);
         }
     }

@@ -53,6 +53,7 @@ compat_tests! {
     enosys,
     exit42 => 42,
     exit_thread => 7,
+    threads,
     fork_wait,
     getdents,
     ids,

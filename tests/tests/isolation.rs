@@ -23,18 +23,28 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+fn traced(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+}
+
 fn cmdline(pid: u32) -> String {
     fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
 }
 
-/// Waits until `cordon run` (pid `run`) has a sentry child with a stub.
-fn wait_for_sentry(run: u32) -> (u32, u32) {
+/// Waits until `cordon run` (pid `run`) has a sentry child with a stub
+/// (forked by the sentry's stub template); returns the sentry, the
+/// template and the stub.
+fn wait_for_sentry(run: u32) -> (u32, u32, u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         for c in children_of(run) {
             if cmdline(c).contains(" boot ") {
-                if let Some(stub) = children_of(c).first() {
-                    return (c, *stub);
+                for template in children_of(c) {
+                    // Attached (traced) stubs are done starting.
+                    if let Some(stub) = children_of(template).into_iter().find(|s| traced(*s)) {
+                        return (c, template, stub);
+                    }
                 }
             }
         }
@@ -55,7 +65,7 @@ fn start_sleep(sb: &mut Sandbox, secs: &str) -> (std::process::Child, String) {
 fn sentry_has_an_empty_root_and_no_host_mounts() {
     let mut sb = Sandbox::with_shared_rootfs("isolation-root", &busybox_rootfs());
     let (mut run, _id) = start_sleep(&mut sb, "2");
-    let (sentry, stub) = wait_for_sentry(run.id());
+    let (sentry, template, stub) = wait_for_sentry(run.id());
     let root = Path::new("/proc").join(sentry.to_string()).join("root");
     let entries: Vec<_> = fs::read_dir(&root).expect("read sentry root").flatten().map(|e| e.file_name()).collect();
     assert!(entries.is_empty(), "the sentry's root must be empty, has {entries:?}");
@@ -69,6 +79,22 @@ fn sentry_has_an_empty_root_and_no_host_mounts() {
         let ok =
             line.contains("memfd:cordon-memory") || line.contains("[vsyscall]") || line.starts_with("7ff000000000-");
         assert!(ok, "unexpected mapping in the stub: {line}");
+    }
+    // Its only fd is the memory file (not the template's request socket).
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{stub}/fd"))
+        .expect("stub fds")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(fds, ["0"], "the stub holds only the memory file");
+    // The template keeps nothing of the sentry: its code page and one data
+    // page for its request loop.
+    let maps = fs::read_to_string(format!("/proc/{template}/maps")).unwrap_or_default();
+    for line in maps.lines() {
+        let ok = line.contains("[vsyscall]")
+            || line.starts_with("7ff000000000-7ff000001000 r-xp")
+            || line.starts_with("7ff000001000-7ff000002000 rw-p");
+        assert!(ok, "unexpected mapping in the stub template: {line}");
     }
     // Host namespaces are not shared with the sentry.
     for ns in ["mnt", "net", "ipc", "uts"] {
@@ -84,15 +110,17 @@ fn sentry_has_an_empty_root_and_no_host_mounts() {
 fn stubs_die_with_the_sentry_and_nothing_is_left() {
     let mut sb = Sandbox::with_shared_rootfs("isolation-kill", &busybox_rootfs());
     let (mut run, id) = start_sleep(&mut sb, "30");
-    let (sentry, stub) = wait_for_sentry(run.id());
+    let (sentry, template, stub) = wait_for_sentry(run.id());
     nix_kill(sentry);
     let status = run.wait().expect("wait cordon");
     assert_eq!(status.code(), Some(137), "cordon run reports the sentry's death by SIGKILL");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Path::new(&format!("/proc/{stub}")).exists() && Instant::now() < deadline {
+    let alive = |p: u32| Path::new(&format!("/proc/{p}")).exists();
+    while (alive(stub) || alive(template)) && Instant::now() < deadline {
         sleep(Duration::from_millis(10));
     }
-    assert!(!Path::new(&format!("/proc/{stub}")).exists(), "stub {stub} outlived its sentry");
+    assert!(!alive(stub), "stub {stub} outlived its sentry");
+    assert!(!alive(template), "stub template {template} outlived its sentry");
     assert!(!sb.state_root.join(&id).exists(), "state directory left behind");
     let leftovers: Vec<u32> = fs::read_dir("/proc")
         .into_iter()

@@ -2,17 +2,27 @@
 //! `PTRACE_SYSEMU`, so its system calls stop before they run and the sentry
 //! serves them instead.
 //!
-//! A tracee can only be driven by the thread that traces it, so an address
-//! space belongs to the host thread that created it (the task's thread).
+//! A tracee can only be driven by the thread that traces it, so every task
+//! thread has its own stub thread in the address space it runs in (DESIGN.md
+//! §4): threads of one guest process are threads of one stub process, and
+//! the host kernel keeps their view of memory coherent.
+//!
+//! Stubs are forked by a small template process the sentry starts once, not
+//! by the sentry itself: forking a process that has thousands of threads and
+//! mappings is slow, and a stub forked by a task thread would die with that
+//! thread (PDEATHSIG follows the creating thread).
 use std::any::Any;
+use std::io::{Read, Write};
 use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
 
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::{AddressSpace, Context, Error, Event, FaultInfo, Platform, Prot, Registers, SignalInfo};
+use crate::{AddressSpace, Context, Error, Event, FaultInfo, NewThread, Platform, Prot, Registers, SignalInfo};
 
 mod stub;
 
@@ -26,21 +36,89 @@ pub fn prepare() -> Result<(), Error> {
 
 /// The ptrace platform.
 pub struct PtracePlatform {
-    memfd: RawFd,
+    /// The request socket of the template process that forks stubs.
+    template: Mutex<UnixStream>,
+    template_pid: Pid,
 }
 
 impl PtracePlatform {
     /// A platform whose address spaces map from `memfd`, the sentry's memory
-    /// file (which must stay open as long as the platform lives).
+    /// file (which must stay open as long as the platform lives). Forks the
+    /// stub template from the calling thread, which must outlive the
+    /// platform (the template dies with it).
     pub fn new(memfd: RawFd) -> Result<PtracePlatform, Error> {
-        stub::install()?;
-        Ok(PtracePlatform { memfd })
+        let code = stub::install()?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| Error::Host { op: "socketpair", pid: 0, source: io_errno(&e) })?;
+        let parent = nix::unistd::getpid().as_raw();
+        let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        // SAFETY: the child only makes async-signal-safe raw system calls
+        // (prctl, setsid, signal, sigprocmask, fcntl, dup2, close_range) and
+        // then jumps into the stub page, never returning into Rust code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Error::Host { op: "fork", pid: 0, source: nix::Error::last() });
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly forked child; see `become_template`.
+            unsafe { become_template(parent, memfd, theirs_fd, code.template) }
+        }
+        drop(theirs);
+        tracing::debug!(target: "platform::ptrace", pid, "stub template started");
+        Ok(PtracePlatform { template: Mutex::new(ours), template_pid: Pid::from_raw(pid) })
     }
+
+    /// Asks the template for a new stub process; returns its pid.
+    fn fork_stub(&self) -> Result<Pid, Error> {
+        let mut sock = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        let tpid = self.template_pid.as_raw();
+        let failed = |op, e: std::io::Error| Error::Host { op, pid: tpid, source: io_errno(&e) };
+        sock.write_all(&[1]).map_err(|e| failed("asking the stub template to fork", e))?;
+        let mut buf = [0u8; 8];
+        sock.read_exact(&mut buf).map_err(|e| failed("reading the stub template's answer", e))?;
+        let pid = i64::from_le_bytes(buf);
+        if pid <= 0 {
+            let source = nix::Error::from_raw(i32::try_from(-pid).unwrap_or(libc::EAGAIN));
+            return Err(Error::Host { op: "fork (in the stub template)", pid: tpid, source });
+        }
+        Ok(Pid::from_raw(pid as i32))
+    }
+}
+
+impl Drop for PtracePlatform {
+    fn drop(&mut self) {
+        // Closing the socket ends the template; reap it.
+        let _ = nix::sys::signal::kill(self.template_pid, Signal::SIGKILL);
+        let _ = waitpid(self.template_pid, None);
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl Platform for PtracePlatform {
     fn new_address_space(&self) -> Result<Box<dyn AddressSpace>, Error> {
-        Ok(Box::new(Stub::spawn(self.memfd)?))
+        let pid = self.fork_stub()?;
+        let process = Arc::new(StubProcess { pid });
+        let attached = StubThread::attach(process.clone(), pid).and_then(|mut t| {
+            // The attach may have stopped the new stub anywhere on its way
+            // from fork to its wait loop: finish that way here.
+            t.inject("prctl", libc::SYS_prctl, [libc::PR_SET_PDEATHSIG as u64, libc::SIGKILL as u64, 0, 0, 0, 0])?;
+            match t.inject("close", libc::SYS_close, [TEMPLATE_SOCK as u64, 0, 0, 0, 0, 0]) {
+                Ok(_) | Err(Error::Injected { source: nix::Error::EBADF, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            t.inject("munmap", libc::SYS_munmap, [STUB_ADDR + stub::STUB_LEN, stub::STUB_LEN, 0, 0, 0, 0])?;
+            Ok(t)
+        });
+        match attached {
+            Ok(t) => Ok(Box::new(t)),
+            Err(e) => {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                Err(e)
+            }
+        }
     }
 
     fn new_context(&self) -> Box<dyn Context> {
@@ -54,73 +132,86 @@ impl Platform for PtracePlatform {
 
 /// The fd number of the memory file inside every stub.
 const STUB_MEMFD: i32 = 0;
+/// The fd number of the request socket inside the template.
+const TEMPLATE_SOCK: i32 = 1;
 
-/// A stub process: one guest address space.
-pub struct Stub {
+/// A stub process: one guest address space, shared by its stub threads.
+struct StubProcess {
     pid: Pid,
-    /// Registers of the stub at its first stop: valid segment selectors and
-    /// flags to start every injected call from.
-    template: Registers,
-    syscall_addr: u64,
 }
 
-impl Stub {
-    /// Forks a new stub from the calling thread, which becomes its tracer.
-    fn spawn(memfd: RawFd) -> Result<Stub, Error> {
+/// One stub thread, traced by the host thread that attached it: a task's
+/// view of its address space.
+pub struct StubThread {
+    process: Arc<StubProcess>,
+    tid: Pid,
+    /// Registers of the thread at its first stop: valid segment selectors
+    /// and flags to start every injected call from.
+    template: Registers,
+    code: stub::StubCode,
+}
+
+/// A stub thread cloned for a new task, waiting in `pause` to be attached
+/// by the task's host thread.
+struct PendingThread {
+    process: Option<Arc<StubProcess>>,
+    tid: Pid,
+}
+
+impl StubThread {
+    /// Attaches the calling thread to stub thread `tid` of `process`, which
+    /// waits in `pause`, and stops it.
+    fn attach(process: Arc<StubProcess>, tid: Pid) -> Result<StubThread, Error> {
         let code = stub::install()?;
-        let parent = nix::unistd::getpid().as_raw();
-        // SAFETY: the child only makes async-signal-safe raw system calls
-        // (prctl, ptrace, sigprocmask, dup2, close_range, setsid) and then
-        // jumps into the stub page, never returning into Rust code.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(Error::Host { op: "fork", pid: 0, source: nix::Error::last() });
-        }
-        if pid == 0 {
-            // SAFETY: we are the freshly forked child; see `become_stub`.
-            unsafe { become_stub(parent, memfd, code.entry) }
-        }
-        let pid = Pid::from_raw(pid);
-        let mut stub = Stub { pid, template: Registers::zeroed(), syscall_addr: code.syscall };
-        // The stub stops itself with SIGSTOP once it has unmapped everything.
+        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+        let opts = ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD;
+        ptrace::seize(tid, opts).map_err(|e| host("seize", e))?;
+        ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
         loop {
-            match wait(pid)? {
-                WaitStatus::Stopped(_, Signal::SIGSTOP) => break,
+            match wait(tid)? {
+                WaitStatus::PtraceEvent(..) => break,
                 WaitStatus::Stopped(_, sig) => {
-                    // Nothing else should stop it; let it go on to its SIGSTOP.
-                    ptrace::cont(pid, sig).map_err(|source| Error::Host { op: "cont", pid: pid.as_raw(), source })?;
+                    // A signal that reached it first: drop it and stop again.
+                    tracing::debug!(target: "platform::ptrace", ?sig, "signal to a starting stub dropped");
+                    ptrace::cont(tid, None).map_err(|e| host("cont", e))?;
+                    ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
                 }
                 other => {
-                    return Err(Error::Stub { pid: pid.as_raw(), what: format!("died while starting: {other:?}") });
+                    return Err(Error::Stub { pid: tid.as_raw(), what: format!("died while starting: {other:?}") });
                 }
             }
         }
-        ptrace::setoptions(pid, ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD)
-            .map_err(|source| Error::Host { op: "setoptions", pid: pid.as_raw(), source })?;
-        stub.template = Registers(ptrace::getregs(pid).map_err(|source| Error::Host {
-            op: "getregs",
-            pid: pid.as_raw(),
-            source,
-        })?);
-        pin_with_tracer(pid);
-        tracing::debug!(target: "platform::ptrace", pid = pid.as_raw(), "stub started");
-        Ok(stub)
+        let template = Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?);
+        let mut t = StubThread { process, tid, template, code };
+        // The thread stopped inside pause(): run one call with no syscall
+        // number set so the kernel's restart of pause is dropped, and check
+        // that the stub answers.
+        t.inject("getpid", libc::SYS_getpid, [0; 6])?;
+        pin_with_tracer(tid);
+        tracing::debug!(target: "platform::ptrace", pid = t.process.pid.as_raw(), tid = tid.as_raw(), "stub thread attached");
+        Ok(t)
     }
 
-    /// The host pid of the stub.
-    pub fn pid(&self) -> i32 {
-        self.pid.as_raw()
+    /// The host thread id of the stub thread.
+    pub fn tid(&self) -> i32 {
+        self.tid.as_raw()
     }
 
     /// Runs one system call inside the stub and returns its raw result.
     fn inject(&mut self, call: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, Error> {
+        self.inject_at(self.code.syscall, call, nr, args)
+    }
+
+    /// Runs one system call at `rip` (a `syscall` followed by an `int3` on
+    /// the caller's path).
+    fn inject_at(&mut self, rip: u64, call: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, Error> {
         let mut regs = self.template;
         let r = &mut regs.0;
-        r.rip = self.syscall_addr;
+        r.rip = rip;
         r.rax = nr as u64;
         r.orig_rax = u64::MAX;
         [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
-        let pid = self.pid;
+        let pid = self.tid;
         let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
         ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
@@ -131,6 +222,9 @@ impl Stub {
                     // A signal raced with the injected call (e.g. SIGINT from
                     // a terminal): drop it, the sentry owns signal delivery.
                     tracing::debug!(target: "platform::ptrace", ?sig, "signal during injected call dropped");
+                    ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
+                }
+                WaitStatus::PtraceEvent(..) => {
                     ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
                 }
                 other => {
@@ -144,6 +238,62 @@ impl Stub {
             return Err(Error::Injected { call, pid: pid.as_raw(), source: nix::Error::from_raw(-ret as i32) });
         }
         Ok(out.rax)
+    }
+
+    /// Ends this stub thread, leaving the others of its process running.
+    fn exit_thread(&mut self) -> Result<(), Error> {
+        let tid = self.tid;
+        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+        // Without EXITKILL: if this thread leads the process it stays a
+        // zombie until the others exit, and a tracer exiting meanwhile must
+        // not kill the process through it.
+        ptrace::setoptions(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).map_err(|e| host("setoptions", e))?;
+        let mut regs = self.template;
+        regs.0.rip = self.code.syscall;
+        regs.0.rax = libc::SYS_exit as u64;
+        regs.0.orig_rax = u64::MAX;
+        regs.0.rdi = 0;
+        ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
+        ptrace::cont(tid, None).map_err(|e| host("cont", e))?;
+        if tid == self.process.pid {
+            // A leader's exit is reported only when the whole process ends.
+            return Ok(());
+        }
+        loop {
+            match wait(tid)? {
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return Ok(()),
+                _ => ptrace::cont(tid, None).map_err(|e| host("cont", e))?,
+            }
+        }
+    }
+}
+
+impl Drop for StubThread {
+    fn drop(&mut self) {
+        // The last thread takes the process with it; others just end.
+        if Arc::strong_count(&self.process) > 1 && self.exit_thread().is_ok() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(self.process.pid, Signal::SIGKILL);
+        let _ = waitpid(self.tid, Some(WaitPidFlag::__WALL));
+    }
+}
+
+impl NewThread for PendingThread {
+    fn attach(mut self: Box<Self>) -> Result<Box<dyn AddressSpace>, Error> {
+        let process = self.process.take().ok_or_else(|| Error::Stub { pid: 0, what: "attached twice".into() })?;
+        Ok(Box::new(StubThread::attach(process, self.tid)?))
+    }
+}
+
+impl Drop for PendingThread {
+    fn drop(&mut self) {
+        // Never attached: attach here only to end it.
+        if let Some(process) = self.process.take() {
+            if let Err(e) = StubThread::attach(process, self.tid) {
+                tracing::warn!(target: "platform::ptrace", tid = self.tid.as_raw(), "ending an unused stub thread: {e}");
+            }
+        }
     }
 }
 
@@ -165,12 +315,12 @@ fn pin_with_tracer(stub: Pid) {
     }
 }
 
-/// Turns the freshly forked child into a stub. Never returns.
+/// Turns the freshly forked child into the stub template. Never returns.
 ///
 /// # Safety
 /// Must be called only in the child right after `fork`, with the stub page
 /// installed at `entry`.
-unsafe fn become_stub(parent: i32, memfd: RawFd, entry: u64) -> ! {
+unsafe fn become_template(parent: i32, memfd: RawFd, sock: RawFd, entry: u64) -> ! {
     // Each call below is a raw system call on plain integers in the
     // single-threaded child; none touches memory the child does not own.
     // SAFETY: prctl with integer arguments.
@@ -183,28 +333,34 @@ unsafe fn become_stub(parent: i32, memfd: RawFd, entry: u64) -> ! {
     // Keep terminal-generated signals away: the sentry delivers signals.
     // SAFETY: setsid has no arguments.
     unsafe { libc::setsid() };
-    // SAFETY: PTRACE_TRACEME takes no pointers.
-    if unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } != 0 {
-        // SAFETY: as above.
-        unsafe { libc::_exit(2) };
-    }
     // SAFETY: see `unregister_rseq`; we have not unmapped anything yet.
     unsafe { unregister_rseq() };
     for sig in 1..=64 {
         // SAFETY: resetting a disposition to SIG_DFL installs no handler.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
+    // Stubs are reaped by the kernel once their tracer has seen them exit.
+    // SAFETY: SIG_IGN installs no handler.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     // SAFETY: an all-zero sigset_t is the empty set.
     let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `empty` is a valid sigset that outlives the call.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+    // Copy both fds out of the way first, then into place.
+    // SAFETY: fcntl on an integer fd.
+    let m = unsafe { libc::fcntl(memfd, libc::F_DUPFD, 16) };
+    // SAFETY: as above.
+    let s = unsafe { libc::fcntl(sock, libc::F_DUPFD, 16) };
     // SAFETY: dup2 on integer fds.
-    if memfd != STUB_MEMFD && unsafe { libc::dup2(memfd, STUB_MEMFD) } != STUB_MEMFD {
-        // SAFETY: as above.
+    let m_ok = m >= 0 && unsafe { libc::dup2(m, STUB_MEMFD) } == STUB_MEMFD;
+    // SAFETY: as above.
+    let s_ok = s >= 0 && unsafe { libc::dup2(s, TEMPLATE_SOCK) } == TEMPLATE_SOCK;
+    if !m_ok || !s_ok {
+        // SAFETY: _exit never returns and runs no destructors.
         unsafe { libc::_exit(3) };
     }
     // SAFETY: close_range on integer fds; the child owns its fd table.
-    unsafe { libc::syscall(libc::SYS_close_range, STUB_MEMFD as u32 + 1, u32::MAX, 0u32) };
+    unsafe { libc::syscall(libc::SYS_close_range, TEMPLATE_SOCK as u32 + 1, u32::MAX, 0u32) };
     // SAFETY: `entry` is the stub code page, mapped read+exec in this child
     // (inherited from the sentry); it never returns into Rust code.
     unsafe {
@@ -271,7 +427,7 @@ fn prot_bits(prot: Prot) -> u64 {
     u64::from((prot & (Prot::READ | Prot::WRITE | Prot::EXEC)).bits())
 }
 
-impl AddressSpace for Stub {
+impl AddressSpace for StubThread {
     fn map(&mut self, addr: u64, len: u64, offset: u64, prot: Prot, populate: bool) -> Result<(), Error> {
         let mut flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         if populate {
@@ -280,7 +436,7 @@ impl AddressSpace for Stub {
         let got =
             self.inject("mmap", libc::SYS_mmap, [addr, len, prot_bits(prot), flags, STUB_MEMFD as u64, offset])?;
         if got != addr {
-            return Err(Error::Stub { pid: self.pid(), what: format!("mmap at {addr:#x} landed at {got:#x}") });
+            return Err(Error::Stub { pid: self.tid(), what: format!("mmap at {addr:#x} landed at {got:#x}") });
         }
         Ok(())
     }
@@ -293,13 +449,29 @@ impl AddressSpace for Stub {
         self.inject("mprotect", libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0]).map(drop)
     }
 
-    fn host_pid(&self) -> i32 {
-        self.pid.as_raw()
+    fn new_thread(&mut self) -> Result<Box<dyn NewThread>, Error> {
+        let flags = libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM;
+        let tid = self.inject_at(self.code.clone, "clone", libc::SYS_clone, [flags as u64, 0, 0, 0, 0, 0])?;
+        Ok(Box::new(PendingThread { process: Some(self.process.clone()), tid: Pid::from_raw(tid as i32) }))
+    }
+
+    fn host_ids(&self) -> (i32, i32) {
+        (self.process.pid.as_raw(), self.tid.as_raw())
     }
 
     fn cpu_clock(&self) -> Option<i32> {
         // MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
-        Some((!self.pid.as_raw() << 3) | 2)
+        Some((!self.process.pid.as_raw() << 3) | 2)
+    }
+
+    fn thread_cpu_clock(&self) -> Option<i32> {
+        // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)
+        Some((!self.tid.as_raw() << 3) | 4 | 2)
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -307,19 +479,12 @@ impl AddressSpace for Stub {
     }
 }
 
-impl Drop for Stub {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
-        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
-    }
-}
-
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
-fn stub_of(space: &mut dyn AddressSpace) -> Result<&mut Stub, Error> {
+fn stub_of(space: &mut dyn AddressSpace) -> Result<&mut StubThread, Error> {
     space
         .as_any_mut()
-        .downcast_mut::<Stub>()
+        .downcast_mut::<StubThread>()
         .ok_or_else(|| Error::Stub { pid: 0, what: "address space of another platform".into() })
 }
 
@@ -347,7 +512,7 @@ const SI_KERNEL_MIN: i32 = 1;
 
 impl Context for PtraceContext {
     fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error> {
-        let pid = stub_of(space)?.pid;
+        let pid = stub_of(space)?.tid;
         let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
         ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::sysemu(pid, None).map_err(|e| host("sysemu", e))?;
@@ -366,6 +531,8 @@ impl Context for PtraceContext {
                     Event::Signal(SignalInfo { signo, code: info.si_code, addr })
                 }
             }
+            // Never asked for after the attach; treat it as an interruption.
+            WaitStatus::PtraceEvent(_, sig, _) => Event::Signal(SignalInfo { signo: sig as i32, code: 0, addr: 0 }),
             WaitStatus::Signaled(_, sig, _) => Event::Died(sig as i32),
             WaitStatus::Exited(_, code) => Event::Died(code),
             other => return Err(Error::Stub { pid: pid.as_raw(), what: format!("unexpected stop {other:?}") }),
@@ -375,14 +542,14 @@ impl Context for PtraceContext {
     }
 
     fn fp_state(&mut self, space: &mut dyn AddressSpace) -> Result<Vec<u8>, Error> {
-        let pid = stub_of(space)?.pid;
+        let pid = stub_of(space)?.tid;
         let mut buf = vec![0u8; crate::fp_state_size()];
         xstate(pid, &mut buf, false)?;
         Ok(buf)
     }
 
     fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error> {
-        let pid = stub_of(space)?.pid;
+        let pid = stub_of(space)?.tid;
         let mut buf = state.to_vec();
         xstate(pid, &mut buf, true)
     }

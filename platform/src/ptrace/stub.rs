@@ -1,9 +1,11 @@
 //! The stub's code page: the only mapping of a stub process that is not
 //! guest memory.
 //!
-//! A stub starts as a fork of the sentry. It jumps into this page, unmaps
-//! everything else, and stops itself; from then on it runs only guest code or
-//! the one `syscall; int3` sequence the sentry points it at to inject a call.
+//! At boot the sentry forks a *template* that jumps into this page, unmaps
+//! everything else and forks a stub whenever the sentry asks. A stub (or a
+//! stub thread cloned inside one) waits in `pause` until its tracer attaches;
+//! from then on it runs only guest code or the `syscall; int3` sequence the
+//! sentry points it at to inject a call.
 use std::sync::OnceLock;
 
 use crate::Error;
@@ -19,10 +21,12 @@ pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 std::arch::global_asm!(
     ".pushsection .text.cordon_stub, \"ax\", @progbits",
     ".p2align 12",
-    ".globl cordon_stub_start",
-    "cordon_stub_start:",
-    // Entered with r12 = STUB_ADDR, r13 = length to unmap above the page.
-    // munmap(0, STUB_ADDR)
+    // The template: a process forked from the sentry once, at boot, that
+    // forks every stub. Entered with r12 = STUB_ADDR, r13 = length to unmap
+    // above the page, fd 0 = the memory file, fd 1 = the request socket.
+    ".globl cordon_template_start",
+    "cordon_template_start:",
+    // munmap(0, STUB_ADDR): nothing of the sentry stays in the template.
     "mov eax, 11",
     "xor edi, edi",
     "mov rsi, r12",
@@ -32,14 +36,75 @@ std::arch::global_asm!(
     "lea rdi, [r12 + 4096]",
     "mov rsi, r13",
     "syscall",
-    // kill(getpid(), SIGSTOP): the tracer takes over from this stop.
-    "mov eax, 39",
+    // mmap(STUB_ADDR + 4096, 4096, RW, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED,
+    // -1, 0): one data page for the request loop.
+    "mov eax, 9",
+    "lea rdi, [r12 + 4096]",
+    "mov esi, 4096",
+    "mov edx, 3",
+    "mov r10d, 0x32",
+    "mov r8, -1",
+    "xor r9d, r9d",
     "syscall",
-    "mov edi, eax",
-    "mov esi, 19",
-    "mov eax, 62",
+    "2:",
+    // read(1, data, 1): one byte asks for one stub; EOF ends the template.
+    "xor eax, eax",
+    "mov edi, 1",
+    "lea rsi, [r12 + 4096]",
+    "mov edx, 1",
     "syscall",
+    "cmp rax, -4",
+    "je 2b",
+    "test rax, rax",
+    "jle 3f",
+    // fork()
+    "mov eax, 57",
+    "syscall",
+    "test rax, rax",
+    "jz 4f",
+    // write(1, &pid, 8): the new stub's pid (or -errno).
+    "mov [r12 + 4096], rax",
+    "mov eax, 1",
+    "mov edi, 1",
+    "lea rsi, [r12 + 4096]",
+    "mov edx, 8",
+    "syscall",
+    "jmp 2b",
+    "3:",
+    // exit_group(0)
+    "mov eax, 231",
+    "xor edi, edi",
+    "syscall",
+    "4:",
+    // A new stub: prctl(PR_SET_PDEATHSIG, SIGKILL) (it dies with the
+    // template, which dies with the sentry), close(1), munmap(data page),
+    // then wait to be attached.
+    "mov eax, 157",
+    "mov edi, 1",
+    "mov esi, 9",
+    "syscall",
+    "mov eax, 3",
+    "mov edi, 1",
+    "syscall",
+    "mov eax, 11",
+    "lea rdi, [r12 + 4096]",
+    "mov esi, 4096",
+    "syscall",
+    "jmp cordon_stub_wait",
+    // An injected clone(2) of a new stub thread: the caller's thread stops
+    // on the int3, the new thread waits to be attached.
+    ".globl cordon_stub_clone",
+    "cordon_stub_clone:",
+    "syscall",
+    "test rax, rax",
+    "jz cordon_stub_wait",
     "int3",
+    // pause() until a tracer attaches and takes over.
+    ".globl cordon_stub_wait",
+    "cordon_stub_wait:",
+    "mov eax, 34",
+    "syscall",
+    "jmp cordon_stub_wait",
     ".globl cordon_stub_syscall",
     "cordon_stub_syscall:",
     "syscall",
@@ -50,7 +115,8 @@ std::arch::global_asm!(
 );
 
 extern "C" {
-    static cordon_stub_start: u8;
+    static cordon_template_start: u8;
+    static cordon_stub_clone: u8;
     static cordon_stub_syscall: u8;
     static cordon_stub_end: u8;
 }
@@ -58,8 +124,11 @@ extern "C" {
 /// Addresses of the stub code once installed at `STUB_ADDR`.
 #[derive(Clone, Copy, Debug)]
 pub struct StubCode {
-    /// Where a forked child jumps to become a stub.
-    pub entry: u64,
+    /// Where the forked template jumps.
+    pub template: u64,
+    /// A `syscall` whose new thread (rax 0) waits to be attached, and whose
+    /// caller stops on an int3.
+    pub clone: u64,
     /// A `syscall; int3` pair for injected calls.
     pub syscall: u64,
 }
@@ -73,7 +142,8 @@ pub fn install() -> Result<StubCode, Error> {
 }
 
 fn install_once() -> Result<StubCode, String> {
-    let start = std::ptr::addr_of!(cordon_stub_start) as u64;
+    let start = std::ptr::addr_of!(cordon_template_start) as u64;
+    let clone = std::ptr::addr_of!(cordon_stub_clone) as u64;
     let syscall = std::ptr::addr_of!(cordon_stub_syscall) as u64;
     let end = std::ptr::addr_of!(cordon_stub_end) as u64;
     let len = end - start;
@@ -105,5 +175,5 @@ fn install_once() -> Result<StubCode, String> {
     if rc != 0 {
         return Err(format!("mprotect of the stub page: {}", std::io::Error::last_os_error()));
     }
-    Ok(StubCode { entry: STUB_ADDR, syscall: STUB_ADDR + (syscall - start) })
+    Ok(StubCode { template: STUB_ADDR, clone: STUB_ADDR + (clone - start), syscall: STUB_ADDR + (syscall - start) })
 }

@@ -199,6 +199,23 @@ impl MemoryFile {
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.wrapping_add(off as usize), data.len()) };
     }
 
+    /// Atomically replaces the 4-aligned word at `off` with `f(old)` until
+    /// `f` declines (None); returns the last old value. Guest threads
+    /// update the same word with their own atomic instructions.
+    pub fn update_u32(&self, off: u64, mut f: impl FnMut(u32) -> Option<u32>) -> u32 {
+        self.check(off, 4);
+        assert!(off.is_multiple_of(4), "unaligned atomic access");
+        // SAFETY: `check` keeps the word inside the writable mapping, which
+        // lives as long as `self`; it is 4-aligned (the mapping is
+        // page-aligned); AtomicU32 has u32's layout, and all concurrent
+        // accesses from the sentry go through atomics or plain copies the
+        // guest ABI already allows to race.
+        let word = unsafe { &*(self.base.wrapping_add(off as usize) as *const std::sync::atomic::AtomicU32) };
+        match word.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, &mut f) {
+            Ok(old) | Err(old) => old,
+        }
+    }
+
     /// Reads `len` bytes of `fd` at `file_off` straight into the file at
     /// `off`; returns how many bytes were read before end of file.
     pub fn fill_from(&self, off: u64, len: usize, fd: RawFd, file_off: u64) -> Result<usize, Errno> {

@@ -3,10 +3,13 @@
 //! A [`MemoryManager`] is an address space as the guest sees it: VMAs backed
 //! by allocations of the memory file, shared by every task of the address
 //! space (threads, vfork children). Private memory is copy-on-write across
-//! fork: both sides keep the same allocation until one writes. A task's
-//! [`Mapping`] is what is installed in its platform address space (its
-//! stub); it is filled lazily on faults and brought up to date with the
-//! VMA tree's invalidation log before the task runs guest code.
+//! fork: both sides keep the same allocation until one writes. The manager
+//! also knows what is installed in the platform address space (one stub
+//! process for all its tasks): ranges are installed lazily on faults, and a
+//! change to the VMAs queues the ranges to remove, which the task that made
+//! it removes before it runs guest code again. Memory-file blocks freed
+//! meanwhile are kept until then, so no thread can reach a block another
+//! process has been given.
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +27,6 @@ const FAULT_AROUND: u64 = 2 << 20;
 const COW_CHUNK: u64 = 64 << 10;
 /// Largest single copy between guest memory and the sentry.
 pub const MAX_COPY: usize = 1 << 20;
-/// Invalidations remembered; a mapping further behind starts afresh.
-const INVAL_LOG: usize = 256;
 
 pub fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
@@ -107,9 +108,12 @@ pub struct MemoryManager {
     pub brk: u64,
     pub mmap_base: u64,
     pub max_addr: u64,
-    /// Invalidated ranges, newest last, with the epoch each ended.
-    inval: Vec<(u64, u64, u64)>,
-    epoch: u64,
+    /// Ranges installed in the platform address space (start -> end).
+    installed: BTreeMap<u64, u64>,
+    /// Ranges to remove from the platform address space.
+    stale: Vec<(u64, u64)>,
+    /// Blocks no VMA uses any more, freed once `stale` is applied.
+    graveyard: Vec<Arc<Allocation>>,
 }
 
 impl MemoryManager {
@@ -121,8 +125,9 @@ impl MemoryManager {
             brk: 0,
             mmap_base: max_addr - (1 << 30),
             max_addr,
-            inval: Vec::new(),
-            epoch: 0,
+            installed: BTreeMap::new(),
+            stale: Vec::new(),
+            graveyard: Vec::new(),
         }
     }
 
@@ -136,13 +141,46 @@ impl MemoryManager {
         self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
     }
 
-    /// Records that `[start, end)` must be removed from every mapping.
+    /// Records that `[start, end)` must be removed from the platform
+    /// address space before the calling task runs guest code again.
     fn invalidate(&mut self, start: u64, end: u64) {
-        self.epoch += 1;
-        self.inval.push((self.epoch, start, end));
-        if self.inval.len() > INVAL_LOG {
-            self.inval.drain(..INVAL_LOG / 2);
+        self.stale.push((start, end));
+    }
+
+    /// Removes the stale ranges from the address space through `space` (the
+    /// calling task's handle on it), then frees the blocks they used.
+    pub fn flush(&mut self, space: &mut dyn AddressSpace) -> Result<(), platform::Error> {
+        for (start, end) in std::mem::take(&mut self.stale) {
+            self.uninstall(space, start, end)?;
         }
+        self.graveyard.clear();
+        Ok(())
+    }
+
+    /// Removes `[start, end)` from the platform address space.
+    fn uninstall(&mut self, space: &mut dyn AddressSpace, start: u64, end: u64) -> Result<(), platform::Error> {
+        let hit: Vec<(u64, u64)> =
+            self.installed.range(..end).filter(|(_, e)| **e > start).map(|(s, e)| (*s, *e)).collect();
+        if hit.is_empty() {
+            return Ok(());
+        }
+        for (s, e) in &hit {
+            self.installed.remove(s);
+            if *s < start {
+                self.installed.insert(*s, start);
+            }
+            if *e > end {
+                self.installed.insert(end, *e);
+            }
+        }
+        // Only the part that was installed needs the host call.
+        let from = hit[0].0.max(start);
+        let to = hit[hit.len() - 1].1.min(end);
+        space.unmap(from, to - from)
+    }
+
+    fn is_installed(&self, page: u64) -> bool {
+        self.installed.range(..=page).next_back().is_some_and(|(_, e)| *e > page)
     }
 
     /// A free gap of `len` bytes, searching down from the mmap base.
@@ -240,6 +278,7 @@ impl MemoryManager {
                 if !v.cow && !v.shared && Arc::strong_count(&v.alloc) > 1 {
                     self.mf.decommit(v.backing, v.end - s);
                 }
+                self.graveyard.push(v.alloc);
             }
         }
         self.invalidate(start, end);
@@ -290,7 +329,7 @@ impl MemoryManager {
                 }
                 if let Some(v) = self.vmas.get_mut(&s) {
                     v.backing = alloc.off;
-                    v.alloc = alloc;
+                    self.graveyard.push(std::mem::replace(&mut v.alloc, alloc));
                     v.committed = committed;
                     v.cow = false;
                 }
@@ -335,7 +374,7 @@ impl MemoryManager {
         self.mf.copy_within(old, alloc.off, len);
         if let Some(v) = self.vmas.get_mut(&chunk_start) {
             v.backing = alloc.off;
-            v.alloc = alloc;
+            self.graveyard.push(std::mem::replace(&mut v.alloc, alloc));
             v.committed = true;
             v.cow = false;
         }
@@ -343,43 +382,47 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// Serves a fault at `addr` for the task whose mapping is `m`. False if
-    /// the access is invalid and the guest must get a signal.
-    pub fn fault(&mut self, addr: u64, m: &mut Mapping) -> bool {
-        let Some((_, v)) = self.vma_at(addr) else { return false };
+    /// Serves a fault at `addr` through `space`, the faulting task's handle
+    /// on the address space. `Ok(false)` if the access is invalid and the
+    /// guest must get a signal.
+    pub fn fault(&mut self, addr: u64, space: &mut dyn AddressSpace) -> Result<bool, platform::Error> {
+        self.flush(space)?;
+        let Some((_, v)) = self.vma_at(addr) else { return Ok(false) };
         if v.prot.intersection(Prot::READ | Prot::WRITE | Prot::EXEC).is_empty() {
-            return false;
+            return Ok(false);
         }
         let page = page_down(addr);
-        if m.is_installed(page) {
+        if self.is_installed(page) {
             // Installed with the VMA's protection: a write to a
             // copy-on-write page, or a real violation.
             if v.cow && v.prot.contains(Prot::WRITE) {
                 if self.break_cow(addr).is_err() {
-                    return false;
+                    return Ok(false);
                 }
-                m.sync(self);
-                return self.install(addr, m);
+                self.flush(space)?;
+                return self.install(addr, space);
             }
-            return false;
+            return Ok(false);
         }
-        self.install(addr, m)
+        self.install(addr, space)
     }
 
-    fn install(&self, addr: u64, m: &mut Mapping) -> bool {
-        let Some((vs, v)) = self.vma_at(addr) else { return false };
+    fn install(&mut self, addr: u64, space: &mut dyn AddressSpace) -> Result<bool, platform::Error> {
+        let Some((vs, v)) = self.vma_at(addr) else { return Ok(false) };
         let page = page_down(addr);
         let win = page & !(FAULT_AROUND - 1);
         let mut start = win.max(vs);
         let mut end = (win + FAULT_AROUND).min(v.end);
-        if let Some((_, e)) = m.installed.range(..page).next_back() {
+        if let Some((_, e)) = self.installed.range(..page).next_back() {
             start = start.max(*e);
         }
-        if let Some((s, _)) = m.installed.range(page..).next() {
+        if let Some((s, _)) = self.installed.range(page..).next() {
             end = end.min(*s);
         }
         let offset = v.backing + (start - vs);
-        m.map(start, end, offset, v.install_prot(), v.committed)
+        space.map(start, end - start, offset, v.install_prot(), v.committed)?;
+        self.installed.insert(start, end);
+        Ok(true)
     }
 
     /// Walks the guest range `[addr, addr+len)` as memory-file pieces,
@@ -433,6 +476,18 @@ impl MemoryManager {
         self.pieces(addr, data.len(), Prot::WRITE)?;
         self.prepare_write(addr, data.len())?;
         self.write_pieces(addr, data, Prot::WRITE)
+    }
+
+    /// Atomically updates the guest word at `addr` (4-aligned, writable)
+    /// with `f` as `MemoryFile::update_u32` does; returns the old value.
+    pub fn update_u32(&mut self, addr: u64, f: impl FnMut(u32) -> Option<u32>) -> Result<u32, Errno> {
+        if !addr.is_multiple_of(4) {
+            return Err(Errno::EINVAL);
+        }
+        self.pieces(addr, 4, Prot::WRITE)?;
+        self.prepare_write(addr, 4)?;
+        let (off, _) = self.pieces(addr, 4, Prot::WRITE)?[0];
+        Ok(self.mf.update_u32(off, f))
     }
 
     /// Writes regardless of protection (the loader filling the stack).
@@ -493,103 +548,42 @@ impl MemoryManager {
             brk: self.brk,
             mmap_base: self.mmap_base,
             max_addr: self.max_addr,
-            inval: Vec::new(),
-            epoch: 0,
+            installed: BTreeMap::new(),
+            stale: Vec::new(),
+            graveyard: Vec::new(),
         }
     }
 }
 
-/// What is installed in one task's platform address space.
-pub struct Mapping {
-    space: Box<dyn AddressSpace>,
-    installed: BTreeMap<u64, u64>,
-    epoch: u64,
-    /// Set when the platform failed: the guest cannot go on.
-    pub broken: bool,
-}
+/// A VMA tree on its way to a new task that shares it.
+pub struct SharedMemory(Arc<Mutex<MemoryManager>>);
 
-impl Mapping {
-    pub fn new(space: Box<dyn AddressSpace>) -> Mapping {
-        Mapping { space, installed: BTreeMap::new(), epoch: 0, broken: false }
-    }
-
-    pub fn space(&mut self) -> &mut dyn AddressSpace {
-        self.space.as_mut()
-    }
-
-    fn is_installed(&self, page: u64) -> bool {
-        self.installed.range(..=page).next_back().is_some_and(|(_, e)| *e > page)
-    }
-
-    fn map(&mut self, start: u64, end: u64, offset: u64, prot: Prot, populate: bool) -> bool {
-        if let Err(e) = self.space.map(start, end - start, offset, prot, populate) {
-            tracing::error!(target: "sentry::mm", "installing {start:#x}..{end:#x}: {e}");
-            self.broken = true;
-            return false;
-        }
-        self.installed.insert(start, end);
-        true
-    }
-
-    /// Removes `[start, end)` from the platform address space.
-    fn uninstall(&mut self, start: u64, end: u64) {
-        let hit: Vec<(u64, u64)> =
-            self.installed.range(..end).filter(|(_, e)| **e > start).map(|(s, e)| (*s, *e)).collect();
-        if hit.is_empty() {
-            return;
-        }
-        for (s, e) in &hit {
-            self.installed.remove(s);
-            if *s < start {
-                self.installed.insert(*s, start);
-            }
-            if *e > end {
-                self.installed.insert(end, *e);
-            }
-        }
-        if let Err(e) = self.space.unmap(start, end - start) {
-            tracing::error!(target: "sentry::mm", "unmapping {start:#x}..{end:#x} from the address space: {e}");
-            self.broken = true;
-        }
-    }
-
-    /// Applies the invalidations `mm` logged since this mapping last looked.
-    pub fn sync(&mut self, mm: &MemoryManager) {
-        if self.epoch == mm.epoch {
-            return;
-        }
-        let oldest = mm.inval.first().map_or(mm.epoch, |(e, _, _)| e - 1);
-        if self.epoch < oldest {
-            let all: Vec<(u64, u64)> = self.installed.iter().map(|(s, e)| (*s, *e)).collect();
-            for (s, e) in all {
-                self.uninstall(s, e);
-            }
-        } else {
-            let seen = self.epoch;
-            for &(_, s, e) in mm.inval.iter().filter(|(ep, _, _)| *ep > seen) {
-                self.uninstall(s, e);
-            }
-        }
-        self.epoch = mm.epoch;
-    }
-
-    /// The host clock of the guest's CPU time.
-    pub fn cpu_clock(&self) -> Option<i32> {
-        self.space.cpu_clock()
-    }
-}
-
-/// A task's view of its memory: the shared VMA tree and its own mapping.
+/// A task's view of its memory: the shared VMA tree and the task's own
+/// handle on the platform address space.
 pub struct TaskMemory {
     shared: Arc<Mutex<MemoryManager>>,
-    pub mapping: Mapping,
+    space: Box<dyn AddressSpace>,
+    /// Set when the platform failed: the guest cannot go on.
+    broken: bool,
     pub max_addr: u64,
 }
 
 impl TaskMemory {
     pub fn new(mm: MemoryManager, space: Box<dyn AddressSpace>) -> TaskMemory {
         let max_addr = mm.max_addr;
-        TaskMemory { shared: Arc::new(Mutex::new(mm)), mapping: Mapping::new(space), max_addr }
+        TaskMemory { shared: Arc::new(Mutex::new(mm)), space, broken: false, max_addr }
+    }
+
+    /// The VMA tree, for a task that will share it (CLONE_VM).
+    pub fn handle(&self) -> SharedMemory {
+        SharedMemory(self.shared.clone())
+    }
+
+    /// A task's memory over a shared VMA tree, with the task's own handle
+    /// on the same platform address space.
+    pub fn attach(shared: SharedMemory, space: Box<dyn AddressSpace>) -> TaskMemory {
+        let max_addr = shared.0.lock().unwrap_or_else(|e| e.into_inner()).max_addr;
+        TaskMemory { shared: shared.0, space, broken: false, max_addr }
     }
 
     /// The VMA tree, locked.
@@ -642,15 +636,25 @@ impl TaskMemory {
     pub fn handle_fault(&mut self, addr: u64) -> bool {
         let shared = self.shared.clone();
         let mut mm = shared.lock().unwrap_or_else(|e| e.into_inner());
-        self.mapping.sync(&mm);
-        mm.fault(addr, &mut self.mapping)
+        match mm.fault(addr, self.space.as_mut()) {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(target: "sentry::mm", "serving a fault at {addr:#x}: {e}");
+                self.broken = true;
+                false
+            }
+        }
     }
 
-    /// Brings the installed mappings up to date before running the guest.
+    /// Applies this address space's pending changes before the task runs
+    /// guest code.
     pub fn sync(&mut self) {
         let shared = self.shared.clone();
-        let mm = shared.lock().unwrap_or_else(|e| e.into_inner());
-        self.mapping.sync(&mm);
+        let mut mm = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = mm.flush(self.space.as_mut()) {
+            tracing::error!(target: "sentry::mm", "updating the address space: {e}");
+            self.broken = true;
+        }
     }
 
     /// Whether a VMA covers `addr`.
@@ -658,8 +662,9 @@ impl TaskMemory {
         self.lock().vma_at(addr).is_some()
     }
 
+    /// The task's handle on the platform address space.
     pub fn space(&mut self) -> &mut dyn AddressSpace {
-        self.mapping.space()
+        self.space.as_mut()
     }
 
     /// A number naming the address space (shared by tasks that share it).
@@ -667,27 +672,22 @@ impl TaskMemory {
         Arc::as_ptr(&self.shared) as usize
     }
 
-    /// The host pid running this task's guest code.
-    pub fn host_pid(&self) -> i32 {
-        self.mapping.space.host_pid()
-    }
-
-    /// The VMA tree, for a task that shares it (CLONE_VM).
-    pub fn shared(&self) -> Arc<Mutex<MemoryManager>> {
-        self.shared.clone()
-    }
-
-    /// A task's memory over an existing VMA tree.
-    pub fn with_shared(shared: Arc<Mutex<MemoryManager>>, space: Box<dyn AddressSpace>) -> TaskMemory {
-        let max_addr = shared.lock().unwrap_or_else(|e| e.into_inner()).max_addr;
-        TaskMemory { shared, mapping: Mapping::new(space), max_addr }
+    /// The host process and thread running this task's guest code.
+    pub fn host_ids(&self) -> (i32, i32) {
+        self.space.host_ids()
     }
 
     pub fn broken(&self) -> bool {
-        self.mapping.broken
+        self.broken
     }
 
+    /// The host clock of the process's guest CPU time.
     pub fn cpu_clock(&self) -> Option<i32> {
-        self.mapping.cpu_clock()
+        self.space.cpu_clock()
+    }
+
+    /// The host clock of this thread's guest CPU time.
+    pub fn thread_cpu_clock(&self) -> Option<i32> {
+        self.space.thread_cpu_clock()
     }
 }

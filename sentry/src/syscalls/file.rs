@@ -252,9 +252,9 @@ pub fn sys_fcntl(t: &mut Task, fd: i32, cmd: u32, arg: u64) -> SysResult {
             }
             Ok(t.fds.insert(f, cmd == F::F_DUPFD_CLOEXEC, min, t.nofile())? as u64)
         }
-        F::F_GETFD => Ok(u64::from(t.fds.entry(fd)?.cloexec)),
+        F::F_GETFD => Ok(u64::from(t.fds.cloexec(fd)?)),
         F::F_SETFD => {
-            t.fds.entry_mut(fd)?.cloexec = arg & F::FD_CLOEXEC != 0;
+            t.fds.set_cloexec(fd, arg & F::FD_CLOEXEC != 0)?;
             Ok(0)
         }
         F::F_GETFL => Ok(u64::from(f.flags())),
@@ -281,7 +281,7 @@ pub fn sys_ioctl(t: &mut Task, fd: i32, req: u32, arg: u64) -> SysResult {
     let f = t.fds.get(fd)?;
     match req {
         I::FIOCLEX | I::FIONCLEX => {
-            t.fds.entry_mut(fd)?.cloexec = req == I::FIOCLEX;
+            t.fds.set_cloexec(fd, req == I::FIOCLEX)?;
             return Ok(0);
         }
         I::FIONBIO => {

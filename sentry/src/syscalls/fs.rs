@@ -31,7 +31,7 @@ fn target(t: &Task, dirfd: i32, path: u64, flags: u32, allowed: u32) -> Result<T
             return Err(Errno::ENOENT);
         }
         if dirfd == AT_FDCWD {
-            return Ok(Target::Dentry(t.fs.cwd.clone()));
+            return Ok(Target::Dentry(t.fs().cwd.clone()));
         }
         t.fds.get(dirfd)?;
         return Ok(Target::Fd(dirfd));
@@ -159,7 +159,10 @@ pub fn sys_faccessat2(t: &mut Task, dirfd: i32, path: u64, mask: u32, flags: u32
 }
 
 pub fn sys_getcwd(t: &mut Task, buf: u64, size: u64) -> SysResult {
-    let mut path = t.fs.cwd.path_from(&t.fs.root);
+    let mut path = {
+        let fs = t.fs();
+        fs.cwd.path_from(&fs.root)
+    };
     path.push(0);
     if (size as usize) < path.len() {
         return Err(Errno::ERANGE);
@@ -175,7 +178,7 @@ fn set_cwd(t: &mut Task, d: Arc<Dentry>) -> SysResult {
     if !may_access(&t.creds, &d.attr(), A::X_OK, false) {
         return Err(Errno::EACCES);
     }
-    t.fs.cwd = d;
+    t.fs().cwd = d;
     Ok(0)
 }
 
@@ -192,8 +195,7 @@ pub fn sys_fchdir(t: &mut Task, fd: i32) -> SysResult {
 }
 
 pub fn sys_umask(t: &mut Task, mask: u32) -> SysResult {
-    let old = t.fs.umask;
-    t.fs.umask = mask & 0o777;
+    let old = std::mem::replace(&mut t.fs().umask, mask & 0o777);
     Ok(u64::from(old))
 }
 

@@ -15,7 +15,10 @@ pub fn sys_exit(t: &mut Task, code: i32) -> SysResult {
 }
 
 pub fn sys_exit_group(t: &mut Task, code: i32) -> SysResult {
-    sys_exit(t, code)
+    let status = ExitStatus::Exited(code & 0xff);
+    t.begin_group_exit(status);
+    t.exit = Some(status);
+    Ok(0)
 }
 
 pub fn sys_getpid(t: &mut Task) -> SysResult {
@@ -203,15 +206,48 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
 
 pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
     use syscalls::flags::clone::*;
-    if flags & CLONE_THREAD != 0 || flags & CLONE_SIGHAND != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
-        tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x}: threads are not supported yet");
-        return Err(Errno::ENOSYS);
-    }
-    if flags & (CLONE_FS | CLONE_FILES | CLONE_PIDFD) != 0 || flags & CLONE_NEW_ANY != 0 {
+    if flags & CLONE_PIDFD != 0 || flags & CLONE_NEW_ANY != 0 {
         tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x} not supported yet");
         return Err(Errno::EINVAL);
     }
     Ok(t.fork(flags, stack, ptid, ctid, tls)? as u64)
+}
+
+/// `struct clone_args` of clone3(2), as far as its first version goes.
+#[derive(Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+pub fn sys_clone3(t: &mut Task, uargs: u64, size: u64) -> SysResult {
+    use syscalls::flags::clone::*;
+    const VER0: u64 = 64;
+    if !(VER0..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let args: CloneArgs = t.read_obj(uargs)?;
+    // Later versions add set_tid and cgroup: only their zero values are
+    // understood.
+    if size > VER0 {
+        let mut rest = vec![0u8; (size - VER0) as usize];
+        t.mm.copy_in(uargs + VER0, &mut rest)?;
+        if rest.iter().any(|b| *b != 0) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if args.flags & CSIGNAL != 0 || args.exit_signal > 64 || (args.stack == 0) != (args.stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let stack = if args.stack != 0 { args.stack.checked_add(args.stack_size).ok_or(Errno::EINVAL)? } else { 0 };
+    sys_clone(t, args.flags | args.exit_signal, stack, args.parent_tid, args.child_tid, args.tls)
 }
 
 pub fn sys_fork(t: &mut Task) -> SysResult {

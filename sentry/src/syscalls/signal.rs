@@ -7,7 +7,7 @@ use syscalls::Errno;
 use super::SysResult;
 use std::sync::Arc;
 
-use crate::process::TaskShared;
+use crate::process::{TaskShared, ThreadGroup};
 use crate::signal::{bit, user_info, valid, UNBLOCKABLE};
 use crate::task::Task;
 
@@ -27,9 +27,14 @@ pub fn sys_rt_sigaction(t: &mut Task, sig: i32, act: u64, old: u64, setsize: u64
     if let Some(mut a) = new {
         a.mask &= !UNBLOCKABLE;
         t.group().actions()[idx] = a;
-        // Setting a signal to be ignored discards it if pending.
+        // Setting a signal to be ignored discards it if pending, in the
+        // process and in each of its threads.
         if a.handler == sa::SIG_IGN {
-            t.shared.pending().bits &= !bit(sig);
+            t.group().pending().bits &= !bit(sig);
+            let threads = t.group().state().threads.clone();
+            for th in threads {
+                th.pending().bits &= !bit(sig);
+            }
         }
     }
     Ok(0)
@@ -61,7 +66,7 @@ pub fn sys_rt_sigpending(t: &mut Task, set: u64, setsize: u64) -> SysResult {
     if setsize > 8 {
         return Err(Errno::EINVAL);
     }
-    let pending = t.shared.pending().bits & t.signals.mask;
+    let pending = (t.shared.pending().bits | t.group().pending().bits) & t.signals.mask;
     t.mm.copy_out(set, &pending.to_le_bytes()[..setsize as usize])?;
     Ok(0)
 }
@@ -95,7 +100,16 @@ pub fn sys_sigaltstack(t: &mut Task, ss: u64, old: u64) -> SysResult {
     Ok(0)
 }
 
-/// Sends `sig` to the task `target` (0 only checks it exists).
+/// Sends `sig` to the process `target` (0 only checks it exists).
+fn send_to_group(t: &Task, target: &ThreadGroup, sig: i32) {
+    if sig == 0 {
+        return;
+    }
+    target.send(user_info(sig, sa::SI_USER, t.group().pid, t.creds.uid));
+    t.kernel.events.notify();
+}
+
+/// Sends `sig` to the thread `target` (0 only checks it exists).
 fn send_to(t: &Task, target: &Arc<TaskShared>, sig: i32, code: i32) {
     if sig == 0 {
         return;
@@ -110,7 +124,7 @@ pub fn sys_kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let my_pgid = t.group().state().pgid;
-    let targets: Vec<Arc<TaskShared>> = {
+    let targets: Vec<Arc<ThreadGroup>> = {
         let pids = t.kernel.pids();
         pids.groups
             .values()
@@ -120,16 +134,16 @@ pub fn sys_kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
                 -1 => g.pid != 1 && g.pid != t.group().pid,
                 p => g.state().pgid == -p,
             })
-            .filter_map(|g| g.state().leader.clone())
+            .cloned()
             .collect()
     };
+    // A zombie still counts as existing for kill(pid, 0); a signal to it
+    // goes nowhere.
     if targets.is_empty() {
-        // A zombie still counts as existing for kill(pid, 0).
-        let zombie = pid > 0 && t.kernel.pids().groups.contains_key(&pid);
-        return if zombie { Ok(0) } else { Err(Errno::ESRCH) };
+        return Err(Errno::ESRCH);
     }
-    for target in &targets {
-        send_to(t, target, sig, sa::SI_USER);
+    for target in targets.iter().filter(|g| g.state().exit.is_none()) {
+        send_to_group(t, target, sig);
     }
     Ok(0)
 }
@@ -155,10 +169,6 @@ pub fn sys_tkill(t: &mut Task, tid: i32, sig: i32) -> SysResult {
     Ok(0)
 }
 
-pub fn sys_rt_sigqueueinfo(t: &mut Task, pid: i32, sig: i32, uinfo: u64) -> SysResult {
-    sys_rt_tgsigqueueinfo(t, pid, pid, sig, uinfo)
-}
-
 pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo: u64) -> SysResult {
     if !valid(sig) {
         return Err(Errno::EINVAL);
@@ -169,13 +179,30 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo:
         return Err(Errno::ESRCH);
     }
     // Only the kernel may claim kernel or kill() origins for another task.
-    if info.code >= 0 && target.tid != t.tid {
+    if info.code >= 0 && target.tid() != t.tid {
         return Err(Errno::EPERM);
     }
     info.signo = sig;
     target.queue(info);
     target.interrupt();
     t.kernel.events.notify();
+    Ok(0)
+}
+
+pub fn sys_rt_sigqueueinfo(t: &mut Task, pid: i32, sig: i32, uinfo: u64) -> SysResult {
+    if !valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    let mut info: Siginfo = t.read_obj(uinfo)?;
+    let target = t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+    if info.code >= 0 && target.pid != t.group().pid {
+        return Err(Errno::EPERM);
+    }
+    info.signo = sig;
+    if target.state().exit.is_none() {
+        target.send(info);
+        t.kernel.events.notify();
+    }
     Ok(0)
 }
 

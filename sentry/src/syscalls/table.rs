@@ -59,6 +59,7 @@ macro_rules! e {
                     | Sysno::pause
                     | Sysno::vfork
                     | Sysno::clone
+                    | Sysno::clone3
             ),
         }
     };
@@ -144,7 +145,10 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
     e!(exit, Partial, &[I], "single-threaded processes", |t, a| process::sys_exit(t, a.i32(0))),
-    e!(clone, Partial, &[H, H, H, H, H], "processes and vfork; no threads yet", |t, a| {
+    e!(clone3, Partial, &[H, I], "no CLONE_PIDFD, namespaces, set_tid or cgroup", |t, a| {
+        process::sys_clone3(t, a.u64(0), a.u64(1))
+    }),
+    e!(clone, Partial, &[H, H, H, H, H], "no CLONE_PIDFD or namespaces", |t, a| {
         process::sys_clone(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
     }),
     e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),

@@ -1,5 +1,6 @@
-//! The table from fd numbers to open files.
-use std::sync::Arc;
+//! The table from fd numbers to open files, shared by the tasks cloned with
+//! CLONE_FILES (threads), copied by fork.
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use syscalls::Errno;
 
@@ -15,9 +16,8 @@ pub struct FdEntry {
 /// Fds a new table has room for, as Linux's NR_OPEN_DEFAULT.
 const INITIAL_MAX_FDS: usize = 64;
 
-/// A task's fd table.
 #[derive(Default)]
-pub struct FdTable {
+struct Slots {
     fds: Vec<Option<FdEntry>>,
     /// The size Linux's fdtable would have (`max_fds`): 64, grown in
     /// powers of two of 128 as higher fds are used, never shrunk except
@@ -25,58 +25,9 @@ pub struct FdTable {
     max_fds: usize,
 }
 
-impl Clone for FdTable {
-    /// A forked table is sized for its highest open fd, as dup_fd does.
-    fn clone(&self) -> Self {
-        let open = self.fds.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
-        let mut t = FdTable { fds: self.fds.clone(), max_fds: INITIAL_MAX_FDS };
-        if open > INITIAL_MAX_FDS {
-            t.max_fds = open.next_multiple_of(64);
-        }
-        t
-    }
-}
-
-impl FdTable {
-    /// The size of the table as Linux would report it (see `max_fds`).
-    pub fn max_fds(&self) -> usize {
+impl Slots {
+    fn max_fds(&self) -> usize {
         self.max_fds.max(INITIAL_MAX_FDS)
-    }
-
-    pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
-        self.entry(fd).map(|e| e.file.clone())
-    }
-
-    pub fn entry(&self, fd: i32) -> Result<&FdEntry, Errno> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(Option::as_ref).ok_or(Errno::EBADF)
-    }
-
-    pub fn entry_mut(&mut self, fd: i32) -> Result<&mut FdEntry, Errno> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(Option::as_mut).ok_or(Errno::EBADF)
-    }
-
-    /// Installs `file` at the lowest free fd at or above `min`, below `limit`.
-    pub fn insert(&mut self, file: Arc<File>, cloexec: bool, min: i32, limit: u64) -> Result<i32, Errno> {
-        let min = usize::try_from(min).map_err(|_| Errno::EINVAL)?;
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut i = min;
-        while i < self.fds.len() && self.fds[i].is_some() {
-            i += 1;
-        }
-        if i >= limit {
-            return Err(Errno::EMFILE);
-        }
-        self.set(i, FdEntry { file, cloexec });
-        i32::try_from(i).map_err(|_| Errno::EMFILE)
-    }
-
-    /// Installs `file` at exactly `fd`, returning what was there.
-    pub fn install(&mut self, fd: i32, file: Arc<File>, cloexec: bool, limit: u64) -> Result<Option<FdEntry>, Errno> {
-        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-        if i as u64 >= limit {
-            return Err(Errno::EBADF);
-        }
-        Ok(self.set(i, FdEntry { file, cloexec }))
     }
 
     fn set(&mut self, i: usize, e: FdEntry) -> Option<FdEntry> {
@@ -90,31 +41,118 @@ impl FdTable {
         self.fds[i].replace(e)
     }
 
+    fn slot(&mut self, fd: i32) -> Option<&mut Option<FdEntry>> {
+        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i))
+    }
+}
+
+/// A task's fd table: a handle that tasks sharing the table (CLONE_FILES)
+/// each hold.
+#[derive(Default)]
+pub struct FdTable {
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl FdTable {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Another handle on this table (CLONE_FILES).
+    pub fn share(&self) -> FdTable {
+        FdTable { slots: self.slots.clone() }
+    }
+
+    /// A copy of the table for a forked process, sized for its highest
+    /// open fd as Linux's dup_fd does.
+    pub fn copy(&self) -> FdTable {
+        let s = self.lock();
+        let open = s.fds.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        let max_fds = if open > INITIAL_MAX_FDS { open.next_multiple_of(64) } else { INITIAL_MAX_FDS };
+        FdTable { slots: Arc::new(Mutex::new(Slots { fds: s.fds.clone(), max_fds })) }
+    }
+
+    /// The size of the table as Linux would report it (see `max_fds`).
+    pub fn max_fds(&self) -> usize {
+        self.lock().max_fds()
+    }
+
+    pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
+        self.lock().slot(fd).and_then(|s| s.as_ref()).map(|e| e.file.clone()).ok_or(Errno::EBADF)
+    }
+
+    /// The close-on-exec flag of `fd`.
+    pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
+        self.lock().slot(fd).and_then(|s| s.as_ref()).map(|e| e.cloexec).ok_or(Errno::EBADF)
+    }
+
+    pub fn set_cloexec(&self, fd: i32, cloexec: bool) -> Result<(), Errno> {
+        let mut s = self.lock();
+        let e = s.slot(fd).and_then(|s| s.as_mut()).ok_or(Errno::EBADF)?;
+        e.cloexec = cloexec;
+        Ok(())
+    }
+
+    /// Installs `file` at the lowest free fd at or above `min`, below `limit`.
+    pub fn insert(&self, file: Arc<File>, cloexec: bool, min: i32, limit: u64) -> Result<i32, Errno> {
+        let min = usize::try_from(min).map_err(|_| Errno::EINVAL)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut s = self.lock();
+        let mut i = min;
+        while i < s.fds.len() && s.fds[i].is_some() {
+            i += 1;
+        }
+        if i >= limit {
+            return Err(Errno::EMFILE);
+        }
+        let fd = i32::try_from(i).map_err(|_| Errno::EMFILE)?;
+        s.set(i, FdEntry { file, cloexec });
+        Ok(fd)
+    }
+
+    /// Installs `file` at exactly `fd`, returning what was there (for the
+    /// caller to drop outside the table's lock).
+    pub fn install(&self, fd: i32, file: Arc<File>, cloexec: bool, limit: u64) -> Result<Option<FdEntry>, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        if i as u64 >= limit {
+            return Err(Errno::EBADF);
+        }
+        Ok(self.lock().set(i, FdEntry { file, cloexec }))
+    }
+
     /// close_range(2): closes fds `first..=last`, or marks them
     /// close-on-exec.
-    pub fn close_range(&mut self, first: u32, last: u32, cloexec: bool) {
-        let end = (last as usize).saturating_add(1).min(self.fds.len());
-        for slot in self.fds.iter_mut().take(end).skip(first as usize) {
+    pub fn close_range(&self, first: u32, last: u32, cloexec: bool) {
+        let mut closed = Vec::new();
+        let mut s = self.lock();
+        let end = (last as usize).saturating_add(1).min(s.fds.len());
+        for slot in s.fds.iter_mut().take(end).skip(first as usize) {
             if cloexec {
                 if let Some(e) = slot {
                     e.cloexec = true;
                 }
-            } else {
-                *slot = None;
+            } else if let Some(e) = slot.take() {
+                closed.push(e);
             }
         }
+        drop(s);
+        drop(closed);
     }
 
     /// Closes every fd marked close-on-exec.
-    pub fn close_on_exec(&mut self) {
-        for slot in self.fds.iter_mut() {
+    pub fn close_on_exec(&self) {
+        let mut closed = Vec::new();
+        let mut s = self.lock();
+        for slot in s.fds.iter_mut() {
             if slot.as_ref().is_some_and(|e| e.cloexec) {
-                *slot = None;
+                closed.extend(slot.take());
             }
         }
+        drop(s);
+        drop(closed);
     }
 
-    pub fn remove(&mut self, fd: i32) -> Result<FdEntry, Errno> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(Option::take).ok_or(Errno::EBADF)
+    pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {
+        self.lock().slot(fd).and_then(Option::take).ok_or(Errno::EBADF)
     }
 }

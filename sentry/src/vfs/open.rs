@@ -48,7 +48,8 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
         }
         Err(e) if e == Errno::ENOENT && has(O::O_CREAT) => {
             let start = t.start_dir(dirfd, path)?;
-            let (parent, _) = super::Resolver { root: &t.fs.root, start: &start }.resolve_parent(path)?;
+            let root = t.fs().root.clone();
+            let (parent, _) = super::Resolver { root: &root, start: &start }.resolve_parent(path)?;
             if !parent.is_dir() {
                 return Err(Errno::ENOTDIR);
             }
