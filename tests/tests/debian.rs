@@ -112,3 +112,21 @@ fn perl_fork_and_pipe() {
         0,
     );
 }
+
+#[test]
+fn python_threads_and_futures() {
+    same(
+        "deb-py-threads",
+        &["python3", "-c", "import threading, concurrent.futures\nwith concurrent.futures.ThreadPoolExecutor(8) as ex:\n    print(sum(ex.map(lambda x: x * x, range(2000))))\nev = threading.Event()\nthreading.Timer(0.05, ev.set).start()\nprint(ev.wait(5))\nlock = threading.Lock()\ncount = [0]\ndef work():\n    for _ in range(2000):\n        with lock:\n            count[0] += 1\nts = [threading.Thread(target=work) for _ in range(10)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nprint(count[0], threading.active_count())"],
+        0,
+    );
+}
+
+#[test]
+fn python_signal_alarm_interrupts_sleep() {
+    same(
+        "deb-py-alarm",
+        &["python3", "-c", "import signal, time\nsignal.signal(signal.SIGALRM, lambda s, f: print('alarm'))\nsignal.setitimer(signal.ITIMER_REAL, 0.05)\ntime.sleep(0.3)\nprint('slept')\ndef boom(s, f):\n    raise TimeoutError('late')\nsignal.signal(signal.SIGALRM, boom)\nsignal.alarm(1)\ntry:\n    time.sleep(5)\nexcept TimeoutError as e:\n    print('interrupted:', e)"],
+        0,
+    );
+}
