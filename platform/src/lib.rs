@@ -98,8 +98,6 @@ pub trait AddressSpace: Send {
     /// A host clock id measuring the CPU time guest code spent in this
     /// address space, all threads together.
     fn cpu_clock(&self) -> Option<i32>;
-    /// A host clock id measuring the CPU time of this handle's thread.
-    fn thread_cpu_clock(&self) -> Option<i32>;
     /// The host process and thread running the guest thread, which a host
     /// signal (tgkill) interrupts.
     fn host_ids(&self) -> (i32, i32);

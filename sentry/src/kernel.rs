@@ -25,6 +25,8 @@ pub struct Kernel {
     pub futexes: crate::futex::FutexTable,
     /// Most live tasks (the spec's pids limit, or DEFAULT_MAX_TASKS).
     pub max_tasks: u64,
+    /// Timed wake-ups of `events`.
+    pub wakeups: Arc<Wakeups>,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread
@@ -64,6 +66,64 @@ impl Kernel {
     /// The init process (pid 1), if it still exists.
     pub fn init_group(&self) -> Option<Arc<ThreadGroup>> {
         self.pids().groups.get(&1).cloned()
+    }
+}
+
+/// Wakes the event queue at given instants: timers whose expiry blocked
+/// tasks wait for (timerfd) ask for a wake-up here. One host thread serves
+/// them all, started on first use.
+pub struct Wakeups {
+    events: Arc<EventQueue>,
+    due: Mutex<WakeupState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct WakeupState {
+    at: std::collections::BTreeSet<Instant>,
+    started: bool,
+}
+
+impl Wakeups {
+    pub fn new(events: Arc<EventQueue>) -> Arc<Wakeups> {
+        Arc::new(Wakeups { events, due: Mutex::new(WakeupState::default()), cv: Condvar::new() })
+    }
+
+    /// Notifies the event queue at `when` (or soon after).
+    pub fn at(self: &Arc<Wakeups>, when: Instant) {
+        let mut st = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        let first = st.at.first().is_none_or(|f| when < *f);
+        st.at.insert(when);
+        if !st.started {
+            let me = self.clone();
+            if std::thread::Builder::new().name("wakeups".into()).spawn(move || me.run()).is_err() {
+                tracing::error!(target: "sentry::kernel", "cannot start the wake-up thread");
+                return;
+            }
+            st.started = true;
+        }
+        if first {
+            self.cv.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut st = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Instant::now();
+            let mut fired = false;
+            while st.at.first().is_some_and(|t| *t <= now) {
+                st.at.pop_first();
+                fired = true;
+            }
+            if fired {
+                self.events.notify();
+            }
+            st = match st.at.first().copied() {
+                Some(t) => self.cv.wait_timeout(st, t - now).unwrap_or_else(|e| e.into_inner()).0,
+                None => self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
     }
 }
 

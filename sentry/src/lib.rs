@@ -105,6 +105,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
+    let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,
         memory,
@@ -114,7 +115,8 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         boot_time: Instant::now(),
         strace: cfg.strace,
         pids: Default::default(),
-        events: Default::default(),
+        wakeups: kernel::Wakeups::new(events.clone()),
+        events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
     });

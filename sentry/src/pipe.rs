@@ -23,6 +23,9 @@ pub struct Pipe {
     events: Arc<EventQueue>,
     /// Inode number shown by fstat.
     pub ino: u64,
+    /// Bumped on every read, write and close: edge-triggered epoll reports
+    /// a pipe again after each change, as Linux's wake-ups do.
+    seq: std::sync::atomic::AtomicU64,
 }
 
 struct PipeState {
@@ -47,6 +50,7 @@ impl Pipe {
             state: Mutex::new(PipeState { buf: VecDeque::new(), cap: PIPE_DEFAULT_SIZE, readers: 1, writers: 1 }),
             events,
             ino,
+            seq: Default::default(),
         });
         (PipeEnd { pipe: pipe.clone(), write: false }, PipeEnd { pipe, write: true })
     }
@@ -75,7 +79,7 @@ impl Pipe {
             }
             nonblock.then_some(Err(Errno::EAGAIN))
         })??;
-        self.events.notify();
+        self.changed();
         Ok(n)
     }
 
@@ -102,7 +106,7 @@ impl Pipe {
             match step {
                 Ok(Ok(n)) => {
                     done += n;
-                    self.events.notify();
+                    self.changed();
                     if data.is_empty() {
                         break;
                     }
@@ -141,6 +145,17 @@ impl Pipe {
         }
     }
 
+    /// Records a change and wakes waiters.
+    fn changed(&self) {
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.events.notify();
+    }
+
+    /// The change count (see `seq`).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Bytes waiting (FIONREAD).
     pub fn available(&self) -> usize {
         self.state().buf.len()
@@ -176,6 +191,6 @@ impl Drop for PipeEnd {
                 st.readers -= 1;
             }
         }
-        self.pipe.events.notify();
+        self.pipe.changed();
     }
 }

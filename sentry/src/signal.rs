@@ -161,6 +161,24 @@ impl Task {
         false
     }
 
+    /// Signals pending for this thread or its process.
+    pub fn pending_signals(&self) -> u64 {
+        let own = self.shared.pending().bits;
+        own | self.group().pending().bits
+    }
+
+    /// Takes a pending signal in `mask` whatever the signal mask says
+    /// (signalfd, sigtimedwait): the thread's own first, then the
+    /// process's, lowest number first.
+    pub fn take_signal(&self, mask: u64) -> Option<Siginfo> {
+        let mut own = self.shared.pending();
+        let mut group = self.group().pending();
+        let sig = next_deliverable((own.bits | group.bits) & mask, 0)?;
+        let from = if own.bits & bit(sig) != 0 { &mut *own } else { &mut *group };
+        from.bits &= !bit(sig);
+        Some(from.info[(sig - 1) as usize])
+    }
+
     /// Takes the next signal to deliver: the thread's own first, then the
     /// process's.
     fn dequeue_signal(&self) -> Option<(i32, Siginfo)> {

@@ -80,6 +80,9 @@ pub struct Task {
     pub comm: [u8; 16],
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
+    /// Time spent running guest code (a thread's CPU time where the host
+    /// cannot tell it: the host's thread clocks are private to a process).
+    pub guest_time: std::time::Duration,
     pub exit: Option<ExitStatus>,
     /// The number of a system call a signal interrupted (ERESTARTSYS), to
     /// restart or fail with EINTR once the signal is handled.
@@ -182,6 +185,7 @@ impl Task {
             comm: [0; 16],
             clear_child_tid: 0,
             robust_list: (0, 0),
+            guest_time: std::time::Duration::ZERO,
             exit: None,
             restart: None,
             vfork_release: None,
@@ -215,7 +219,10 @@ impl Task {
                 return status;
             }
             self.mm.sync();
-            let event = match self.ctx.switch(self.mm.space(), &mut self.regs) {
+            let entered = Instant::now();
+            let switched = self.ctx.switch(self.mm.space(), &mut self.regs);
+            self.guest_time += entered.elapsed();
+            let event = match switched {
                 Ok(ev) => ev,
                 Err(e) => {
                     tracing::error!(target: "sentry::task", tid = self.tid, "platform failure: {e}");
@@ -695,6 +702,7 @@ impl ForkedTask {
             comm: self.comm,
             clear_child_tid: self.clear_child_tid,
             robust_list: (0, 0),
+            guest_time: std::time::Duration::ZERO,
             exit: None,
             restart: None,
             vfork_release: self.vfork_release,

@@ -274,6 +274,52 @@ pub mod poll {
     pub const POLLNVAL: i16 = 0x20;
 }
 
+/// epoll_create1, epoll_ctl and event bits.
+pub mod epoll {
+    pub const EPOLL_CLOEXEC: u32 = 0o2000000;
+    pub const EPOLL_CTL_ADD: i32 = 1;
+    pub const EPOLL_CTL_DEL: i32 = 2;
+    pub const EPOLL_CTL_MOD: i32 = 3;
+    pub const EPOLLIN: u32 = 0x1;
+    pub const EPOLLPRI: u32 = 0x2;
+    pub const EPOLLOUT: u32 = 0x4;
+    pub const EPOLLERR: u32 = 0x8;
+    pub const EPOLLHUP: u32 = 0x10;
+    pub const EPOLLRDNORM: u32 = 0x40;
+    pub const EPOLLRDBAND: u32 = 0x80;
+    pub const EPOLLWRNORM: u32 = 0x100;
+    pub const EPOLLWRBAND: u32 = 0x200;
+    pub const EPOLLMSG: u32 = 0x400;
+    pub const EPOLLRDHUP: u32 = 0x2000;
+    pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
+    pub const EPOLLWAKEUP: u32 = 1 << 29;
+    pub const EPOLLONESHOT: u32 = 1 << 30;
+    pub const EPOLLET: u32 = 1 << 31;
+    /// Most events one epoll_wait returns (INT_MAX / sizeof(epoll_event)).
+    pub const EP_MAX_EVENTS: i32 = i32::MAX / 12;
+}
+
+/// eventfd2 flags.
+pub mod eventfd {
+    pub const EFD_SEMAPHORE: u32 = 1;
+    pub const EFD_NONBLOCK: u32 = 0o4000;
+    pub const EFD_CLOEXEC: u32 = 0o2000000;
+}
+
+/// timerfd_create / timerfd_settime flags.
+pub mod timerfd {
+    pub const TFD_TIMER_ABSTIME: i32 = 1;
+    pub const TFD_TIMER_CANCEL_ON_SET: i32 = 2;
+    pub const TFD_NONBLOCK: i32 = 0o4000;
+    pub const TFD_CLOEXEC: i32 = 0o2000000;
+}
+
+/// signalfd4 flags.
+pub mod signalfd {
+    pub const SFD_NONBLOCK: i32 = 0o4000;
+    pub const SFD_CLOEXEC: i32 = 0o2000000;
+}
+
 /// `access` mode bits.
 pub mod access {
     pub const F_OK: u32 = 0;

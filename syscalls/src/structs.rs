@@ -11,6 +11,50 @@ pub struct Timespec {
     pub tv_nsec: i64,
 }
 
+/// `struct itimerspec`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Itimerspec {
+    pub it_interval: Timespec,
+    pub it_value: Timespec,
+}
+
+/// `struct epoll_event`: packed on x86-64 (12 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C, packed)]
+pub struct EpollEvent {
+    pub events: u32,
+    pub data: u64,
+}
+
+/// `struct signalfd_siginfo` (128 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct SignalfdSiginfo {
+    pub ssi_signo: u32,
+    pub ssi_errno: i32,
+    pub ssi_code: i32,
+    pub ssi_pid: u32,
+    pub ssi_uid: u32,
+    pub ssi_fd: i32,
+    pub ssi_tid: u32,
+    pub ssi_band: u32,
+    pub ssi_overrun: u32,
+    pub ssi_trapno: u32,
+    pub ssi_status: i32,
+    pub ssi_int: i32,
+    pub ssi_ptr: u64,
+    pub ssi_utime: u64,
+    pub ssi_stime: u64,
+    pub ssi_addr: u64,
+    pub ssi_addr_lsb: u16,
+    pub pad2: u16,
+    pub ssi_syscall: i32,
+    pub ssi_call_addr: u64,
+    pub ssi_arch: u32,
+    pub pad: [u8; 28],
+}
+
 /// `struct timeval`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -293,6 +337,8 @@ mod frame_tests {
     #[test]
     fn signal_frame_layout() {
         assert_eq!(std::mem::size_of::<Siginfo>(), 128);
+        assert_eq!(std::mem::size_of::<SignalfdSiginfo>(), 128);
+        assert_eq!(std::mem::size_of::<EpollEvent>(), 12);
         assert_eq!(std::mem::size_of::<Sigcontext>(), 256);
         assert_eq!(std::mem::size_of::<Ucontext>(), 304);
         assert_eq!(std::mem::size_of::<RtSigframe>(), 440);

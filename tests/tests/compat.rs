@@ -54,6 +54,7 @@ compat_tests! {
     exit42 => 42,
     exit_thread => 7,
     threads,
+    events,
     fork_wait,
     getdents,
     ids,

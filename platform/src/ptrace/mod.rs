@@ -469,11 +469,6 @@ impl AddressSpace for StubThread {
         Some((!self.process.pid.as_raw() << 3) | 2)
     }
 
-    fn thread_cpu_clock(&self) -> Option<i32> {
-        // MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)
-        Some((!self.tid.as_raw() << 3) | 4 | 2)
-    }
-
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

@@ -685,9 +685,4 @@ impl TaskMemory {
     pub fn cpu_clock(&self) -> Option<i32> {
         self.space.cpu_clock()
     }
-
-    /// The host clock of this thread's guest CPU time.
-    pub fn thread_cpu_clock(&self) -> Option<i32> {
-        self.space.thread_cpu_clock()
-    }
 }

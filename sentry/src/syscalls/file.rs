@@ -54,8 +54,9 @@ pub fn sys_pwrite64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> Sy
 /// Reads from any file: pipes block (interruptibly) in the sentry.
 fn read_file(t: &Task, f: &File, data: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
     match &f.kind {
-        FileKind::Pipe(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(_) | FileKind::Anon(_) if off.is_some() => Err(Errno::ESPIPE),
         FileKind::Pipe(end) => end.pipe.read(t, data, f.nonblocking()),
+        FileKind::Anon(a) => a.read(t, data, f.nonblocking()),
         _ => f.read(data, off),
     }
 }
@@ -63,8 +64,9 @@ fn read_file(t: &Task, f: &File, data: &mut [u8], off: Option<u64>) -> Result<us
 /// Writes to any file: pipes block (interruptibly) in the sentry.
 fn write_file(t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
     match &f.kind {
-        FileKind::Pipe(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(_) | FileKind::Anon(_) if off.is_some() => Err(Errno::ESPIPE),
         FileKind::Pipe(end) => end.pipe.write(t, data, f.nonblocking()),
+        FileKind::Anon(a) => a.write(t, data, f.nonblocking()),
         _ => f.write(data, off),
     }
 }
@@ -410,8 +412,7 @@ fn poll_once(t: &Task, pfds: &mut [Pollfd], host_wait_ms: i32) -> Result<usize, 
                     host_idx.push(i);
                     files.push(f.clone());
                 }
-                FileKind::Pipe(end) => p.revents = end.pipe.poll(end.write) & (p.events | always),
-                _ => p.revents = p.events & (P::POLLIN | P::POLLOUT),
+                _ => p.revents = f.readiness(t) & (p.events | always),
             },
         }
     }

@@ -8,13 +8,14 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::task::Task;
 
+mod event;
 mod file;
 mod fs;
 mod mm;
 mod process;
 mod signal;
 mod table;
-mod time;
+pub(crate) mod time;
 
 pub use table::{entries, Support};
 

@@ -239,3 +239,26 @@ pub fn sys_pause(t: &mut Task) -> SysResult {
     let mask = t.signals.mask;
     suspend(t, mask)
 }
+
+pub fn sys_rt_sigtimedwait(t: &mut Task, set: u64, info: u64, timeout: u64, setsize: u64) -> SysResult {
+    if setsize != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let wanted = t.read_obj::<u64>(set)? & !UNBLOCKABLE;
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let ts: syscalls::structs::Timespec = t.read_obj(timeout)?;
+        Some(std::time::Instant::now() + crate::vfs::timerfd::duration_of(&ts)?)
+    };
+    let got = match t.block_on(deadline, || t.take_signal(wanted)) {
+        Ok(info) => info,
+        Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
+        // Interrupted by a handled signal: EINTR, never restarted.
+        Err(_) => return Err(Errno::EINTR),
+    };
+    if info != 0 {
+        t.write_obj(info, &got)?;
+    }
+    Ok(got.signo as u64)
+}

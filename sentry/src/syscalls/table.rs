@@ -1,7 +1,7 @@
 //! The table itself: which calls the sentry serves, how, and how well.
 use syscalls::Sysno;
 
-use super::{file, fs, mm, process, signal, time, Handler};
+use super::{event, file, fs, mm, process, signal, time, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,10 @@ macro_rules! e {
                     | Sysno::vfork
                     | Sysno::clone
                     | Sysno::clone3
+                    | Sysno::epoll_wait
+                    | Sysno::epoll_pwait
+                    | Sysno::epoll_pwait2
+                    | Sysno::rt_sigtimedwait
             ),
         }
     };
@@ -103,6 +107,29 @@ static ENTRIES: &[Entry] = &[
     e!(close_range, Full, &[I, I, H], "", |t, a| file::sys_close_range(t, a.u32(0), a.u32(1), a.u32(2))),
     e!(pipe, Full, &[H], "", |t, a| file::sys_pipe(t, a.u64(0))),
     e!(pipe2, Full, &[H, H], "", |t, a| file::sys_pipe2(t, a.u64(0), a.u32(1))),
+    e!(eventfd, Full, &[I], "", |t, a| event::sys_eventfd2(t, a.u32(0), 0)),
+    e!(eventfd2, Full, &[I, H], "", |t, a| event::sys_eventfd2(t, a.u32(0), a.u32(1))),
+    e!(epoll_create, Full, &[I], "", |t, a| event::sys_epoll_create(t, a.i32(0))),
+    e!(epoll_create1, Full, &[H], "", |t, a| event::sys_epoll_create1(t, a.u32(0))),
+    e!(epoll_ctl, Partial, &[I, I, I, H], "EPOLLEXCLUSIVE accepted as plain; no loop detection", |t, a| {
+        event::sys_epoll_ctl(t, a.i32(0), a.i32(1), a.i32(2), a.u64(3))
+    }),
+    e!(epoll_wait, Full, &[I, H, I, I], "", |t, a| event::sys_epoll_wait(t, a.i32(0), a.u64(1), a.i32(2), a.i32(3))),
+    e!(epoll_pwait, Full, &[I, H, I, I, H, I], "", |t, a| {
+        event::sys_epoll_pwait(t, a.i32(0), a.u64(1), a.i32(2), a.i32(3), a.u64(4), a.u64(5))
+    }),
+    e!(epoll_pwait2, Full, &[I, H, I, H, H, I], "", |t, a| {
+        event::sys_epoll_pwait2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u64(4), a.u64(5))
+    }),
+    e!(timerfd_create, Partial, &[I, H], "TFD_TIMER_CANCEL_ON_SET never cancels", |t, a| {
+        event::sys_timerfd_create(t, a.i32(0), a.i32(1))
+    }),
+    e!(timerfd_settime, Partial, &[I, H, H, H], "TFD_TIMER_CANCEL_ON_SET never cancels", |t, a| {
+        event::sys_timerfd_settime(t, a.i32(0), a.i32(1), a.u64(2), a.u64(3))
+    }),
+    e!(timerfd_gettime, Full, &[I, H], "", |t, a| event::sys_timerfd_gettime(t, a.i32(0), a.u64(1))),
+    e!(signalfd, Full, &[I, H, I], "", |t, a| event::sys_signalfd4(t, a.i32(0), a.u64(1), a.u64(2), 0)),
+    e!(signalfd4, Full, &[I, H, I, H], "", |t, a| event::sys_signalfd4(t, a.i32(0), a.u64(1), a.u64(2), a.i32(3))),
     e!(stat, Full, &[S, H], "", |t, a| fs::sys_stat(t, a.u64(0), a.u64(1))),
     e!(lstat, Full, &[S, H], "", |t, a| fs::sys_lstat(t, a.u64(0), a.u64(1))),
     e!(fstat, Full, &[I, H], "", |t, a| fs::sys_fstat(t, a.i32(0), a.u64(1))),
@@ -144,7 +171,7 @@ static ENTRIES: &[Entry] = &[
         mm::sys_madvise(t, a.u64(0), a.u64(1), a.u32(2))
     }),
     e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
-    e!(exit, Partial, &[I], "single-threaded processes", |t, a| process::sys_exit(t, a.i32(0))),
+    e!(exit, Full, &[I], "", |t, a| process::sys_exit(t, a.i32(0))),
     e!(clone3, Partial, &[H, I], "no CLONE_PIDFD, namespaces, set_tid or cgroup", |t, a| {
         process::sys_clone3(t, a.u64(0), a.u64(1))
     }),
@@ -152,12 +179,7 @@ static ENTRIES: &[Entry] = &[
         process::sys_clone(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
     }),
     e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),
-    e!(execve, Partial, &[S, H, H], "single-threaded callers", |t, a| process::sys_execve(
-        t,
-        a.u64(0),
-        a.u64(1),
-        a.u64(2)
-    )),
+    e!(execve, Full, &[S, H, H], "", |t, a| process::sys_execve(t, a.u64(0), a.u64(1), a.u64(2))),
     e!(execveat, Partial, &[I, S, H, H, H], "no fd-only (empty path) exec", |t, a| {
         process::sys_execveat(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u32(4))
     }),
@@ -216,8 +238,11 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(rt_sigreturn, Full, &[], "", |t, _| signal::sys_rt_sigreturn(t)),
     e!(rt_sigpending, Full, &[H, I], "", |t, a| signal::sys_rt_sigpending(t, a.u64(0), a.u64(1))),
-    e!(rt_sigsuspend, Partial, &[H, I], "no other sender yet", |t, a| signal::sys_rt_sigsuspend(t, a.u64(0), a.u64(1))),
-    e!(pause, Partial, &[], "no other sender yet", |t, _| signal::sys_pause(t)),
+    e!(rt_sigsuspend, Full, &[H, I], "", |t, a| signal::sys_rt_sigsuspend(t, a.u64(0), a.u64(1))),
+    e!(rt_sigtimedwait, Full, &[H, H, H, I], "", |t, a| {
+        signal::sys_rt_sigtimedwait(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3))
+    }),
+    e!(pause, Full, &[], "", |t, _| signal::sys_pause(t)),
     e!(clock_gettime, Full, &[I, H], "", |t, a| time::sys_clock_gettime(t, a.i32(0), a.u64(1))),
     e!(clock_getres, Full, &[I, H], "", |t, a| time::sys_clock_getres(t, a.i32(0), a.u64(1))),
     e!(gettimeofday, Full, &[H, H], "", |t, a| time::sys_gettimeofday(t, a.u64(0), a.u64(1))),

@@ -18,24 +18,29 @@ fn host_clock(t: &Task, id: i32) -> Result<libc::clockid_t, Errno> {
         | C::CLOCK_MONOTONIC_COARSE
         | C::CLOCK_BOOTTIME
         | C::CLOCK_TAI => Ok(id),
-        C::CLOCK_PROCESS_CPUTIME_ID | C::CLOCK_THREAD_CPUTIME_ID => t.mm.cpu_clock().ok_or(Errno::EINVAL),
+        C::CLOCK_PROCESS_CPUTIME_ID => t.mm.cpu_clock().ok_or(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
     }
 }
 
-fn now(clock: libc::clockid_t) -> Result<Timespec, Errno> {
+pub fn now(clock: libc::clockid_t) -> Result<Timespec, Errno> {
     let ts = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock)).map_err(|e| Errno::from_raw(e as i32))?;
     Ok(Timespec { tv_sec: ts.tv_sec(), tv_nsec: ts.tv_nsec() })
 }
 
 pub fn sys_clock_gettime(t: &mut Task, id: i32, tp: u64) -> SysResult {
-    let ts = now(host_clock(t, id)?)?;
+    let ts = if id == C::CLOCK_THREAD_CPUTIME_ID {
+        let d = thread_cpu_time(t);
+        Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) }
+    } else {
+        now(host_clock(t, id)?)?
+    };
     t.write_obj(tp, &ts)?;
     Ok(0)
 }
 
 pub fn sys_clock_getres(t: &mut Task, id: i32, tp: u64) -> SysResult {
-    let clock = host_clock(t, id)?;
+    let clock = if id == C::CLOCK_THREAD_CPUTIME_ID { C::CLOCK_MONOTONIC } else { host_clock(t, id)? };
     if tp != 0 {
         let r = nix::time::clock_getres(nix::time::ClockId::from_raw(clock)).map_err(|e| Errno::from_raw(e as i32))?;
         t.write_obj(tp, &Timespec { tv_sec: r.tv_sec(), tv_nsec: r.tv_nsec() })?;
@@ -96,10 +101,10 @@ pub fn sys_nanosleep(t: &mut Task, req: u64, rem: u64) -> SysResult {
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, id: i32, flags: u32, req: u64, rem: u64) -> SysResult {
-    let clock = host_clock(t, id)?;
     if id == C::CLOCK_THREAD_CPUTIME_ID {
         return Err(Errno::EINVAL);
     }
+    let clock = host_clock(t, id)?;
     let ts = read_timespec(t, req)?;
     if flags & C::TIMER_ABSTIME != 0 {
         let n = now(clock)?;
@@ -255,12 +260,23 @@ fn cpu_time(t: &Task) -> Duration {
         .map_or(Duration::ZERO, |ts| Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
 }
 
+/// CPU time of this thread's guest code: the stub's process clock when the
+/// process has one thread, else the time the task spent in guest code.
+fn thread_cpu_time(t: &Task) -> Duration {
+    if t.group().state().threads.len() == 1 {
+        cpu_time(t)
+    } else {
+        t.guest_time
+    }
+}
+
 pub fn sys_getrusage(t: &mut Task, who: i32, out: u64) -> SysResult {
     const RUSAGE_SELF: i32 = 0;
     const RUSAGE_CHILDREN: i32 = -1;
     const RUSAGE_THREAD: i32 = 1;
     let user = match who {
-        RUSAGE_SELF | RUSAGE_THREAD => cpu_time(t),
+        RUSAGE_SELF => cpu_time(t),
+        RUSAGE_THREAD => thread_cpu_time(t),
         RUSAGE_CHILDREN => Duration::ZERO,
         _ => return Err(Errno::EINVAL),
     };

@@ -34,6 +34,8 @@ pub enum FileKind {
     Pipe(crate::pipe::PipeEnd),
     /// A character device the sentry implements (/dev/null and friends).
     Device(super::devfs::Device),
+    /// A file with no path: eventfd, epoll, timerfd, signalfd.
+    Anon(Box<dyn super::AnonFile>),
 }
 
 /// A directory listing in progress.
@@ -108,6 +110,7 @@ impl File {
             }
             FileKind::Device(d) => d.read(buf),
             FileKind::Dir(_) => Err(Errno::EISDIR),
+            FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
@@ -138,6 +141,7 @@ impl File {
             }
             FileKind::Device(d) => d.write(data),
             FileKind::Dir(_) => Err(Errno::EISDIR),
+            FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
@@ -204,8 +208,9 @@ impl File {
             }
             FileKind::Path => Err(Errno::EBADF),
             FileKind::Pipe(_) => Err(Errno::ESPIPE),
-            // Character devices ignore seeks and report position 0.
-            FileKind::Device(_) => Ok(0),
+            // Character devices and anonymous files (noop_llseek) ignore
+            // seeks and report position 0.
+            FileKind::Device(_) | FileKind::Anon(_) => Ok(0),
         }
     }
 
@@ -235,10 +240,56 @@ impl File {
                 st_blksize: 4096,
                 ..Default::default()
             }),
+            FileKind::Anon(_) => Ok(syscalls::structs::Stat {
+                // Linux's anon_inode: one inode, mode 0600 with no type.
+                st_dev: 0xe,
+                st_ino: 1,
+                st_nlink: 1,
+                st_mode: 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            }),
             _ => {
                 let d = self.dentry.as_ref().ok_or(Errno::EBADF)?;
                 Ok(super::attr_to_stat(&d.attr()))
             }
+        }
+    }
+
+    /// poll(2) readiness now (POLL* bits, before masking with what the
+    /// caller asked for).
+    pub fn readiness(&self, t: &crate::task::Task) -> i16 {
+        use syscalls::flags::poll as P;
+        match &self.kind {
+            FileKind::Pipe(end) => end.pipe.poll(end.write),
+            FileKind::Anon(a) => a.readiness(t),
+            FileKind::Host(fd) => {
+                use nix::poll::{PollFd, PollFlags, PollTimeout};
+                use std::os::fd::AsFd;
+                let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT | PollFlags::POLLPRI)];
+                match nix::poll::poll(&mut p, PollTimeout::ZERO) {
+                    Ok(_) => p[0].revents().map_or(0, |r| r.bits()),
+                    Err(_) => P::POLLERR,
+                }
+            }
+            _ => P::POLLIN | P::POLLOUT,
+        }
+    }
+
+    /// A count of changes for edge-triggered epoll (see `AnonFile::seq`).
+    pub fn change_seq(&self) -> Option<u64> {
+        match &self.kind {
+            FileKind::Pipe(end) => Some(end.pipe.seq()),
+            FileKind::Anon(a) => a.seq(),
+            _ => None,
+        }
+    }
+
+    /// The anonymous file behind this one, as its concrete kind.
+    pub fn anon<T: super::AnonFile>(&self) -> Option<&T> {
+        match &self.kind {
+            FileKind::Anon(a) => a.as_any().downcast_ref::<T>(),
+            _ => None,
         }
     }
 }

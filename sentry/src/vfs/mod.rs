@@ -8,11 +8,17 @@ use gofer::{Attr, Client, Handle};
 use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use syscalls::Errno;
 
+pub mod anon;
 pub mod devfs;
+pub mod epoll;
+pub mod eventfd;
 pub mod fd_table;
 pub mod file;
 pub mod open;
+pub mod signalfd;
+pub mod timerfd;
 
+pub use anon::AnonFile;
 pub use fd_table::FdTable;
 pub use file::{DirCursor, File, FileKind};
 
