@@ -45,12 +45,20 @@ DELETE_TIMEOUT = 30.0              # seconds for `delete --force` after a failed
 # rootfs) and add a row here.
 #
 #   kind "micro": the program times itself and prints "<report> <ns_per_op>";
-#                 argv[1] is the iteration count, argv[2] the data file.
+#                 argv[1] is the iteration count, argv[2] the data file
+#                 (by default; fork_exec's is the program it executes).
 #   kind "wall":  the harness times the whole `runtime run` command (ms).
 #
-# argv templates may use {iters} (default iterations x --scale) and {file}
-# (the 1 MiB data file: /bench/file in a container, the same file through a
-# relative path natively, where the program runs with cwd = the rootfs).
+# argv templates may use {iters} (default iterations x --scale), {file}
+# (the 1 MiB data file) and {bench} (the directory of the programs): in a
+# container /bench/file and /bench, natively the same through relative paths,
+# where the program runs with cwd = the rootfs.
+#
+# rootfs "" is the harness's own rootfs (only /bench and /bin/true); a row may
+# name a system rootfs from SYSTEM_ROOTFS instead, e.g. "debian" for
+# python3.  That one is used in place and read-only: config.json's root.path
+# points at it, and natively the program runs in a chroot of it (cwd /, the
+# container's environment), with the container's paths.
 # --------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +69,7 @@ class Bench:
     argv: tuple = ("{iters}", "{file}")
     iters: int = 0                 # default iteration count (micro)
     report: str = ""               # name printed by the program (default: name)
+    rootfs: str = ""               # "": the harness's rootfs; else a SYSTEM_ROOTFS key
     about: str = ""
 
     @property
@@ -81,12 +90,48 @@ BENCHMARKS = [
           about="pread 4 KiB at offset 0 of a 1 MiB file"),
     Bench("mmap_touch_1m", "micro", "/bench/mmap_touch_1m", iters=2_000,
           about="mmap 1 MiB anon private, write every 4 KiB page, munmap"),
+    Bench("fork_wait", "micro", "/bench/fork_wait", iters=2_000,
+          about="fork + _exit + waitpid"),
+    Bench("fork_exec", "micro", "/bench/fork_exec", argv=("{iters}", "{bench}/true"),
+          iters=500, about="fork + execve of the static /bench/true + waitpid"),
+    Bench("pipe_pingpong", "micro", "/bench/pipe_pingpong", iters=10_000,
+          about="one byte there and back between two processes over two pipes"),
+    Bench("pipe_throughput", "micro", "/bench/pipe_throughput", iters=5_000,
+          about="64 KiB write into a pipe + 64 KiB read by a forked child, per chunk"),
+    Bench("thread_create", "micro", "/bench/thread_create", iters=5_000,
+          about="pthread_create of a thread that returns at once + pthread_join"),
     Bench("start_true", "wall", "/bin/true", argv=(),
           about="wall time of the whole `run` of a static /bin/true"),
+    Bench("python_pass", "wall", "/usr/bin/python3", argv=("-c", "pass"), rootfs="debian",
+          about="wall time of the whole `run` of `python3 -c pass` (Debian rootfs)"),
 ]
 
 # Extra installs: rootfs path -> source stem in bench/micro/.
 EXTRA_INSTALLS = {"/bin/true": "true"}
+
+# The container's environment (config.json), also given to native runs in a
+# system rootfs.
+CONTAINER_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+def debian_rootfs() -> Path:
+    """The Debian bookworm rootfs of the Debian tests (python3, perl, bash):
+    $CORDON_DEBIAN_ROOTFS, else what scripts/debian-rootfs.sh prints (it
+    builds it with debootstrap once, then reuses its cache)."""
+    if os.environ.get("CORDON_DEBIAN_ROOTFS"):
+        return Path(os.environ["CORDON_DEBIAN_ROOTFS"])
+    script = REPO_DIR / "scripts/debian-rootfs.sh"
+    res = subprocess.run([str(script)], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True)
+    lines = res.stdout.strip().splitlines()
+    if res.returncode != 0 or not lines:
+        err = " | ".join(res.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"{script.name}: exit status {res.returncode}: {err}")
+    return Path(lines[-1])
+
+
+# System rootfs rows may name (Bench.rootfs): name -> how to find it.
+SYSTEM_ROOTFS = {"debian": debian_rootfs}
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +229,7 @@ def build_rootfs(rootfs: Path, built: dict) -> None:
             f.write(pattern)
 
 
-def oci_config(args: list) -> dict:
+def oci_config(args: list, root_path: str = "rootfs") -> dict:
     """`runc spec` (runc 1.1) defaults, adapted: no terminal, given args,
     read-only root, no cgroup mount.  runsc and cordon use the same bundle."""
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -194,14 +239,14 @@ def oci_config(args: list) -> dict:
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
             "args": args,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "env": list(CONTAINER_ENV),
             "cwd": "/",
             "capabilities": {k: caps for k in
                              ("bounding", "effective", "permitted", "ambient")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
-        "root": {"path": "rootfs", "readonly": True},
+        "root": {"path": root_path, "readonly": True},
         "hostname": "bench",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -238,17 +283,28 @@ def link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=os.link, symlinks=True)
 
 
-def bench_args(b: Bench, iters: int, file_arg: str) -> list:
-    return [a.format(iters=iters, file=file_arg) for a in b.argv]
+def bench_args(b: Bench, iters: int, relative: bool = False) -> list:
+    """argv after the program; relative: paths relative to the rootfs (a
+    native run with cwd = the harness's rootfs), else the container's."""
+    cut = (lambda p: p.lstrip("/")) if relative else (lambda p: p)
+    return [a.format(iters=iters, file=cut(DATA_FILE), bench=cut("/bench"))
+            for a in b.argv]
 
 
-def build_bundles(tmp: Path, master_rootfs: Path, benches: list, iters: dict) -> dict:
+def build_bundles(tmp: Path, master_rootfs: Path, benches: list, iters: dict,
+                  system_roots: dict | None = None) -> dict:
+    """One bundle per benchmark: a hard-linked copy of the harness's rootfs,
+    or, for a row on a system rootfs, just a config.json pointing at it."""
     bundles = {}
     for b in benches:
         bundle = tmp / "bundles" / b.name
         bundle.mkdir(parents=True)
-        link_tree(master_rootfs, bundle / "rootfs")
-        cfg = oci_config([b.program, *bench_args(b, iters.get(b.name, 0), DATA_FILE)])
+        if b.rootfs:
+            root_path = str((system_roots or {})[b.rootfs])
+        else:
+            link_tree(master_rootfs, bundle / "rootfs")
+            root_path = "rootfs"
+        cfg = oci_config([b.program, *bench_args(b, iters.get(b.name, 0))], root_path)
         (bundle / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         bundles[b.name] = bundle
     return bundles
@@ -300,17 +356,23 @@ def _finish(p: subprocess.Popen, grace: float):
         return b"", b"(output abandoned: pipe held open by a leftover process)"
 
 
-def spawn_timed(cmd: list, cwd: str | None, timeout: float, on_timeout=None):
+def spawn_timed(cmd: list, cwd: str | None, timeout: float, on_timeout=None,
+                chroot: str | None = None, env: dict | None = None):
     """Run cmd with stdout/stderr on pipes (runsc writes a regular-file stdout
     at offset 0, so never hand it a file); return (rc, wall ms, stdout,
     stderr), rc None on timeout.  On timeout, on_timeout() (e.g. the
     runtime's `delete --force`) runs first so the runtime can reap its container
     itself; whatever still lives after a grace period is SIGKILLed by
-    process group."""
+    process group.  chroot: run cmd (an absolute path inside it) in a chroot
+    of that directory, cwd /."""
+    def enter_root():
+        os.chroot(chroot)
+        os.chdir("/")
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         start_new_session=True)
+                         start_new_session=True, env=env,
+                         preexec_fn=enter_root if chroot else None)
     try:
         out, err = p.communicate(timeout=timeout)
         t1 = time.perf_counter()
@@ -407,8 +469,14 @@ class Harness:
 
     def run(self, rt: Runtime, b: Bench, bundle: Path, iters: int,
             native_bin: Path, rootfs: Path) -> RunResult:
-        if rt.native:
-            cmd = [str(native_bin), *bench_args(b, iters, DATA_FILE.lstrip("/"))]
+        chroot = env = None
+        if rt.native and b.rootfs:
+            # A system rootfs: in a chroot of it, as the container sees it.
+            cmd = [b.program, *bench_args(b, iters)]
+            cwd, chroot, cid = None, str(rootfs), None
+            env = dict(kv.split("=", 1) for kv in CONTAINER_ENV)
+        elif rt.native:
+            cmd = [str(native_bin), *bench_args(b, iters, relative=True)]
             cwd = str(rootfs)
             cid = None
         else:
@@ -419,8 +487,9 @@ class Harness:
         timeout_cleanup = []
         on_timeout = (lambda: timeout_cleanup.append(self.delete(rt, cid))) if cid else None
         try:
-            rc, wall_ms, out, err = spawn_timed(cmd, cwd, self.timeout, on_timeout)
-        except OSError as e:
+            rc, wall_ms, out, err = spawn_timed(cmd, cwd, self.timeout, on_timeout,
+                                                chroot, env)
+        except (OSError, subprocess.SubprocessError) as e:
             return RunResult(False, error=f"exec failed: {e}")
         stdout = out.decode(errors="replace")
         stderr = err.decode(errors="replace")
@@ -599,7 +668,8 @@ def parse_args(argv=None):
         description="Run Cordon's benchmarks natively and under runc, runsc and cordon.",
         epilog="Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
                "RUNC_BIN, RUNC_FLAGS, RUNSC_BIN, RUNSC_FLAGS "
-               "(default '--platform=ptrace --network=none'), CC (default gcc).")
+               "(default '--platform=ptrace --network=none'), CC (default gcc), "
+               "CORDON_DEBIAN_ROOTFS (default: what scripts/debian-rootfs.sh prints).")
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     p.add_argument("--runtimes", default="native,runc,runsc,cordon",
                    help="comma-separated subset of native,runc,runsc,cordon")
@@ -673,14 +743,43 @@ def main(argv=None) -> int:
     runs = []
     leftovers = []
     interrupted = False
+    system_roots = {}              # Bench.rootfs -> host path
+    unrunnable = {}                # bench name -> why every run of it fails
     try:
+        for name in sorted({b.rootfs for b in a.benches if b.rootfs}):
+            try:
+                system_roots[name] = SYSTEM_ROOTFS[name]()
+                log(f"bench: {name} rootfs: {system_roots[name]}")
+            except (OSError, RuntimeError) as e:
+                log(f"bench: {name} rootfs unavailable: {e}")
+                unrunnable.update({b.name: f"{name} rootfs unavailable: {e}"
+                                   for b in a.benches if b.rootfs == name})
+        for b in a.benches:
+            root = system_roots.get(b.rootfs)
+            if root is not None and not os.path.lexists(root / b.program.lstrip("/")):
+                unrunnable[b.name] = f"{b.program} not in the {b.rootfs} rootfs {root}"
+                log(f"bench: {b.name}: {unrunnable[b.name]}")
+        runnable = [b for b in a.benches if b.name not in unrunnable]
+
         built = build_programs(tmp / "build", cc)
         master = tmp / "rootfs"
         build_rootfs(master, built)
-        bundles = build_bundles(tmp, master, a.benches, iters)
-        native_bins = {b.name: master / b.program.lstrip("/") for b in a.benches}
+        bundles = build_bundles(tmp, master, runnable, iters, system_roots)
+        roots = {b.name: system_roots[b.rootfs] if b.rootfs else master for b in runnable}
+        native_bins = {b.name: master / b.program.lstrip("/") for b in runnable}
 
         timed_out = set()          # (runtime, bench) pairs not retried
+        # Rows on a system rootfs: one untimed native run each, so the first
+        # runtime timed does not pay for reading its files from disk.
+        for b in runnable:
+            if b.rootfs:
+                r = h.run(all_rts["native"], b, bundles[b.name], iters.get(b.name, 0),
+                          native_bins[b.name], roots[b.name])
+                runs.append({"rep": -1, "bench": f"warmup:{b.name}", "runtime": "native",
+                             **dataclasses.asdict(r)})
+                if not r.ok:
+                    log(f"bench: native warm-up of {b.name} failed: {r.error}: "
+                        f"{r.stderr.strip()[-300:]}")
         # One untimed warm-up of every runtime (page cache, first-start costs).
         warm = Bench("warmup", "wall", "/bin/true", argv=())
         wb = build_bundles(tmp / "warm", master, [warm], {})["warmup"]
@@ -704,18 +803,20 @@ def main(argv=None) -> int:
                     rec = {"rep": rep, "bench": b.name, "runtime": rt.name}
                     if not rt.available:
                         rec.update(ok=False, skipped=True, error="n/a")
+                    elif b.name in unrunnable:
+                        rec.update(ok=False, error=unrunnable[b.name])
                     elif (rt.name, b.name) in timed_out:
                         rec.update(ok=False, skipped=True, error="skipped after timeout")
                     else:
                         r = h.run(rt, b, bundles[b.name], iters.get(b.name, 0),
-                                  native_bins[b.name], master)
+                                  native_bins[b.name], roots[b.name])
                         rec.update(dataclasses.asdict(r))
                         if r.rc is None and not r.ok:
                             timed_out.add((rt.name, b.name))
                         errtail = " | ".join(r.stderr.strip().splitlines()[-3:])[-300:]
                         val = f"{r.value:.1f} {b.unit}" if r.ok else \
                             f"FAIL ({r.error}) {errtail}"
-                        log(f"bench: rep {rep + 1}/{a.reps} {b.name:14} {rt.label:13} {val}")
+                        log(f"bench: rep {rep + 1}/{a.reps} {b.name:15} {rt.label:13} {val}")
                     runs.append(rec)
     except KeyboardInterrupt:
         interrupted = True
@@ -746,7 +847,8 @@ def main(argv=None) -> int:
     print(table)
     print()
     print(f"Median of {a.reps} reps (min-max in parentheses); micro rows in ns per "
-          f"operation, start_true in ms of wall time for the whole `run`. "
+          f"operation, wall rows (start_true, python_pass) in ms of wall time for "
+          f"the whole `run` (natively: of the program alone). "
           f"'-' = not run, 'n/a' = runtime not installed, 'fail' = every run failed, '[N leaked]' = N runs left a process, mount or cgroup behind. "
           f"{os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.")
@@ -768,8 +870,9 @@ def main(argv=None) -> int:
             },
             "benchmarks": [{"name": b.name, "kind": b.kind, "unit": b.unit,
                             "program": b.program,
-                            "argv": [b.program, *bench_args(b, iters.get(b.name, 0), DATA_FILE)],
-                            "about": b.about} for b in a.benches],
+                            "argv": [b.program, *bench_args(b, iters.get(b.name, 0))],
+                            "rootfs": str(system_roots.get(b.rootfs, "")) if b.rootfs
+                            else "", "about": b.about} for b in a.benches],
             "summary": summary,
             "runs": runs,
             "table_markdown": table,

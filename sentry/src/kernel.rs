@@ -27,6 +27,9 @@ pub struct Kernel {
     pub max_tasks: u64,
     /// Timed wake-ups of `events`.
     pub wakeups: Arc<Wakeups>,
+    /// CPUs the sandbox may use (counted at boot, before any thread is
+    /// pinned).
+    pub ncpus: usize,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread

@@ -105,6 +105,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
+    let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,
@@ -116,6 +117,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         strace: cfg.strace,
         pids: Default::default(),
         wakeups: kernel::Wakeups::new(events.clone()),
+        ncpus,
         events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),

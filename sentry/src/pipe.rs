@@ -122,6 +122,70 @@ impl Pipe {
         Ok(done)
     }
 
+    /// splice/tee between two pipes: moves (or with `keep`, copies) up to
+    /// `len` bytes from `self` into `out` once both have something to give
+    /// and room to take, waiting unless `nonblock`. 0 at end of file.
+    pub fn transfer(&self, t: &Task, out: &Pipe, len: usize, keep: bool, nonblock: bool) -> Result<usize, Errno> {
+        let moved = t.block_on(None, || {
+            // Both locks, in one global order.
+            let (mut src, mut dst);
+            if (self as *const Pipe) < (out as *const Pipe) {
+                src = self.state();
+                dst = out.state();
+            } else {
+                dst = out.state();
+                src = self.state();
+            }
+            if src.buf.is_empty() {
+                if src.writers == 0 {
+                    return Some(Ok(0));
+                }
+                return nonblock.then_some(Err(Errno::EAGAIN));
+            }
+            if dst.readers == 0 {
+                return Some(Err(Errno::EPIPE));
+            }
+            let n = len.min(src.buf.len()).min(dst.cap.saturating_sub(dst.buf.len()));
+            if n == 0 {
+                return nonblock.then_some(Err(Errno::EAGAIN));
+            }
+            if keep {
+                let bytes: Vec<u8> = src.buf.iter().take(n).copied().collect();
+                dst.buf.extend(bytes);
+            } else {
+                let bytes: Vec<u8> = src.buf.drain(..n).collect();
+                dst.buf.extend(bytes);
+            }
+            Some(Ok(n))
+        });
+        let n = match moved {
+            Ok(Ok(n)) => n,
+            Ok(Err(Errno::EPIPE)) => {
+                t.send_signal(crate::signal::user_info(signal::SIGPIPE, 0, t.group().pid, t.creds.uid));
+                return Err(Errno::EPIPE);
+            }
+            Ok(Err(e)) | Err(e) => return Err(e),
+        };
+        if n > 0 {
+            self.changed();
+            out.changed();
+        }
+        Ok(n)
+    }
+
+    /// Waits until the pipe has room (or has no readers), unless
+    /// `nonblock`; returns the room.
+    pub fn wait_room(&self, t: &Task, nonblock: bool) -> Result<usize, Errno> {
+        t.block_on(None, || {
+            let st = self.state();
+            let room = st.cap.saturating_sub(st.buf.len());
+            if room > 0 || st.readers == 0 {
+                return Some(Ok(room));
+            }
+            nonblock.then_some(Err(Errno::EAGAIN))
+        })?
+    }
+
     /// poll(2) readiness of one end.
     pub fn poll(&self, write: bool) -> i16 {
         let st = self.state();

@@ -83,6 +83,8 @@ pub struct Task {
     /// Time spent running guest code (a thread's CPU time where the host
     /// cannot tell it: the host's thread clocks are private to a process).
     pub guest_time: std::time::Duration,
+    /// sched_setaffinity's mask (None: every CPU), inherited by children.
+    pub affinity: Option<Vec<u8>>,
     pub exit: Option<ExitStatus>,
     /// The number of a system call a signal interrupted (ERESTARTSYS), to
     /// restart or fail with EINTR once the signal is handled.
@@ -116,6 +118,7 @@ struct ForkedTask {
     comm: [u8; 16],
     clear_child_tid: u64,
     child_settid: u64,
+    affinity: Option<Vec<u8>>,
     vfork_release: Option<Arc<AtomicBool>>,
 }
 
@@ -186,6 +189,7 @@ impl Task {
             clear_child_tid: 0,
             robust_list: (0, 0),
             guest_time: std::time::Duration::ZERO,
+            affinity: None,
             exit: None,
             restart: None,
             vfork_release: None,
@@ -414,6 +418,7 @@ impl Task {
             comm: self.comm,
             clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
             child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
+            affinity: self.affinity.clone(),
             vfork_release: vfork.then(|| done.clone()),
         };
         let name = format!("task-{tid}");
@@ -703,6 +708,7 @@ impl ForkedTask {
             clear_child_tid: self.clear_child_tid,
             robust_list: (0, 0),
             guest_time: std::time::Duration::ZERO,
+            affinity: self.affinity,
             exit: None,
             restart: None,
             vfork_release: self.vfork_release,

@@ -248,6 +248,17 @@ pub mod madv {
     pub const MADV_FREE: u32 = 8;
 }
 
+/// mremap, mlock and mlockall flags.
+pub mod mremap {
+    pub const MREMAP_MAYMOVE: u32 = 1;
+    pub const MREMAP_FIXED: u32 = 2;
+    pub const MREMAP_DONTUNMAP: u32 = 4;
+    pub const MLOCK_ONFAULT: u32 = 1;
+    pub const MCL_CURRENT: u32 = 1;
+    pub const MCL_FUTURE: u32 = 2;
+    pub const MCL_ONFAULT: u32 = 4;
+}
+
 /// Resource limit ids.
 pub mod rlimit {
     pub const RLIMIT_CPU: u32 = 0;
@@ -388,6 +399,7 @@ pub mod clone {
     pub const CLONE_SIGHAND: u64 = 0x800;
     pub const CLONE_PIDFD: u64 = 0x1000;
     pub const CLONE_PTRACE: u64 = 0x2000;
+    pub const CLONE_DETACHED: u64 = 0x400000;
     pub const CLONE_VFORK: u64 = 0x4000;
     pub const CLONE_PARENT: u64 = 0x8000;
     pub const CLONE_THREAD: u64 = 0x10000;

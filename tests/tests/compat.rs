@@ -55,6 +55,7 @@ compat_tests! {
     exit_thread => 7,
     threads,
     events,
+    proc_misc,
     fork_wait,
     getdents,
     ids,

@@ -505,6 +505,117 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// The VMAs covering `[start, end)` without a hole (EFAULT otherwise),
+    /// split at both ends.
+    fn covering(&mut self, start: u64, end: u64) -> Result<Vec<u64>, Errno> {
+        self.check_mapped(start, end).map_err(|_| Errno::EFAULT)?;
+        self.split(start);
+        self.split(end);
+        Ok(self.vmas.range(start..end).map(|(s, _)| *s).collect())
+    }
+
+    /// A fresh VMA like the one ending at `at` (same protection, kind,
+    /// sharing; its file continued) over `[at, at+len)`.
+    fn extend_after(&mut self, template: &Vma, tmpl_start: u64, at: u64, len: u64) -> Result<(), Errno> {
+        let file = template.file.as_ref().map(|f| {
+            let offset = f.offset + (at - tmpl_start);
+            let from_file = (f.offset + f.len).saturating_sub(offset).min(len);
+            FileSource { fd: f.fd.clone(), offset, len: from_file }
+        });
+        self.map(at, len, template.prot, template.kind, file, template.shared)
+    }
+
+    /// `mremap(2)`: shrinks, grows in place, or moves (keeping the pages,
+    /// never copying them) `[old, old+old_len)`; returns the new address.
+    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> Result<u64, Errno> {
+        use syscalls::flags::mremap::*;
+        let may_move = flags & MREMAP_MAYMOVE != 0;
+        let fixed = flags & MREMAP_FIXED != 0;
+        let dontunmap = flags & MREMAP_DONTUNMAP != 0;
+        if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+            || !old.is_multiple_of(PAGE)
+            || new_len == 0
+            || ((fixed || dontunmap) && !may_move)
+            || (dontunmap && old_len != new_len)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+        if old_len == 0 {
+            // Duplicating a shared mapping: not supported.
+            return Err(Errno::EINVAL);
+        }
+        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
+        let keys = self.covering(old, old_end)?;
+        let (last_start, last) = {
+            let k = *keys.last().ok_or(Errno::EFAULT)?;
+            (k, self.vmas.get(&k).cloned().ok_or(Errno::EFAULT)?)
+        };
+        // DONTUNMAP always moves.
+        let in_place = !fixed && !dontunmap;
+        if in_place && new_len <= old_len {
+            self.unmap(old + new_len, old_len - new_len)?;
+            return Ok(old);
+        }
+        if in_place && self.is_free(old_end, new_len - old_len) {
+            self.extend_after(&last, last_start, old_end, new_len - old_len)?;
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if fixed {
+            if !new_addr.is_multiple_of(PAGE) {
+                return Err(Errno::EINVAL);
+            }
+            let dest_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            if dest_end > self.max_addr || (new_addr < old_end && old < dest_end) {
+                return Err(Errno::EINVAL);
+            }
+            self.unmap(new_addr, new_len)?;
+            new_addr
+        } else {
+            self.find_gap(new_len).ok_or(Errno::ENOMEM)?
+        };
+        // Move the VMAs (and their pages) as they are.
+        let keep = new_len.min(old_len);
+        let moved: Vec<(u64, Vma)> = keys.iter().filter_map(|k| self.vmas.remove(k).map(|v| (*k, v))).collect();
+        for (start, mut v) in moved {
+            let offset = start - old;
+            if offset >= keep {
+                self.graveyard.push(v.alloc);
+                continue;
+            }
+            let new_start = dest + offset;
+            let len = (v.end - start).min(keep - offset);
+            v.end = new_start + len;
+            self.vmas.insert(new_start, v);
+        }
+        self.invalidate(old, old_end);
+        if new_len > old_len {
+            self.extend_after(&last, last_start - old + dest, dest + old_len, new_len - old_len)?;
+        }
+        if dontunmap {
+            // The old range stays mapped, empty (anonymous memory reads as
+            // zeros again).
+            self.map(old, old_len, last.prot, VmaKind::Anon, None, false)?;
+        }
+        Ok(dest)
+    }
+
+    /// Checks that `[start, start+len)` is mapped (ENOMEM otherwise).
+    pub fn check_range(&self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        self.check_mapped(start, end)
+    }
+
+    /// mincore: one byte per page, 1 where pages are installed.
+    pub fn residency(&self, start: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        self.check_range(start, len)?;
+        Ok((0..len / PAGE).map(|i| u8::from(self.is_installed(start + i * PAGE))).collect())
+    }
+
     /// `brk(2)`: moves the program break; returns the (possibly unchanged)
     /// break.
     pub fn set_brk(&mut self, new: u64) -> u64 {

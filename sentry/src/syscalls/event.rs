@@ -17,7 +17,7 @@ use crate::vfs::{AnonFile, File, FileKind};
 
 /// Installs a new anonymous file; `nonblock` and `cloexec` from the
 /// creating call's flags.
-fn install(t: &Task, file: impl AnonFile, nonblock: bool, cloexec: bool) -> SysResult {
+pub(super) fn install(t: &Task, file: impl AnonFile, nonblock: bool, cloexec: bool) -> SysResult {
     let mut flags = OpenFlags::O_RDWR.bits();
     if nonblock {
         flags |= OpenFlags::O_NONBLOCK.bits();

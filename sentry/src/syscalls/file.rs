@@ -630,3 +630,100 @@ pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysRe
     t.fds.close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
     Ok(0)
 }
+
+const SPLICE_F_NONBLOCK: u32 = 2;
+const SPLICE_FLAGS: u32 = 1 | 2 | 4 | 8;
+
+/// The offset a splice reads or writes at: `*off` when given (not for a
+/// pipe), else the file position.
+fn splice_offset(t: &Task, f: &File, off: u64) -> Result<Option<u64>, Errno> {
+    if off == 0 {
+        return Ok(None);
+    }
+    if matches!(f.kind, FileKind::Pipe(_)) {
+        return Err(Errno::ESPIPE);
+    }
+    let o: i64 = t.read_obj(off)?;
+    if o < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(o as u64))
+}
+
+pub fn sys_splice(
+    t: &mut Task,
+    fd_in: i32,
+    off_in: u64,
+    fd_out: i32,
+    off_out: u64,
+    len: usize,
+    flags: u32,
+) -> SysResult {
+    if flags & !SPLICE_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (fin, fout) = (t.fds.get(fd_in)?, t.fds.get(fd_out)?);
+    if !fin.readable() || !fout.writable() {
+        return Err(Errno::EBADF);
+    }
+    if fout.flags() & OpenFlags::O_APPEND.bits() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0;
+    let (at_in, at_out) = (splice_offset(t, &fin, off_in)?, splice_offset(t, &fout, off_out)?);
+    let len = len.min(MAX_COPY);
+    if len == 0 {
+        return Ok(0);
+    }
+    let n = match (&fin.kind, &fout.kind) {
+        (FileKind::Pipe(a), FileKind::Pipe(b)) => {
+            if Arc::ptr_eq(&a.pipe, &b.pipe) {
+                return Err(Errno::EINVAL);
+            }
+            a.pipe.transfer(t, &b.pipe, len, false, nonblock || fin.nonblocking())?
+        }
+        (_, FileKind::Pipe(b)) => {
+            let room = b.pipe.wait_room(t, nonblock || fout.nonblocking())?;
+            let mut buf = vec![0u8; len.min(room.max(1))];
+            let got = read_file(t, &fin, &mut buf, at_in)?;
+            if got == 0 {
+                return Ok(0);
+            }
+            b.pipe.write(t, &buf[..got], false)?
+        }
+        (FileKind::Pipe(a), _) => {
+            let mut buf = vec![0u8; len];
+            let got = a.pipe.read(t, &mut buf, nonblock || fin.nonblocking())?;
+            if got == 0 {
+                return Ok(0);
+            }
+            write_file(t, &fout, &buf[..got], at_out)?
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if let Some(o) = at_in {
+        t.write_obj(off_in, &((o + n as u64) as i64))?;
+    }
+    if let Some(o) = at_out {
+        t.write_obj(off_out, &((o + n as u64) as i64))?;
+    }
+    Ok(n as u64)
+}
+
+pub fn sys_tee(t: &mut Task, fd_in: i32, fd_out: i32, len: usize, flags: u32) -> SysResult {
+    if flags & !SPLICE_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (fin, fout) = (t.fds.get(fd_in)?, t.fds.get(fd_out)?);
+    if !fin.readable() || !fout.writable() {
+        return Err(Errno::EBADF);
+    }
+    let (FileKind::Pipe(a), FileKind::Pipe(b)) = (&fin.kind, &fout.kind) else { return Err(Errno::EINVAL) };
+    if Arc::ptr_eq(&a.pipe, &b.pipe) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    Ok(a.pipe.transfer(t, &b.pipe, len.min(MAX_COPY), true, flags & SPLICE_F_NONBLOCK != 0)? as u64)
+}

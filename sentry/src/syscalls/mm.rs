@@ -135,3 +135,38 @@ pub fn sys_msync(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
     }
     Ok(0)
 }
+
+pub fn sys_mremap(t: &mut Task, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> SysResult {
+    t.mm.lock().remap(old, old_len, new_len, flags, new_addr)
+}
+
+pub fn sys_mincore(t: &mut Task, addr: u64, len: u64, vec: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let pages = t.mm.lock().residency(addr, len)?;
+    t.mm.copy_out(vec, &pages)?;
+    Ok(0)
+}
+
+/// mlock and munlock: nothing is ever swapped out, so locking is
+/// accounting only; the range must be mapped.
+pub fn sys_mlock2(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
+    use syscalls::flags::mremap::MLOCK_ONFAULT;
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let start = addr & !(PAGE - 1);
+    let len = page_up(len + (addr - start)).ok_or(Errno::ENOMEM)?;
+    t.mm.lock().check_range(start, len)?;
+    Ok(0)
+}
+
+pub fn sys_mlockall(_t: &mut Task, flags: u32) -> SysResult {
+    use syscalls::flags::mremap::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT};
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

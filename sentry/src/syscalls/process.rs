@@ -8,6 +8,7 @@ use syscalls::Errno;
 use super::SysResult;
 use crate::process::ThreadGroup;
 use crate::task::{ExitStatus, Task};
+use crate::vfs::pidfd::PidFd;
 
 pub fn sys_exit(t: &mut Task, code: i32) -> SysResult {
     t.exit = Some(ExitStatus::Exited(code & 0xff));
@@ -176,7 +177,11 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
         P_ALL => Which::Any,
         P_PID if id > 0 => Which::Pid(id),
         P_PGID if id >= 0 => Which::Pgid(if id == 0 { t.group().state().pgid } else { id }),
-        P_PIDFD => return Err(Errno::EINVAL),
+        P_PIDFD => {
+            let f = t.fds.get(id)?;
+            let group = f.anon::<PidFd>().ok_or(Errno::EINVAL)?.group.clone();
+            Which::Pid(group.pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     if options & WEXITED == 0 {
@@ -206,11 +211,76 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
 
 pub fn sys_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
     use syscalls::flags::clone::*;
-    if flags & CLONE_PIDFD != 0 || flags & CLONE_NEW_ANY != 0 {
-        tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x} not supported yet");
+    // The legacy call returns the pidfd where the parent's tid would go.
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
         return Err(Errno::EINVAL);
     }
-    Ok(t.fork(flags, stack, ptid, ctid, tls)? as u64)
+    clone_common(t, flags, stack, ptid, ctid, tls, ptid)
+}
+
+fn clone_common(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64, pidfd: u64) -> SysResult {
+    use syscalls::flags::clone::*;
+    if flags & CLONE_NEW_ANY != 0 {
+        tracing::warn!(target: "sentry::syscall", "clone flags {flags:#x}: namespaces are not supported yet");
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 && flags & (CLONE_THREAD | CLONE_DETACHED) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 {
+        // Fail before the child exists if the pidfd cannot be returned.
+        t.mm.check_writable(pidfd, 4)?;
+    }
+    let pid = t.fork(flags, stack, ptid, ctid, tls)?;
+    if flags & CLONE_PIDFD != 0 {
+        let group = t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+        let fd = super::event::install(t, PidFd { group }, false, true)? as i32;
+        t.write_obj(pidfd, &fd)?;
+    }
+    Ok(pid as u64)
+}
+
+pub fn sys_pidfd_open(t: &mut Task, pid: i32, flags: u32) -> SysResult {
+    if flags & !syscalls::flags::OpenFlags::O_NONBLOCK.bits() != 0 || pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let group = {
+        let pids = t.kernel.pids();
+        match pids.groups.get(&pid) {
+            Some(g) => g.clone(),
+            // A thread that does not lead its process.
+            None if pids.tasks.contains_key(&pid) => return Err(Errno::EINVAL),
+            None => return Err(Errno::ESRCH),
+        }
+    };
+    super::event::install(t, PidFd { group }, flags != 0, true)
+}
+
+pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: i32, sig: i32, uinfo: u64, flags: u32) -> SysResult {
+    if flags != 0 || !(sig == 0 || crate::signal::valid(sig)) {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(pidfd)?;
+    let group = f.anon::<PidFd>().ok_or(Errno::EBADF)?.group.clone();
+    if group.state().exit.is_some() {
+        return Err(Errno::ESRCH);
+    }
+    if sig == 0 {
+        return Ok(0);
+    }
+    let info = if uinfo != 0 {
+        let mut info: Siginfo = t.read_obj(uinfo)?;
+        if info.signo != sig || (info.code >= 0 && group.pid != t.group().pid) {
+            return Err(Errno::EINVAL);
+        }
+        info.signo = sig;
+        info
+    } else {
+        crate::signal::user_info(sig, syscalls::flags::sa::SI_USER, t.group().pid, t.creds.uid)
+    };
+    group.send(info);
+    t.kernel.events.notify();
+    Ok(0)
 }
 
 /// `struct clone_args` of clone3(2), as far as its first version goes.
@@ -247,7 +317,7 @@ pub fn sys_clone3(t: &mut Task, uargs: u64, size: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let stack = if args.stack != 0 { args.stack.checked_add(args.stack_size).ok_or(Errno::EINVAL)? } else { 0 };
-    sys_clone(t, args.flags | args.exit_signal, stack, args.parent_tid, args.child_tid, args.tls)
+    clone_common(t, args.flags | args.exit_signal, stack, args.parent_tid, args.child_tid, args.tls, args.pidfd)
 }
 
 pub fn sys_fork(t: &mut Task) -> SysResult {
@@ -431,22 +501,137 @@ pub fn sys_prlimit64(t: &mut Task, pid: i32, res: u32, new: u64, old: u64) -> Sy
     Ok(0)
 }
 
-pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> SysResult {
+/// The size of the kernel's CPU masks: nr_cpu_ids rounded up to longs.
+fn cpumask_size(t: &Task) -> usize {
+    t.kernel.ncpus.div_ceil(64) * 8
+}
+
+/// The task `pid` names (0: the caller), which must exist.
+fn check_task(t: &Task, pid: i32) -> Result<(), Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
     if pid != 0 && !t.kernel.pids().tasks.contains_key(&pid) {
         return Err(Errno::ESRCH);
     }
-    // The mask size the kernel uses: nr_cpu_ids rounded up to longs.
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
-    let size = ncpu.div_ceil(64) * 8;
+    Ok(())
+}
+
+pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> SysResult {
+    check_task(t, pid)?;
+    let size = cpumask_size(t);
     if (len as usize) < size || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut bytes = vec![0u8; size];
-    for cpu in 0..ncpu {
+    for cpu in 0..t.kernel.ncpus {
         bytes[cpu / 8] |= 1 << (cpu % 8);
+    }
+    if pid == 0 || pid == t.tid {
+        if let Some(a) = &t.affinity {
+            for (b, m) in bytes.iter_mut().zip(a) {
+                *b &= m;
+            }
+        }
     }
     t.mm.copy_out(mask, &bytes)?;
     Ok(size as u64)
+}
+
+/// sched_setaffinity: kept and reported back; the sentry's threads are
+/// placed by the host.
+pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> SysResult {
+    check_task(t, pid)?;
+    let n = (len as usize).min(cpumask_size(t));
+    let mut bytes = vec![0u8; n];
+    t.mm.copy_in(mask, &mut bytes)?;
+    let any_online = (0..t.kernel.ncpus).any(|cpu| bytes.get(cpu / 8).is_some_and(|b| b & (1 << (cpu % 8)) != 0));
+    if !any_online {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 || pid == t.tid {
+        t.affinity = Some(bytes);
+    }
+    Ok(0)
+}
+
+const SCHED_OTHER: i32 = 0;
+const SCHED_FIFO: i32 = 1;
+const SCHED_RR: i32 = 2;
+const SCHED_BATCH: i32 = 3;
+const SCHED_IDLE: i32 = 5;
+const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+
+pub fn sys_sched_getscheduler(t: &mut Task, pid: i32) -> SysResult {
+    check_task(t, pid)?;
+    Ok(SCHED_OTHER as u64)
+}
+
+/// Every task is scheduled by the host as SCHED_OTHER: that policy (with
+/// priority 0) is accepted, real-time ones are refused.
+pub fn sys_sched_setscheduler(t: &mut Task, pid: i32, policy: i32, param: u64) -> SysResult {
+    check_task(t, pid)?;
+    let prio: i32 = t.read_obj(param)?;
+    match policy & !SCHED_RESET_ON_FORK {
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(0),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Err(Errno::EINVAL),
+        SCHED_FIFO | SCHED_RR => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_sched_getparam(t: &mut Task, pid: i32, param: u64) -> SysResult {
+    check_task(t, pid)?;
+    t.write_obj(param, &0i32)?;
+    Ok(0)
+}
+
+pub fn sys_sched_setparam(t: &mut Task, pid: i32, param: u64) -> SysResult {
+    check_task(t, pid)?;
+    let prio: i32 = t.read_obj(param)?;
+    if prio != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sys_sched_get_priority_max(_t: &mut Task, policy: i32) -> SysResult {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(99),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_sched_get_priority_min(_t: &mut Task, policy: i32) -> SysResult {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(1),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// getcpu: the CPU the task's host thread is on, node 0.
+pub fn sys_getcpu(t: &mut Task, cpu: u64, node: u64) -> SysResult {
+    let c = nix::sched::sched_getcpu().unwrap_or(0) as u32;
+    if cpu != 0 {
+        t.write_obj(cpu, &c)?;
+    }
+    if node != 0 {
+        t.write_obj(node, &0u32)?;
+    }
+    Ok(0)
+}
+
+pub fn sys_get_robust_list(t: &mut Task, pid: i32, head: u64, len: u64) -> SysResult {
+    if pid != 0 && pid != t.tid {
+        check_task(t, pid)?;
+        // Other tasks' lists live in their own threads.
+        return Err(Errno::EPERM);
+    }
+    t.write_obj(head, &t.robust_list.0)?;
+    t.write_obj(len, &24u64)?;
+    Ok(0)
 }
 
 pub fn sys_sched_yield(_t: &mut Task) -> SysResult {

@@ -64,6 +64,8 @@ macro_rules! e {
                     | Sysno::epoll_pwait
                     | Sysno::epoll_pwait2
                     | Sysno::rt_sigtimedwait
+                    | Sysno::splice
+                    | Sysno::tee
             ),
         }
     };
@@ -88,14 +90,12 @@ static ENTRIES: &[Entry] = &[
     e!(dup, Full, &[I], "", |t, a| file::sys_dup(t, a.i32(0))),
     e!(dup2, Full, &[I, I], "", |t, a| file::sys_dup2(t, a.i32(0), a.i32(1))),
     e!(dup3, Full, &[I, I, H], "", |t, a| file::sys_dup3(t, a.i32(0), a.i32(1), a.u32(2))),
-    e!(fcntl, Partial, &[I, I, H], "no locks, no pipe sizes", |t, a| {
-        file::sys_fcntl(t, a.i32(0), a.u32(1), a.u64(2))
-    }),
+    e!(fcntl, Partial, &[I, I, H], "no record locks", |t, a| { file::sys_fcntl(t, a.i32(0), a.u32(1), a.u64(2)) }),
     e!(ioctl, Partial, &[I, H, H], "terminal queries, FIONREAD, FIONBIO, FIOCLEX", |t, a| {
         file::sys_ioctl(t, a.i32(0), a.u32(1), a.u64(2))
     }),
-    e!(poll, Partial, &[H, I, I], "EINTR rather than restart", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
-    e!(ppoll, Partial, &[H, I, H, H, I], "EINTR rather than restart", |t, a| {
+    e!(poll, Full, &[H, I, I], "", |t, a| file::sys_poll(t, a.u64(0), a.u32(1), a.i32(2))),
+    e!(ppoll, Full, &[H, I, H, H, I], "", |t, a| {
         file::sys_ppoll(t, a.u64(0), a.u32(1), a.u64(2), a.u64(3), a.u64(4))
     }),
     e!(select, Partial, &[I, H, H, H, H], "timeout not updated", |t, a| {
@@ -107,7 +107,11 @@ static ENTRIES: &[Entry] = &[
     e!(close_range, Full, &[I, I, H], "", |t, a| file::sys_close_range(t, a.u32(0), a.u32(1), a.u32(2))),
     e!(pipe, Full, &[H], "", |t, a| file::sys_pipe(t, a.u64(0))),
     e!(pipe2, Full, &[H, H], "", |t, a| file::sys_pipe2(t, a.u64(0), a.u32(1))),
-    e!(eventfd, Full, &[I], "", |t, a| event::sys_eventfd2(t, a.u32(0), 0)),
+    e!(splice, Partial, &[I, H, I, H, I, H], "copies through the sentry (no page moving)", |t, a| {
+        file::sys_splice(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.usize(4), a.u32(5))
+    }),
+    e!(tee, Full, &[I, I, I, H], "", |t, a| file::sys_tee(t, a.i32(0), a.i32(1), a.usize(2), a.u32(3))),
+    e!(eventfd, Full, &[I], "", |t, a| event::sys_eventfd2(t, a.i32(0) as u32, 0)),
     e!(eventfd2, Full, &[I, H], "", |t, a| event::sys_eventfd2(t, a.u32(0), a.u32(1))),
     e!(epoll_create, Full, &[I], "", |t, a| event::sys_epoll_create(t, a.i32(0))),
     e!(epoll_create1, Full, &[H], "", |t, a| event::sys_epoll_create1(t, a.u32(0))),
@@ -171,11 +175,26 @@ static ENTRIES: &[Entry] = &[
         mm::sys_madvise(t, a.u64(0), a.u64(1), a.u32(2))
     }),
     e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
+    e!(mremap, Partial, &[H, I, I, H, H], "no duplication of shared mappings (old_size 0)", |t, a| {
+        mm::sys_mremap(t, a.u64(0), a.u64(1), a.u64(2), a.u32(3), a.u64(4))
+    }),
+    e!(mincore, Partial, &[H, I, H], "resident means installed in the stub", |t, a| {
+        mm::sys_mincore(t, a.u64(0), a.u64(1), a.u64(2))
+    }),
+    e!(mlock, Full, &[H, I], "", |t, a| mm::sys_mlock2(t, a.u64(0), a.u64(1), 0)),
+    e!(mlock2, Full, &[H, I, H], "", |t, a| mm::sys_mlock2(t, a.u64(0), a.u64(1), a.u32(2))),
+    e!(munlock, Full, &[H, I], "", |t, a| mm::sys_mlock2(t, a.u64(0), a.u64(1), 0)),
+    e!(mlockall, Full, &[H], "", |t, a| mm::sys_mlockall(t, a.u32(0))),
+    e!(munlockall, Full, &[], "", |_, _| Ok(0)),
     e!(exit, Full, &[I], "", |t, a| process::sys_exit(t, a.i32(0))),
-    e!(clone3, Partial, &[H, I], "no CLONE_PIDFD, namespaces, set_tid or cgroup", |t, a| {
+    e!(pidfd_open, Full, &[I, H], "", |t, a| process::sys_pidfd_open(t, a.i32(0), a.u32(1))),
+    e!(pidfd_send_signal, Full, &[I, I, H, H], "", |t, a| {
+        process::sys_pidfd_send_signal(t, a.i32(0), a.i32(1), a.u64(2), a.u32(3))
+    }),
+    e!(clone3, Partial, &[H, I], "no namespaces, set_tid or cgroup", |t, a| {
         process::sys_clone3(t, a.u64(0), a.u64(1))
     }),
-    e!(clone, Partial, &[H, H, H, H, H], "no CLONE_PIDFD or namespaces", |t, a| {
+    e!(clone, Partial, &[H, H, H, H, H], "no namespaces", |t, a| {
         process::sys_clone(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
     }),
     e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),
@@ -216,6 +235,21 @@ static ENTRIES: &[Entry] = &[
     e!(prlimit64, Full, &[I, I, H, H], "", |t, a| {
         process::sys_prlimit64(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
     }),
+    e!(sched_setaffinity, Partial, &[I, I, H], "kept and reported, not enforced", |t, a| {
+        process::sys_sched_setaffinity(t, a.i32(0), a.u32(1), a.u64(2))
+    }),
+    e!(sched_getscheduler, Full, &[I], "", |t, a| process::sys_sched_getscheduler(t, a.i32(0))),
+    e!(sched_setscheduler, Partial, &[I, I, H], "SCHED_OTHER/BATCH/IDLE only, real-time EPERM", |t, a| {
+        process::sys_sched_setscheduler(t, a.i32(0), a.i32(1), a.u64(2))
+    }),
+    e!(sched_getparam, Full, &[I, H], "", |t, a| process::sys_sched_getparam(t, a.i32(0), a.u64(1))),
+    e!(sched_setparam, Full, &[I, H], "", |t, a| process::sys_sched_setparam(t, a.i32(0), a.u64(1))),
+    e!(sched_get_priority_max, Full, &[I], "", |t, a| process::sys_sched_get_priority_max(t, a.i32(0))),
+    e!(sched_get_priority_min, Full, &[I], "", |t, a| process::sys_sched_get_priority_min(t, a.i32(0))),
+    e!(getcpu, Full, &[H, H, H], "", |t, a| process::sys_getcpu(t, a.u64(0), a.u64(1))),
+    e!(get_robust_list, Partial, &[I, H, H], "the caller's own list only", |t, a| {
+        process::sys_get_robust_list(t, a.i32(0), a.u64(1), a.u64(2))
+    }),
     e!(sched_getaffinity, Full, &[I, I, H], "", |t, a| {
         process::sys_sched_getaffinity(t, a.i32(0), a.u32(1), a.u64(2))
     }),
@@ -227,13 +261,11 @@ static ENTRIES: &[Entry] = &[
         signal::sys_rt_sigprocmask(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3))
     }),
     e!(sigaltstack, Full, &[H, H], "", |t, a| signal::sys_sigaltstack(t, a.u64(0), a.u64(1))),
-    e!(kill, Partial, &[I, I], "to the task itself", |t, a| signal::sys_kill(t, a.i32(0), a.i32(1))),
-    e!(tkill, Partial, &[I, I], "to the task itself", |t, a| signal::sys_tkill(t, a.i32(0), a.i32(1))),
-    e!(tgkill, Partial, &[I, I, I], "to the task itself", |t, a| signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2))),
-    e!(rt_sigqueueinfo, Partial, &[I, I, H], "to the task itself", |t, a| {
-        signal::sys_rt_sigqueueinfo(t, a.i32(0), a.i32(1), a.u64(2))
-    }),
-    e!(rt_tgsigqueueinfo, Partial, &[I, I, I, H], "to the task itself", |t, a| {
+    e!(kill, Full, &[I, I], "", |t, a| signal::sys_kill(t, a.i32(0), a.i32(1))),
+    e!(tkill, Full, &[I, I], "", |t, a| signal::sys_tkill(t, a.i32(0), a.i32(1))),
+    e!(tgkill, Full, &[I, I, I], "", |t, a| signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2))),
+    e!(rt_sigqueueinfo, Full, &[I, I, H], "", |t, a| { signal::sys_rt_sigqueueinfo(t, a.i32(0), a.i32(1), a.u64(2)) }),
+    e!(rt_tgsigqueueinfo, Full, &[I, I, I, H], "", |t, a| {
         signal::sys_rt_tgsigqueueinfo(t, a.i32(0), a.i32(1), a.i32(2), a.u64(3))
     }),
     e!(rt_sigreturn, Full, &[], "", |t, _| signal::sys_rt_sigreturn(t)),
@@ -247,8 +279,8 @@ static ENTRIES: &[Entry] = &[
     e!(clock_getres, Full, &[I, H], "", |t, a| time::sys_clock_getres(t, a.i32(0), a.u64(1))),
     e!(gettimeofday, Full, &[H, H], "", |t, a| time::sys_gettimeofday(t, a.u64(0), a.u64(1))),
     e!(time, Full, &[H], "", |t, a| time::sys_time(t, a.u64(0))),
-    e!(nanosleep, Partial, &[H, H], "EINTR even with SA_RESTART", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
-    e!(clock_nanosleep, Partial, &[I, H, H, H], "EINTR even with SA_RESTART", |t, a| {
+    e!(nanosleep, Full, &[H, H], "", |t, a| time::sys_nanosleep(t, a.u64(0), a.u64(1))),
+    e!(clock_nanosleep, Full, &[I, H, H, H], "", |t, a| {
         time::sys_clock_nanosleep(t, a.i32(0), a.u32(1), a.u64(2), a.u64(3))
     }),
     e!(futex, Partial, &[H, I, I, H, H, I], "no PI futexes", |t, a| {

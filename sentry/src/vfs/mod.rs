@@ -15,6 +15,7 @@ pub mod eventfd;
 pub mod fd_table;
 pub mod file;
 pub mod open;
+pub mod pidfd;
 pub mod signalfd;
 pub mod timerfd;
 
