@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use syscalls::flags::sa;
 use syscalls::structs::{Sigaction, Siginfo};
 
 use crate::task::ExitStatus;
@@ -41,8 +42,16 @@ pub struct GroupState {
     pub sid: i32,
     /// The live threads, the leader (if alive) first.
     pub threads: Vec<Arc<TaskShared>>,
-    /// CPU time used, reported by wait4 (microseconds of user, system).
-    pub rusage: (u64, u64),
+    /// Job control: the signal that stopped the process (None: running).
+    pub stopped: Option<i32>,
+    /// A stop or continue the parent has not waited for yet (WUNTRACED,
+    /// WCONTINUED).
+    pub stop_unreported: bool,
+    pub continue_unreported: bool,
+    /// Guest CPU time of the process when it exited, for its parent's wait.
+    pub cpu_time: std::time::Duration,
+    /// CPU time of the reaped children and their descendants.
+    pub children_time: std::time::Duration,
 }
 
 impl ThreadGroup {
@@ -65,7 +74,11 @@ impl ThreadGroup {
                 pgid,
                 sid,
                 threads: Vec::new(),
-                rusage: (0, 0),
+                stopped: None,
+                stop_unreported: false,
+                continue_unreported: false,
+                cpu_time: std::time::Duration::ZERO,
+                children_time: std::time::Duration::ZERO,
             }),
             actions: Mutex::new(actions),
             pending: Mutex::new(Pending::default()),
@@ -93,9 +106,59 @@ impl ThreadGroup {
     /// Sends a process-directed signal: queued for the group, and every
     /// thread is made to look (the ones that block it leave it).
     pub fn send(&self, info: Siginfo) {
+        self.prepare_signal(info.signo);
         self.pending().queue(info);
         for t in self.state().threads.iter() {
             t.interrupt();
+        }
+    }
+
+    /// What sending `sig` does before it is even delivered (Linux's
+    /// prepare_signal): SIGCONT resumes a stopped process and drops pending
+    /// stop signals; a stop signal drops a pending SIGCONT.
+    pub fn prepare_signal(&self, sig: i32) {
+        use crate::signal::bit;
+        use syscalls::flags::signal as S;
+        let stops = bit(S::SIGSTOP) | bit(S::SIGTSTP) | bit(S::SIGTTIN) | bit(S::SIGTTOU);
+        let drop = match sig {
+            S::SIGCONT => stops,
+            S::SIGSTOP | S::SIGTSTP | S::SIGTTIN | S::SIGTTOU => bit(S::SIGCONT),
+            _ => return,
+        };
+        self.pending().bits &= !drop;
+        let threads = self.state().threads.clone();
+        for t in &threads {
+            t.pending().bits &= !drop;
+        }
+        if sig == S::SIGCONT {
+            let parent = {
+                let mut st = self.state();
+                if st.stopped.take().is_none() {
+                    return;
+                }
+                st.stop_unreported = false;
+                st.continue_unreported = true;
+                st.parent.clone()
+            };
+            if let Some(parent) = parent {
+                parent.child_changed(self.pid, sa::CLD_CONTINUED, S::SIGCONT);
+            }
+        }
+    }
+
+    /// Tells this process (the parent) that child `pid` stopped or
+    /// continued: SIGCHLD unless it asked for none (SA_NOCLDSTOP).
+    pub fn child_changed(&self, pid: i32, code: i32, status: i32) {
+        use syscalls::flags::signal as S;
+        let nocldstop = {
+            let a = self.actions()[(S::SIGCHLD - 1) as usize];
+            a.flags & sa::SA_NOCLDSTOP != 0 || a.handler == sa::SIG_IGN
+        };
+        if !nocldstop && self.state().exit.is_none() {
+            let mut info = Siginfo { signo: S::SIGCHLD, code, ..Default::default() };
+            info.fields[0] = u64::from(pid as u32);
+            info.fields[1] = u64::from(status as u32);
+            self.send(info);
         }
     }
 
@@ -182,6 +245,7 @@ impl TaskShared {
     /// Queues a thread-directed signal; the caller then wakes the task
     /// (`interrupt`, `Kernel::events`).
     pub fn queue(&self, info: Siginfo) {
+        self.group.prepare_signal(info.signo);
         self.pending().queue(info);
     }
 

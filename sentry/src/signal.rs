@@ -147,10 +147,7 @@ impl Task {
             let handler = actions[(sig - 1) as usize].handler;
             let ignored = handler == sa::SIG_IGN
                 || (handler == sa::SIG_DFL
-                    && matches!(
-                        default_action(sig),
-                        DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop
-                    ));
+                    && matches!(default_action(sig), DefaultAction::Ignore | DefaultAction::Continue));
             if ignored {
                 own.bits &= !bit(sig);
                 group.bits &= !bit(sig);
@@ -159,6 +156,45 @@ impl Task {
             }
         }
         false
+    }
+
+    /// Stops the whole process (a stop signal's default action): every
+    /// thread parks before it runs guest code again, until SIGCONT or
+    /// SIGKILL; the parent hears of it (SIGCHLD, WUNTRACED).
+    pub fn group_stop(&mut self, sig: i32) {
+        let group = self.group().clone();
+        let (parent, threads) = {
+            let mut st = group.state();
+            if st.group_exit.is_some() {
+                return;
+            }
+            st.stopped = Some(sig);
+            st.stop_unreported = true;
+            st.continue_unreported = false;
+            (st.parent.clone(), st.threads.clone())
+        };
+        for th in threads.iter().filter(|th| th.tid() != self.tid) {
+            th.interrupt();
+        }
+        if let Some(p) = parent {
+            p.child_changed(group.pid, sa::CLD_STOPPED, sig);
+        }
+        self.kernel.events.notify();
+    }
+
+    /// Waits while the process is stopped (until SIGCONT, SIGKILL, or the
+    /// end of the process).
+    pub fn park_while_stopped(&self) {
+        loop {
+            let seen = self.kernel.events.generation();
+            if self.group().state().stopped.is_none()
+                || self.shared.doomed()
+                || self.pending_signals() & bit(S::SIGKILL) != 0
+            {
+                return;
+            }
+            self.kernel.events.wait(seen, None);
+        }
     }
 
     /// Signals pending for this thread or its process.
@@ -201,8 +237,7 @@ impl Task {
                 sa::SIG_DFL => match default_action(sig) {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     DefaultAction::Stop => {
-                        // Job control comes with process groups and wait.
-                        tracing::warn!(target: "sentry::signal", "stop signal {sig} ignored: stopping is not supported yet");
+                        self.group_stop(sig);
                         continue;
                     }
                     DefaultAction::Terminate | DefaultAction::CoreDump => return Some(ExitStatus::Signaled(sig)),

@@ -222,6 +222,10 @@ impl Task {
                 self.begin_group_exit(status);
                 return status;
             }
+            if self.group().state().stopped.is_some() {
+                self.park_while_stopped();
+                continue;
+            }
             self.mm.sync();
             let entered = Instant::now();
             let switched = self.ctx.switch(self.mm.space(), &mut self.regs);
@@ -541,8 +545,15 @@ impl Task {
     fn exit_process(&mut self, status: ExitStatus) {
         let group = self.group().clone();
         group.real_timer.cancel();
+        let cpu = self
+            .mm
+            .cpu_clock()
+            .and_then(|c| nix::time::clock_gettime(nix::time::ClockId::from_raw(c)).ok())
+            .map_or(std::time::Duration::ZERO, |ts| std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32));
         let (children, parent, exit_signal) = {
             let mut st = group.state();
+            st.cpu_time = cpu;
+            st.stopped = None;
             st.exit = Some(status);
             (std::mem::take(&mut st.children), st.parent.clone(), st.exit_signal)
         };
@@ -551,10 +562,9 @@ impl Task {
                 for c in &children {
                     c.state().parent = Some(init.clone());
                 }
-                let zombies = children.iter().any(|c| c.state().exit.is_some());
-                init.state().children.extend(children);
-                if zombies {
-                    notify_parent(&self.kernel, &init, signal::SIGCHLD, 1, 0);
+                init.state().children.extend(children.iter().cloned());
+                if let Some(z) = children.iter().find(|c| c.state().exit.is_some()) {
+                    notify_parent(&self.kernel, &init, signal::SIGCHLD, z, 0);
                 }
             }
         }
@@ -567,7 +577,7 @@ impl Task {
                 parent.state().children.retain(|c| !Arc::ptr_eq(c, &group));
                 self.kernel.pids().groups.remove(&group.pid);
             } else {
-                notify_parent(&self.kernel, &parent, exit_signal, group.pid, self.creds.uid);
+                notify_parent(&self.kernel, &parent, exit_signal, &group, self.creds.uid);
             }
         } else {
             self.kernel.pids().groups.remove(&group.pid);
@@ -645,9 +655,21 @@ fn host_rlimit(res: u32) -> Result<(u64, u64), Errno> {
 
 /// Tells `parent` that a child changed state: its exit signal, and a wake-up
 /// for waiters.
-fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, pid: i32, uid: u32) {
+fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, child: &ThreadGroup, uid: u32) {
     if sig > 0 && parent.state().exit.is_none() {
-        parent.send(user_info(sig, 1 /* CLD_EXITED */, pid, uid));
+        let (code, status) = match child.state().exit {
+            Some(ExitStatus::Signaled(s))
+                if crate::signal::default_action(s) == crate::signal::DefaultAction::CoreDump =>
+            {
+                (sa::CLD_DUMPED, s)
+            }
+            Some(ExitStatus::Signaled(s)) => (sa::CLD_KILLED, s),
+            Some(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
+            None => (sa::CLD_EXITED, 0),
+        };
+        let mut info = user_info(sig, code, child.pid, uid);
+        info.fields[1] = u64::from(status as u32);
+        parent.send(info);
     }
     kernel.events.notify();
 }
@@ -684,7 +706,7 @@ impl ForkedTask {
                     group.state().exit = Some(killed);
                     let parent = group.state().parent.clone();
                     if let Some(parent) = parent {
-                        notify_parent(&kernel, &parent, signal::SIGCHLD, group.pid, self.creds.uid);
+                        notify_parent(&kernel, &parent, signal::SIGCHLD, &group, self.creds.uid);
                     }
                 }
                 kernel.events.notify();

@@ -214,6 +214,13 @@ pub mod signal {
     pub const SIGCHLD: i32 = 17;
     pub const SIGCONT: i32 = 18;
     pub const SIGSTOP: i32 = 19;
+    pub const SIGTSTP: i32 = 20;
+    pub const SIGTTIN: i32 = 21;
+    pub const SIGTTOU: i32 = 22;
+    pub const SIGURG: i32 = 23;
+    pub const SIGVTALRM: i32 = 26;
+    pub const SIGPROF: i32 = 27;
+    pub const SIGWINCH: i32 = 28;
     pub const SIGSYS: i32 = 31;
     pub const NSIG: i32 = 64;
     pub const SIG_BLOCK: i32 = 0;
@@ -376,6 +383,12 @@ pub mod sa {
     pub const SIG_IGN: u64 = 1;
     /// si_code: sent by kill(2).
     pub const SI_USER: i32 = 0;
+    /// SIGCHLD si_code values.
+    pub const CLD_EXITED: i32 = 1;
+    pub const CLD_KILLED: i32 = 2;
+    pub const CLD_DUMPED: i32 = 3;
+    pub const CLD_STOPPED: i32 = 5;
+    pub const CLD_CONTINUED: i32 = 6;
     /// si_code: sent by the kernel.
     pub const SI_KERNEL: i32 = 0x80;
     /// si_code: sent by sigqueue(3).

@@ -56,6 +56,7 @@ compat_tests! {
     threads,
     events,
     proc_misc,
+    job_control,
     fork_wait,
     getdents,
     ids,

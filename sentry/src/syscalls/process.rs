@@ -1,7 +1,7 @@
 //! Process and identity calls: exit, ids, limits, names, architecture state.
 use std::sync::Arc;
 
-use syscalls::flags::{arch_prctl as AP, prctl as PR, rlimit, signal};
+use syscalls::flags::{arch_prctl as AP, prctl as PR, rlimit, sa, signal};
 use syscalls::structs::{Rlimit, Siginfo, Utsname};
 use syscalls::Errno;
 
@@ -108,15 +108,38 @@ enum Which {
     Any,
 }
 
-/// Waits for a child to exit; returns its pid and status, or None with
-/// WNOHANG when none has yet. Reaps it unless `keep`.
-fn wait_child(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, ExitStatus, u32)>, Errno> {
+/// What a wait reports about a child.
+#[derive(Clone, Copy)]
+enum WaitEvent {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
+/// Which changes a wait reports, and how.
+#[derive(Clone, Copy)]
+struct WaitFor {
+    exited: bool,
+    stopped: bool,
+    continued: bool,
+    nohang: bool,
+    /// WNOWAIT: report but leave the child as it is.
+    keep: bool,
+}
+
+/// A child's change a wait found: its pid, what happened, its CPU time (with
+/// its reaped descendants').
+type Found = (i32, WaitEvent, std::time::Duration);
+
+/// Waits for a child to change state as `w` asks; None with WNOHANG when
+/// none has. An exited child is reaped unless `w.keep`.
+fn wait_child(t: &Task, which: Which, w: WaitFor) -> Result<Option<Found>, Errno> {
     let me = t.group().clone();
-    t.block_on(None, || {
+    let found = t.block_on(None, || {
         let st = me.state();
         let mut any = false;
         for c in &st.children {
-            let cs = c.state();
+            let mut cs = c.state();
             let matches = match which {
                 Which::Pid(p) => c.pid == p,
                 Which::Pgid(g) => cs.pgid == g,
@@ -126,21 +149,40 @@ fn wait_child(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option
                 continue;
             }
             any = true;
-            if let Some(status) = cs.exit {
-                return Some(Ok(Some((c.pid, status, 0u32))));
+            let cpu = cs.cpu_time + cs.children_time;
+            if let (Some(status), true) = (cs.exit, w.exited) {
+                return Some(Ok(Some((c.pid, WaitEvent::Exited(status), cpu))));
+            }
+            if let (Some(sig), true, true) = (cs.stopped, cs.stop_unreported, w.stopped) {
+                cs.stop_unreported &= w.keep;
+                return Some(Ok(Some((c.pid, WaitEvent::Stopped(sig), cpu))));
+            }
+            if cs.continue_unreported && w.continued {
+                cs.continue_unreported &= w.keep;
+                return Some(Ok(Some((c.pid, WaitEvent::Continued, cpu))));
             }
         }
         if !any {
             return Some(Err(Errno::ECHILD));
         }
-        nohang.then_some(Ok(None))
-    })?
-    .inspect(|found| {
-        if let (Some((pid, _, _)), false) = (found, keep) {
-            me.state().children.retain(|c| c.pid != *pid);
-            t.kernel.pids().groups.remove(pid);
-        }
-    })
+        w.nohang.then_some(Ok(None))
+    })??;
+    if let (Some((pid, WaitEvent::Exited(_), cpu)), false) = (found, w.keep) {
+        let mut st = me.state();
+        st.children.retain(|c| c.pid != pid);
+        st.children_time += cpu;
+        drop(st);
+        t.kernel.pids().groups.remove(&pid);
+    }
+    Ok(found)
+}
+
+/// `struct rusage` with only the user time filled in.
+fn rusage_bytes(cpu: std::time::Duration) -> [u8; 144] {
+    let mut buf = [0u8; 144];
+    buf[0..8].copy_from_slice(&(cpu.as_secs() as i64).to_le_bytes());
+    buf[8..16].copy_from_slice(&i64::from(cpu.subsec_micros()).to_le_bytes());
+    buf
 }
 
 pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult {
@@ -153,14 +195,27 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64)
         p if p < -1 => Which::Pgid(-p),
         p => Which::Pid(p),
     };
-    match wait_child(t, which, options & WNOHANG != 0, false)? {
+    let w = WaitFor {
+        exited: true,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nohang: options & WNOHANG != 0,
+        keep: false,
+    };
+    match wait_child(t, which, w)? {
         None => Ok(0),
-        Some((pid, st, _)) => {
+        Some((pid, ev, cpu)) => {
             if status != 0 {
-                t.write_obj(status, &st.wait_status())?;
+                let word = match ev {
+                    WaitEvent::Exited(st) => st.wait_status(),
+                    WaitEvent::Stopped(sig) => (sig << 8) | 0x7f,
+                    WaitEvent::Continued => 0xffff,
+                };
+                t.write_obj(status, &word)?;
             }
             if rusage != 0 {
-                t.mm.copy_out(rusage, &[0u8; 144])?;
+                let used = if matches!(ev, WaitEvent::Exited(_)) { cpu } else { std::time::Duration::ZERO };
+                t.mm.copy_out(rusage, &rusage_bytes(used))?;
             }
             Ok(pid as u64)
         }
@@ -184,27 +239,38 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
         }
         _ => return Err(Errno::EINVAL),
     };
-    if options & WEXITED == 0 {
-        // Only exits are reported so far; stopped/continued never happen.
-        return if options & WNOHANG != 0 { Ok(0) } else { Err(Errno::ECHILD) };
-    }
-    let found = wait_child(t, which, options & WNOHANG != 0, options & WNOWAIT != 0)?;
+    let w = WaitFor {
+        exited: options & WEXITED != 0,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+        nohang: options & WNOHANG != 0,
+        keep: options & WNOWAIT != 0,
+    };
+    let found = wait_child(t, which, w)?;
     if infop != 0 {
         let mut info = Siginfo::default();
-        if let Some((pid, st, _)) = found {
+        if let Some((pid, ev, _)) = found {
             info.signo = signal::SIGCHLD;
-            let (code, status) = match st {
-                ExitStatus::Exited(c) => (1, c),   // CLD_EXITED
-                ExitStatus::Signaled(s) => (2, s), // CLD_KILLED
+            let (code, status) = match ev {
+                WaitEvent::Exited(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
+                WaitEvent::Exited(ExitStatus::Signaled(s))
+                    if crate::signal::default_action(s) == crate::signal::DefaultAction::CoreDump =>
+                {
+                    (sa::CLD_DUMPED, s)
+                }
+                WaitEvent::Exited(ExitStatus::Signaled(s)) => (sa::CLD_KILLED, s),
+                WaitEvent::Stopped(s) => (sa::CLD_STOPPED, s),
+                WaitEvent::Continued => (sa::CLD_CONTINUED, signal::SIGCONT),
             };
             info.code = code;
-            info.fields[0] = u64::from(pid as u32);
+            info.fields[0] = u64::from(pid as u32) | (u64::from(t.creds.uid) << 32);
             info.fields[1] = u64::from(status as u32);
         }
         t.write_obj(infop, &info)?;
     }
     if rusage != 0 {
-        t.mm.copy_out(rusage, &[0u8; 144])?;
+        let cpu = found.map_or(std::time::Duration::ZERO, |f| f.2);
+        t.mm.copy_out(rusage, &rusage_bytes(cpu))?;
     }
     Ok(0)
 }

@@ -203,10 +203,10 @@ static ENTRIES: &[Entry] = &[
         process::sys_execveat(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u32(4))
     }),
     e!(vfork, Full, &[], "", |t, _| process::sys_vfork(t)),
-    e!(wait4, Partial, &[I, H, H, H], "exits only, no rusage", |t, a| {
+    e!(wait4, Partial, &[I, H, H, H], "rusage has CPU time only", |t, a| {
         process::sys_wait4(t, a.i32(0), a.u64(1), a.u32(2), a.u64(3))
     }),
-    e!(waitid, Partial, &[I, I, H, H, H], "exits only, no rusage", |t, a| {
+    e!(waitid, Partial, &[I, I, H, H, H], "rusage has CPU time only", |t, a| {
         process::sys_waitid(t, a.u32(0), a.i32(1), a.u64(2), a.u32(3), a.u64(4))
     }),
     e!(setpgid, Full, &[I, I], "", |t, a| process::sys_setpgid(t, a.i32(0), a.i32(1))),
@@ -289,12 +289,8 @@ static ENTRIES: &[Entry] = &[
     e!(alarm, Full, &[I], "", |t, a| time::sys_alarm(t, a.u32(0))),
     e!(getitimer, Partial, &[I, H], "ITIMER_REAL only", |t, a| time::sys_getitimer(t, a.i32(0), a.u64(1))),
     e!(setitimer, Partial, &[I, H, H], "ITIMER_REAL only", |t, a| time::sys_setitimer(t, a.i32(0), a.u64(1), a.u64(2))),
-    e!(getrusage, Partial, &[I, H], "CPU time as user time; children 0", |t, a| time::sys_getrusage(
-        t,
-        a.i32(0),
-        a.u64(1)
-    )),
-    e!(times, Partial, &[H], "children 0", |t, a| time::sys_times(t, a.u64(0))),
+    e!(getrusage, Partial, &[I, H], "CPU time as user time", |t, a| time::sys_getrusage(t, a.i32(0), a.u64(1))),
+    e!(times, Partial, &[H], "CPU time as user time", |t, a| time::sys_times(t, a.u64(0))),
     e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),
     e!(sysinfo, Full, &[H], "", |t, a| time::sys_sysinfo(t, a.u64(0))),
 ];

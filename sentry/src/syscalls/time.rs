@@ -277,7 +277,7 @@ pub fn sys_getrusage(t: &mut Task, who: i32, out: u64) -> SysResult {
     let user = match who {
         RUSAGE_SELF => cpu_time(t),
         RUSAGE_THREAD => thread_cpu_time(t),
-        RUSAGE_CHILDREN => Duration::ZERO,
+        RUSAGE_CHILDREN => t.group().state().children_time,
         _ => return Err(Errno::EINVAL),
     };
     // struct rusage: utime, stime, then 14 longs; only the times are kept.
@@ -292,7 +292,8 @@ pub fn sys_getrusage(t: &mut Task, who: i32, out: u64) -> SysResult {
 pub fn sys_times(t: &mut Task, out: u64) -> SysResult {
     let ticks = |d: Duration| (d.as_millis() / 10) as i64;
     if out != 0 {
-        let tms: [i64; 4] = [ticks(cpu_time(t)), 0, 0, 0];
+        let children = t.group().state().children_time;
+        let tms: [i64; 4] = [ticks(cpu_time(t)), 0, ticks(children), 0];
         t.write_obj(out, &tms)?;
     }
     Ok(ticks(t.kernel.boot_time.elapsed()) as u64)
