@@ -1,5 +1,5 @@
-/* POSIX threads: creation and join, shared memory and fds, thread-local
- * storage, mutexes and condition variables (futexes between threads),
+/* POSIX threads: 64 threads hammering one futex-based mutex, creation and
+ * join, shared memory and fds, thread-local storage, mutexes and condition variables (futexes between threads),
  * thread-directed and process-directed signals, robust mutexes of a dead
  * thread, fork and exec from a thread, and an exit from a thread ending
  * the whole process. */
@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define NTHREADS 8
-#define ROUNDS 20000
+#define NTHREADS 64
+#define ROUNDS 3000
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long counter;

@@ -57,6 +57,7 @@ compat_tests! {
     events,
     proc_misc,
     job_control,
+    signal_avx,
     fork_wait,
     getdents,
     ids,
