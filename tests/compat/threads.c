@@ -1,8 +1,8 @@
 /* POSIX threads: 64 threads hammering one futex-based mutex, creation and
  * join, shared memory and fds, thread-local storage, condition variables
- * (futexes between threads), thread-directed and process-directed signals, robust mutexes of a dead
- * thread, fork and exec from a thread, and an exit from a thread ending
- * the whole process. */
+ * (futexes between threads), thread-directed and process-directed
+ * signals, robust mutexes of a dead thread, fork and exec from a thread,
+ * and an exit from a thread ending the whole process. */
 #include "check.h"
 #include <pthread.h>
 #include <signal.h>
