@@ -87,6 +87,11 @@ pub fn next_deliverable(pending: u64, mask: u64) -> Option<i32> {
     Some(pick.trailing_zeros() as i32 + 1)
 }
 
+/// Signals the CPU raises for a fault (with a positive si_code).
+fn is_fault(sig: i32) -> bool {
+    matches!(sig, S::SIGSEGV | S::SIGBUS | S::SIGILL | S::SIGTRAP | S::SIGFPE | S::SIGSYS)
+}
+
 /// A siginfo for a signal sent by a process (`kill`, `tgkill`).
 pub fn user_info(sig: i32, code: i32, pid: i32, uid: u32) -> Siginfo {
     let mut info = Siginfo { signo: sig, code, ..Default::default() };
@@ -131,8 +136,8 @@ impl Task {
     }
 
     /// Whether a signal is pending (for the thread or its process) that the
-    /// task would act on now (run a handler or die), or the task must exit;
-    /// pending signals it would ignore are dropped.
+    /// task would act on now (run a handler, stop or die), or the task must
+    /// exit; pending signals it would ignore are dropped.
     pub fn has_deliverable_signal(&self) -> bool {
         if self.shared.doomed() {
             return true;
@@ -144,18 +149,32 @@ impl Task {
         while ready != 0 {
             let sig = ready.trailing_zeros() as i32 + 1;
             ready &= !bit(sig);
-            let handler = actions[(sig - 1) as usize].handler;
-            let ignored = handler == sa::SIG_IGN
-                || (handler == sa::SIG_DFL
-                    && matches!(default_action(sig), DefaultAction::Ignore | DefaultAction::Continue));
-            if ignored {
-                own.bits &= !bit(sig);
-                group.bits &= !bit(sig);
+            let from = if own.bits & bit(sig) != 0 { &mut *own } else { &mut *group };
+            if self.ignores(sig, &from.info[(sig - 1) as usize], &actions[(sig - 1) as usize]) {
+                from.bits &= !bit(sig);
             } else {
                 return true;
             }
         }
         false
+    }
+
+    /// Whether delivering `info` would do nothing: ignored, a default
+    /// action of ignore or continue, or a default action the container's
+    /// init is protected from (as the init of a PID namespace on Linux: only
+    /// the kernel's SIGKILL and faults get through).
+    fn ignores(&self, sig: i32, info: &Siginfo, act: &Sigaction) -> bool {
+        if act.handler == sa::SIG_IGN {
+            return true;
+        }
+        if act.handler != sa::SIG_DFL {
+            return false;
+        }
+        if matches!(default_action(sig), DefaultAction::Ignore | DefaultAction::Continue) {
+            return true;
+        }
+        let from_kernel = info.code == sa::SI_KERNEL || (info.code > 0 && is_fault(sig));
+        self.group().pid == 1 && !from_kernel
     }
 
     /// Stops the whole process (a stop signal's default action): every
@@ -232,8 +251,10 @@ impl Task {
     pub fn deliver_signals(&mut self) -> Option<ExitStatus> {
         while let Some((sig, info)) = self.dequeue_signal() {
             let act = self.shared.group.actions()[(sig - 1) as usize];
+            if self.ignores(sig, &info, &act) {
+                continue;
+            }
             match act.handler {
-                sa::SIG_IGN => continue,
                 sa::SIG_DFL => match default_action(sig) {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     DefaultAction::Stop => {

@@ -912,6 +912,11 @@ fn cordon_global_flags(log_dir: Option<&Path>) -> Vec<String> {
 }
 
 /// A `cordon --root STATE_ROOT [test flags]` command, ready for a subcommand.
+/// The runc binary the comparisons run: `CORDON_RUNC`, or `runc` on PATH.
+pub fn runc_bin() -> PathBuf {
+    std::env::var_os("CORDON_RUNC").map_or_else(|| PathBuf::from("runc"), PathBuf::from)
+}
+
 pub fn cordon_command(state_root: &Path, log_dir: Option<&Path>) -> Command {
     let mut cmd = Command::new(cordon_bin());
     cmd.arg("--root").arg(state_root);
@@ -1007,7 +1012,25 @@ impl Sandbox {
         let native = self.run_native(process);
         let cordon = self.run_cordon(process);
         let logs = self.debug_logs();
-        assert_same_output(&self.name, &native, &cordon, opts, &logs);
+        assert_same_output(&self.name, "native", &native, &cordon, opts, &logs);
+        cordon
+    }
+
+    /// Runs `process` under runc and under cordon on the same bundle and
+    /// asserts the same stdout and status. runc's config also mounts /proc,
+    /// which runc itself needs.
+    pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
+        let mut config = oci_config(process, &self.bundle.root_path);
+        config["mounts"] = serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]);
+        self.bundle.write_config_value(&config);
+        let runc_root = self.tmp.path().join("runc");
+        let id = unique_id(&self.name);
+        let mut cmd = Command::new(runc_bin());
+        cmd.arg("--root").arg(&runc_root).arg("run").arg("--bundle").arg(&self.bundle.dir).arg(&id);
+        let runc = run_with_timeout(cmd, run_timeout()).unwrap_or_else(|e| panic!("spawn runc: {e}"));
+        let cordon = self.run_cordon(process);
+        let logs = self.debug_logs();
+        assert_same_output(&self.name, "runc", &runc, &cordon, opts, &logs);
         cordon
     }
 
@@ -1117,15 +1140,22 @@ fn show_block(title: &str, data: &[u8], limit: usize) -> String {
 /// Asserts that `cordon` produced the same stdout and status as `native`.
 /// On mismatch, panics with both outputs, both statuses, the first differing
 /// line, cordon's stderr and `extra` (debug logs).
-pub fn assert_same_output(name: &str, native: &RunOutput, cordon: &RunOutput, opts: &Compare, extra: &str) {
+pub fn assert_same_output(
+    name: &str,
+    label: &str,
+    native: &RunOutput,
+    cordon: &RunOutput,
+    opts: &Compare,
+    extra: &str,
+) {
     let mut problems = Vec::new();
     match native.status {
-        Status::TimedOut => problems.push("the native run timed out".to_string()),
+        Status::TimedOut => problems.push(format!("the {label} run timed out")),
         st => {
             if let Some(want) = opts.expect_status {
                 if st.shell_code() != Some(want) {
                     problems.push(format!(
-                        "the native run ended with {st}, expected status {want}: the test \
+                        "the {label} run ended with {st}, expected status {want}: the test \
                          program or fixture is wrong, not cordon"
                     ));
                 }
@@ -1141,7 +1171,7 @@ pub fn assert_same_output(name: &str, native: &RunOutput, cordon: &RunOutput, op
         Status::Exited(_) => {}
     }
     if native.status.shell_code() != cordon.status.shell_code() {
-        problems.push(format!("status differs: native {}, cordon {}", native.status, cordon.status));
+        problems.push(format!("status differs: {label} {}, cordon {}", native.status, cordon.status));
     }
     let n = normalize(&native.stdout, opts.sort_lines);
     let c = normalize(&cordon.stdout, opts.sort_lines);
@@ -1159,15 +1189,15 @@ pub fn assert_same_output(name: &str, native: &RunOutput, cordon: &RunOutput, op
     if problems.is_empty() {
         return;
     }
-    let mut msg = format!("[{name}] cordon differs from native:\n");
+    let mut msg = format!("[{name}] cordon differs from {label}:\n");
     for p in &problems {
         let _ = writeln!(msg, "  * {p}");
     }
-    let _ = writeln!(msg, "native: {} -> {}", native.command, native.status);
+    let _ = writeln!(msg, "{label}: {} -> {}", native.command, native.status);
     let _ = writeln!(msg, "cordon: {} -> {} after {:.2?}", cordon.command, cordon.status, cordon.elapsed);
-    msg.push_str(&show_block("native stdout", &native.stdout, 8192));
+    msg.push_str(&show_block(&format!("{label} stdout"), &native.stdout, 8192));
     msg.push_str(&show_block("cordon stdout", &cordon.stdout, 8192));
-    msg.push_str(&show_block("native stderr", &native.stderr, 4096));
+    msg.push_str(&show_block(&format!("{label} stderr"), &native.stderr, 4096));
     msg.push_str(&show_block("cordon stderr", tail(&cordon.stderr, 8192), 8192));
     msg.push_str(extra);
     panic!("{msg}");
