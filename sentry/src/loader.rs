@@ -422,6 +422,7 @@ pub fn execve(
         return Ok(());
     }
     t.fds.close_on_exec();
+    t.group().delete_timers();
     {
         let mut actions = t.group().actions();
         for a in actions.iter_mut() {

@@ -20,7 +20,9 @@ pub struct ThreadGroup {
     /// not block them.
     pending: Mutex<Pending>,
     /// ITIMER_REAL.
-    pub real_timer: Arc<crate::timer::RealTimer>,
+    pub real_timer: Arc<crate::timer::IntervalTimer>,
+    /// POSIX timers (timer_create), by id.
+    pub timers: Mutex<std::collections::BTreeMap<i32, Arc<crate::timer::PosixTimer>>>,
 }
 
 /// What changes over a process's life.
@@ -83,6 +85,7 @@ impl ThreadGroup {
             actions: Mutex::new(actions),
             pending: Mutex::new(Pending::default()),
             real_timer: Default::default(),
+            timers: Default::default(),
         })
     }
 
@@ -159,6 +162,14 @@ impl ThreadGroup {
             info.fields[0] = u64::from(pid as u32);
             info.fields[1] = u64::from(status as u32);
             self.send(info);
+        }
+    }
+
+    /// Deletes every POSIX timer (at exit and exec).
+    pub fn delete_timers(&self) {
+        let timers = std::mem::take(&mut *self.timers.lock().unwrap_or_else(|e| e.into_inner()));
+        for timer in timers.into_values() {
+            timer.timer.cancel();
         }
     }
 

@@ -222,6 +222,20 @@ impl Task {
         own | self.group().pending().bits
     }
 
+    /// A POSIX timer's signal leaving the queue carries the overruns since
+    /// it was queued (si_overrun).
+    fn settle_timer_signal(&self, mut info: Siginfo) -> Siginfo {
+        if info.code == crate::timer::SI_TIMER {
+            let id = info.fields[0] as u32 as i32;
+            let timer = self.group().timers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+            if let Some(t) = timer {
+                let overrun = t.timer.delivered().min(i32::MAX as u64);
+                info.fields[0] = u64::from(id as u32) | (overrun << 32);
+            }
+        }
+        info
+    }
+
     /// Takes a pending signal in `mask` whatever the signal mask says
     /// (signalfd, sigtimedwait): the thread's own first, then the
     /// process's, lowest number first.
@@ -231,7 +245,9 @@ impl Task {
         let sig = next_deliverable((own.bits | group.bits) & mask, 0)?;
         let from = if own.bits & bit(sig) != 0 { &mut *own } else { &mut *group };
         from.bits &= !bit(sig);
-        Some(from.info[(sig - 1) as usize])
+        let info = from.info[(sig - 1) as usize];
+        drop((own, group));
+        Some(self.settle_timer_signal(info))
     }
 
     /// Takes the next signal to deliver: the thread's own first, then the
@@ -242,7 +258,9 @@ impl Task {
         let sig = next_deliverable(own.bits | group.bits, self.signals.mask)?;
         let from = if own.bits & bit(sig) != 0 { &mut *own } else { &mut *group };
         from.bits &= !bit(sig);
-        Some((sig, from.info[(sig - 1) as usize]))
+        let info = from.info[(sig - 1) as usize];
+        drop((own, group));
+        Some((sig, self.settle_timer_signal(info)))
     }
 
     /// Delivers pending unblocked signals before the task returns to guest

@@ -545,6 +545,7 @@ impl Task {
     fn exit_process(&mut self, status: ExitStatus) {
         let group = self.group().clone();
         group.real_timer.cancel();
+        group.delete_timers();
         let cpu = self
             .mm
             .cpu_clock()

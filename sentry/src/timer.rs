@@ -1,12 +1,14 @@
-//! ITIMER_REAL (alarm, setitimer): a per-process real-time timer that
-//! sends SIGALRM, run by a host thread per arming that a re-arm retires.
-use std::sync::{Arc, Condvar, Mutex};
+//! Interval timers that fire a callback: ITIMER_REAL (alarm, setitimer)
+//! and POSIX timers (timer_create). Each arming runs a host thread that a
+//! re-arm or cancel retires.
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use syscalls::flags::{sa, signal};
+use syscalls::structs::Siginfo;
 
 use crate::kernel::Kernel;
-use crate::process::ThreadGroup;
+use crate::process::{TaskShared, ThreadGroup};
 
 #[derive(Default)]
 struct State {
@@ -15,54 +17,76 @@ struct State {
     /// Bumped on every (re)arm: a timer thread whose generation is stale
     /// exits.
     generation: u64,
+    /// Expirations that found the last signal still pending (POSIX
+    /// timers' overrun count), since that signal was queued.
+    overrun: u64,
+    /// The overrun count when the last signal was delivered
+    /// (timer_getoverrun).
+    overrun_last: u64,
 }
 
-/// A process's ITIMER_REAL.
+/// What an expiry does; false stops the timer (its target is gone).
+pub type Fire = Arc<dyn Fn(&IntervalTimer) -> bool + Send + Sync>;
+
+/// A one-shot or periodic timer.
 #[derive(Default)]
-pub struct RealTimer {
+pub struct IntervalTimer {
     state: Mutex<State>,
     cv: Condvar,
 }
 
-impl RealTimer {
+impl IntervalTimer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Time left and interval.
     pub fn get(&self) -> (Duration, Duration) {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.lock();
         let left = st.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
         (left, st.interval)
     }
 
-    /// Disarms the timer for good (the process exited).
+    /// Disarms the timer.
     pub fn cancel(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         st.generation += 1;
         st.deadline = None;
         drop(st);
         self.cv.notify_all();
     }
 
-    /// Arms (or with a zero value disarms) the timer; returns the old
+    /// The overrun count of the last expiry that was delivered.
+    pub fn last_overrun(&self) -> u64 {
+        self.lock().overrun_last
+    }
+
+    /// The timer's signal is being delivered: its overrun count is
+    /// settled (returned) and starts again.
+    pub fn delivered(&self) -> u64 {
+        let mut st = self.lock();
+        st.overrun_last = std::mem::take(&mut st.overrun);
+        st.overrun_last
+    }
+
+    /// Arms the timer to expire after `value` (disarms it for zero), then
+    /// every `interval`; `fire` runs at each expiry. Returns the old
     /// setting.
-    pub fn set(
-        self: &Arc<RealTimer>,
-        kernel: &Arc<Kernel>,
-        group: &Arc<ThreadGroup>,
-        value: Duration,
-        interval: Duration,
-    ) -> (Duration, Duration) {
+    pub fn set(self: &Arc<IntervalTimer>, value: Duration, interval: Duration, fire: Fire) -> (Duration, Duration) {
         let old = self.get();
         let generation = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.lock();
             st.generation += 1;
             st.deadline = (!value.is_zero()).then(|| Instant::now() + value);
             st.interval = interval;
+            st.overrun = 0;
+            st.overrun_last = 0;
             st.generation
         };
         self.cv.notify_all();
         if !value.is_zero() {
-            let (me, kernel, group) = (self.clone(), kernel.clone(), Arc::downgrade(group));
-            let spawned =
-                std::thread::Builder::new().name("itimer".into()).spawn(move || me.run(generation, &kernel, &group));
+            let me = self.clone();
+            let spawned = std::thread::Builder::new().name("timer".into()).spawn(move || me.run(generation, &fire));
             if spawned.is_err() {
                 tracing::error!(target: "sentry::timer", "cannot start a timer thread");
             }
@@ -70,8 +94,8 @@ impl RealTimer {
         old
     }
 
-    fn run(&self, generation: u64, kernel: &Kernel, group: &std::sync::Weak<ThreadGroup>) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn run(&self, generation: u64, fire: &Fire) {
+        let mut st = self.lock();
         loop {
             if st.generation != generation {
                 return;
@@ -82,13 +106,97 @@ impl RealTimer {
                 st = self.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
                 continue;
             }
-            let Some(group) = group.upgrade() else { return };
-            if group.state().exit.is_some() {
+            // Periodic timers that fell behind count the missed periods.
+            let mut next = None;
+            if !st.interval.is_zero() {
+                let missed = ((now - deadline).as_nanos() / st.interval.as_nanos()) as u64;
+                st.overrun = st.overrun.saturating_add(missed);
+                next = Some(deadline + st.interval * (missed + 1).min(u64::from(u32::MAX)) as u32);
+            }
+            st.deadline = next;
+            drop(st);
+            let go_on = fire(self);
+            st = self.lock();
+            if !go_on {
                 return;
             }
-            group.send(crate::signal::user_info(signal::SIGALRM, sa::SI_KERNEL, 0, 0));
-            kernel.events.notify();
-            st.deadline = (!st.interval.is_zero()).then(|| deadline + st.interval);
         }
     }
 }
+
+/// The SIGALRM of ITIMER_REAL and alarm(2), sent to `group`.
+pub fn alarm_fire(kernel: &Arc<Kernel>, group: &Arc<ThreadGroup>) -> Fire {
+    let (kernel, group) = (kernel.clone(), Arc::downgrade(group));
+    Arc::new(move |_| {
+        let Some(group) = group.upgrade() else { return false };
+        if group.state().exit.is_some() {
+            return false;
+        }
+        group.send(crate::signal::user_info(signal::SIGALRM, sa::SI_KERNEL, 0, 0));
+        kernel.events.notify();
+        true
+    })
+}
+
+/// Where a POSIX timer's signal goes.
+pub enum TimerTarget {
+    Process(Weak<ThreadGroup>),
+    Thread(Weak<TaskShared>),
+    /// SIGEV_NONE: no signal.
+    None,
+}
+
+/// A POSIX timer's signal: `sig` with SI_TIMER, the timer id and value;
+/// an expiry while the last one is still pending counts as an overrun.
+pub fn posix_fire(kernel: &Arc<Kernel>, target: TimerTarget, sig: i32, id: i32, value: u64) -> Fire {
+    let kernel = kernel.clone();
+    Arc::new(move |timer| {
+        let pending_bit = crate::signal::bit(sig);
+        // The overrun count goes into the siginfo when it is delivered
+        // (see `Task::settle_timer_signal`).
+        let send = |already: bool, deliver: &dyn Fn(Siginfo)| {
+            if already {
+                timer.lock().overrun += 1;
+            } else {
+                let mut info = Siginfo { signo: sig, code: SI_TIMER, ..Default::default() };
+                info.fields[0] = u64::from(id as u32);
+                info.fields[1] = value;
+                deliver(info);
+            }
+        };
+        match &target {
+            TimerTarget::None => return true,
+            TimerTarget::Process(g) => {
+                let Some(group) = g.upgrade() else { return false };
+                if group.state().exit.is_some() {
+                    return false;
+                }
+                let already = group.pending().bits & pending_bit != 0;
+                send(already, &|info| group.send(info));
+            }
+            TimerTarget::Thread(t) => {
+                let Some(task) = t.upgrade() else { return false };
+                if task.group.state().exit.is_some() {
+                    return false;
+                }
+                let already = task.pending().bits & pending_bit != 0;
+                send(already, &|info| {
+                    task.queue(info);
+                    task.interrupt();
+                });
+            }
+        }
+        kernel.events.notify();
+        true
+    })
+}
+
+/// A POSIX timer: its clock and what its expiries do.
+pub struct PosixTimer {
+    pub timer: Arc<IntervalTimer>,
+    pub clock: i32,
+    pub fire: Fire,
+}
+
+/// si_code of a POSIX timer's signal.
+pub const SI_TIMER: i32 = -2;

@@ -58,6 +58,7 @@ compat_tests! {
     proc_misc,
     job_control,
     signal_avx,
+    posix_timers,
     fork_wait,
     getdents,
     ids,

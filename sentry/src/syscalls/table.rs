@@ -125,6 +125,19 @@ static ENTRIES: &[Entry] = &[
     e!(epoll_pwait2, Full, &[I, H, I, H, H, I], "", |t, a| {
         event::sys_epoll_pwait2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u64(4), a.u64(5))
     }),
+    e!(timer_create, Partial, &[I, H, H], "no CPU-time clocks", |t, a| {
+        time::sys_timer_create(t, a.i32(0), a.u64(1), a.u64(2))
+    }),
+    e!(timer_settime, Full, &[I, H, H, H], "", |t, a| time::sys_timer_settime(
+        t,
+        a.i32(0),
+        a.i32(1),
+        a.u64(2),
+        a.u64(3)
+    )),
+    e!(timer_gettime, Full, &[I, H], "", |t, a| time::sys_timer_gettime(t, a.i32(0), a.u64(1))),
+    e!(timer_getoverrun, Full, &[I], "", |t, a| time::sys_timer_getoverrun(t, a.i32(0))),
+    e!(timer_delete, Full, &[I], "", |t, a| time::sys_timer_delete(t, a.i32(0))),
     e!(timerfd_create, Partial, &[I, H], "TFD_TIMER_CANCEL_ON_SET never cancels", |t, a| {
         event::sys_timerfd_create(t, a.i32(0), a.i32(1))
     }),

@@ -1,4 +1,5 @@
 //! Time, sleeping, randomness and system information.
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syscalls::flags::{clock as C, getrandom as GR};
@@ -238,7 +239,8 @@ pub fn sys_setitimer(t: &mut Task, which: i32, new: u64, old: u64) -> SysResult 
     let v: Itimerval = if new != 0 { t.read_obj(new)? } else { Itimerval::default() };
     let (value, interval) = (duration(&v.value)?, duration(&v.interval)?);
     let group = t.group().clone();
-    let (left, int) = group.real_timer.set(&t.kernel, &group, value, interval);
+    let fire = crate::timer::alarm_fire(&t.kernel, &group);
+    let (left, int) = group.real_timer.set(value, interval, fire);
     if old != 0 {
         t.write_obj(old, &Itimerval { interval: tv(int), value: tv(left) })?;
     }
@@ -247,7 +249,8 @@ pub fn sys_setitimer(t: &mut Task, which: i32, new: u64, old: u64) -> SysResult 
 
 pub fn sys_alarm(t: &mut Task, secs: u32) -> SysResult {
     let group = t.group().clone();
-    let (left, _) = group.real_timer.set(&t.kernel, &group, Duration::from_secs(u64::from(secs)), Duration::ZERO);
+    let fire = crate::timer::alarm_fire(&t.kernel, &group);
+    let (left, _) = group.real_timer.set(Duration::from_secs(u64::from(secs)), Duration::ZERO, fire);
     // Whole seconds left, rounded up as Linux does (0 only if none).
     let s = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     Ok(s)
@@ -297,4 +300,127 @@ pub fn sys_times(t: &mut Task, out: u64) -> SysResult {
         t.write_obj(out, &tms)?;
     }
     Ok(ticks(t.kernel.boot_time.elapsed()) as u64)
+}
+
+/// `struct sigevent` as timer_create reads it.
+#[derive(Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+struct Sigevent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    pad: [i32; 11],
+}
+
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD: i32 = 2;
+const SIGEV_THREAD_ID: i32 = 4;
+/// Most POSIX timers a process may have.
+const MAX_TIMERS: usize = 4096;
+
+pub fn sys_timer_create(t: &mut Task, clock: i32, sevp: u64, out: u64) -> SysResult {
+    use crate::timer::TimerTarget;
+    match clock {
+        C::CLOCK_REALTIME
+        | C::CLOCK_MONOTONIC
+        | C::CLOCK_BOOTTIME
+        | C::CLOCK_REALTIME_ALARM
+        | C::CLOCK_BOOTTIME_ALARM => {}
+        C::CLOCK_PROCESS_CPUTIME_ID | C::CLOCK_THREAD_CPUTIME_ID => {
+            tracing::warn!(target: "sentry::time", "timers on CPU-time clocks are not supported yet");
+            return Err(Errno::EINVAL);
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    let group = t.group().clone();
+    let mut timers = group.timers.lock().unwrap_or_else(|e| e.into_inner());
+    if timers.len() >= MAX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let id = (0..).find(|i| !timers.contains_key(i)).unwrap_or(0);
+    let ev = if sevp != 0 {
+        t.read_obj::<Sigevent>(sevp)?
+    } else {
+        Sigevent {
+            value: id as u64,
+            signo: syscalls::flags::signal::SIGALRM,
+            notify: SIGEV_SIGNAL,
+            ..Default::default()
+        }
+    };
+    let target = match ev.notify {
+        SIGEV_NONE => TimerTarget::None,
+        SIGEV_SIGNAL | SIGEV_THREAD => TimerTarget::Process(Arc::downgrade(&group)),
+        SIGEV_THREAD_ID => {
+            let task = t.kernel.pids().tasks.get(&ev.tid).cloned().ok_or(Errno::EINVAL)?;
+            if !Arc::ptr_eq(&task.group, &group) {
+                return Err(Errno::EINVAL);
+            }
+            TimerTarget::Thread(Arc::downgrade(&task))
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if !matches!(target, TimerTarget::None) && !crate::signal::valid(ev.signo) {
+        return Err(Errno::EINVAL);
+    }
+    t.write_obj(out, &id)?;
+    let timer = Arc::new(crate::timer::PosixTimer {
+        timer: Default::default(),
+        clock,
+        fire: crate::timer::posix_fire(&t.kernel, target, ev.signo, id, ev.value),
+    });
+    timers.insert(id, timer);
+    Ok(0)
+}
+
+fn posix_timer(t: &Task, id: i32) -> Result<Arc<crate::timer::PosixTimer>, Errno> {
+    t.group().timers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned().ok_or(Errno::EINVAL)
+}
+
+fn itimerspec_of(left: Duration, interval: Duration) -> syscalls::structs::Itimerspec {
+    use crate::vfs::timerfd::timespec_of;
+    syscalls::structs::Itimerspec { it_interval: timespec_of(interval), it_value: timespec_of(left) }
+}
+
+pub fn sys_timer_settime(t: &mut Task, id: i32, flags: i32, new: u64, old: u64) -> SysResult {
+    use crate::vfs::timerfd::duration_of;
+    let timer = posix_timer(t, id)?;
+    let spec: syscalls::structs::Itimerspec = t.read_obj(new)?;
+    let mut value = duration_of(&spec.it_value)?;
+    let interval = duration_of(&spec.it_interval)?;
+    if flags & C::TIMER_ABSTIME as i32 != 0 && !value.is_zero() {
+        let clock = match timer.clock {
+            C::CLOCK_REALTIME_ALARM => C::CLOCK_REALTIME,
+            C::CLOCK_BOOTTIME_ALARM => C::CLOCK_BOOTTIME,
+            c => c,
+        };
+        let n = now(clock)?;
+        let now = Duration::new(n.tv_sec.max(0) as u64, n.tv_nsec as u32);
+        // Already past: expire at once.
+        value = value.checked_sub(now).filter(|d| !d.is_zero()).unwrap_or(Duration::from_nanos(1));
+    }
+    let (left, int) = timer.timer.set(value, interval, timer.fire.clone());
+    if old != 0 {
+        t.write_obj(old, &itimerspec_of(left, int))?;
+    }
+    Ok(0)
+}
+
+pub fn sys_timer_gettime(t: &mut Task, id: i32, cur: u64) -> SysResult {
+    let timer = posix_timer(t, id)?;
+    let (left, int) = timer.timer.get();
+    t.write_obj(cur, &itimerspec_of(left, int))?;
+    Ok(0)
+}
+
+pub fn sys_timer_getoverrun(t: &mut Task, id: i32) -> SysResult {
+    Ok(posix_timer(t, id)?.timer.last_overrun().min(i32::MAX as u64))
+}
+
+pub fn sys_timer_delete(t: &mut Task, id: i32) -> SysResult {
+    let timer = t.group().timers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id).ok_or(Errno::EINVAL)?;
+    timer.timer.cancel();
+    Ok(0)
 }
