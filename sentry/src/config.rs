@@ -18,6 +18,18 @@ pub struct BootConfig {
     /// `linux.resources.pids.limit`: most processes and threads.
     #[serde(default)]
     pub pids_limit: Option<u64>,
+    /// `mounts` of config.json, in order.
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
     /// Log every guest system call.
     pub strace: bool,
+}
+
+/// One entry of config.json's `mounts`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub destination: String,
+    /// `type`: tmpfs, proc, sysfs, bind, ...
+    pub kind: String,
+    pub options: Vec<String>,
 }

@@ -91,6 +91,36 @@ fn forward_host_signals(kernel: &Arc<Kernel>) {
     }
 }
 
+/// Size of /dev/shm when the spec mounts none (as Docker's default).
+const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+/// Size of a tmpfs whose options give none (Linux: half of RAM).
+const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
+
+/// The sandbox's own file systems: /dev/shm (a tmpfs, always), then the
+/// spec's mounts in order. tmpfs mounts are served; /dev is the sentry's
+/// devfs whatever the spec says; the rest are not yet (logged).
+fn mount_filesystems(root: &Arc<vfs::Dentry>, memory: &Arc<mm::MemoryFile>, mounts: &[config::MountConfig]) {
+    let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
+    if let Ok((dev, _)) = resolve("/dev/shm") {
+        dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777);
+    }
+    for m in mounts {
+        match m.kind.as_str() {
+            "tmpfs" if m.destination == "/dev" => {}
+            "tmpfs" => {
+                let (limit, mode) = vfs::tmpfs::parse_options(&m.options, DEFAULT_TMPFS_SIZE, 0o1777);
+                match resolve(&m.destination) {
+                    Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => {
+                        dir.mount_tmpfs(&name, memory.clone(), limit, mode)
+                    }
+                    _ => tracing::warn!(target: "sentry::vfs", "tmpfs mount at {}: no such directory", m.destination),
+                }
+            }
+            kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
+        }
+    }
+}
+
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
 /// first process and runs it to the end on this thread.
 pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
@@ -105,6 +135,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
+    mount_filesystems(&root, &memory, &cfg.mounts);
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {

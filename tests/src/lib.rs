@@ -243,6 +243,7 @@ pub fn big_byte(i: usize) -> u8 {
 /// (under cordon the sentry's devfs is mounted over them).
 pub fn make_dev_nodes(root: &Path) {
     make_dir(root, "/dev", 0o755);
+    make_dir(root, "/dev/shm", 0o1777);
     for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
         let path = host_path(root, &format!("/dev/{name}"));
         let _ = fs::remove_file(&path);
@@ -1018,10 +1019,14 @@ impl Sandbox {
 
     /// Runs `process` under runc and under cordon on the same bundle and
     /// asserts the same stdout and status. runc's config also mounts /proc,
-    /// which runc itself needs.
+    /// which runc itself needs, and a tmpfs on /dev/shm, which cordon always
+    /// has.
     pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
         let mut config = oci_config(process, &self.bundle.root_path);
-        config["mounts"] = serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]);
+        config["mounts"] = serde_json::json!([
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }
+        ]);
         self.bundle.write_config_value(&config);
         let runc_root = self.tmp.path().join("runc");
         let id = unique_id(&self.name);

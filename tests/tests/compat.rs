@@ -59,6 +59,7 @@ compat_tests! {
     job_control,
     signal_avx,
     posix_timers,
+    tmpfs,
     fork_wait,
     getdents,
     ids,

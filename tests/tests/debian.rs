@@ -134,3 +134,22 @@ fn python_signal_alarm_interrupts_sleep() {
         0,
     );
 }
+
+#[test]
+fn python_multiprocessing_pools() {
+    // Pools need POSIX semaphores: sem_open maps a file of /dev/shm shared.
+    same(
+        "deb-py-mp",
+        &["python3", "-c", "import multiprocessing as mp\nif __name__ == '__main__':\n    for m in ['fork', 'spawn']:\n        with mp.get_context(m).Pool(2) as p:\n            print(m, p.map(abs, range(-4, 4)))\n    q = mp.Queue()\n    pr = mp.Process(target=q.put, args=(42,))\n    pr.start()\n    print(q.get())\n    pr.join()\n    print(pr.exitcode)"],
+        0,
+    );
+}
+
+#[test]
+fn shell_scratch_files_in_dev_shm() {
+    same(
+        "deb-shm-files",
+        &["bash", "-c", "cd /dev/shm && mkdir -p a/b && echo one > a/b/f && cat a/b/f && mv a/b/f a/g && ls -R a && ln -s g a/l && cat a/l && readlink a/l && echo more >> a/g && wc -c a/g && rm -r a && ls -A && python3 -c 'import tempfile, os; d = tempfile.mkdtemp(dir=\"/dev/shm\"); open(os.path.join(d, \"x\"), \"w\").write(\"y\" * 100000); print(os.path.getsize(os.path.join(d, \"x\"))); import shutil; shutil.rmtree(d); print(os.listdir(\"/dev/shm\"))'"],
+        0,
+    );
+}

@@ -92,6 +92,20 @@ fn boot_config(cli: &Cli, b: &Bundle) -> Result<sentry::BootConfig> {
             .map(|p| p.limit())
             .filter(|l| *l > 0)
             .map(|l| l as u64),
+        mounts: b
+            .spec
+            .mounts()
+            .as_ref()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| sentry::config::MountConfig {
+                        destination: m.destination().to_string_lossy().into_owned(),
+                        kind: m.typ().clone().unwrap_or_default(),
+                        options: m.options().clone().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         strace: cli.strace,
     })
 }

@@ -174,7 +174,7 @@ impl MemoryFile {
     }
 
     /// Fills `[off, off+len)` with zeros through the sentry's mapping.
-    fn zero(&self, off: u64, len: u64) {
+    pub fn zero(&self, off: u64, len: u64) {
         self.check(off, len as usize);
         // SAFETY: `check` keeps the range inside the writable mapping.
         unsafe { std::ptr::write_bytes(self.base.wrapping_add(off as usize), 0, len as usize) };

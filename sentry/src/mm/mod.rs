@@ -44,6 +44,19 @@ pub struct Allocation {
     len: u64,
 }
 
+impl Allocation {
+    /// A new block of `len` bytes (zero-filled) of `mf`.
+    pub fn new(mf: &Arc<MemoryFile>, len: u64) -> Result<Arc<Allocation>, Errno> {
+        let (off, _) = mf.allocate(len)?;
+        Ok(Arc::new(Allocation { mf: mf.clone(), off, len }))
+    }
+
+    /// Offset of the block in the memory file.
+    pub fn offset(&self) -> u64 {
+        self.off
+    }
+}
+
 impl Drop for Allocation {
     fn drop(&mut self) {
         self.mf.release(self.off, self.len);
@@ -226,6 +239,49 @@ impl MemoryManager {
             self.fill(backing, src, 0, len)?;
         }
         self.vmas.insert(start, Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false });
+        Ok(())
+    }
+
+    /// Maps `[start, start+len)` shared onto `pages`, equal blocks of a
+    /// file (tmpfs chunks), the first used from offset `first_off`: one VMA
+    /// per block, so every mapping of the file shares its pages.
+    pub fn map_pages(
+        &mut self,
+        start: u64,
+        len: u64,
+        prot: Prot,
+        first_off: u64,
+        pages: &[Arc<Allocation>],
+    ) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if end > self.max_addr || !start.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        self.unmap(start, len)?;
+        let mut at = start;
+        let mut inner = first_off;
+        for block in pages {
+            if at >= end {
+                break;
+            }
+            let piece = (block.len - inner).min(end - at);
+            self.vmas.insert(
+                at,
+                Vma {
+                    end: at + piece,
+                    prot,
+                    kind: VmaKind::File,
+                    alloc: block.clone(),
+                    backing: block.off + inner,
+                    file: None,
+                    committed: false,
+                    shared: true,
+                    cow: false,
+                },
+            );
+            at += piece;
+            inner = 0;
+        }
         Ok(())
     }
 

@@ -217,7 +217,7 @@ pub fn sys_getdents64(t: &mut Task, fd: i32, buf: u64, count: u32) -> SysResult 
         let (name, ino, kind): (Vec<u8>, u64, u8) = match *pos {
             0 => (b".".to_vec(), d.attr().ino, dtype::DT_DIR),
             1 => {
-                let parent = d.parent.clone().unwrap_or_else(|| d.clone());
+                let parent = d.parent().unwrap_or_else(|| d.clone());
                 (b"..".to_vec(), parent.attr().ino, dtype::DT_DIR)
             }
             p => {
@@ -280,13 +280,19 @@ fn statfs_of(d: &Dentry) -> Result<syscalls::structs::Statfs, Errno> {
                 ..Default::default()
             })
         }
-        None => Ok(syscalls::structs::Statfs {
-            f_type: TMPFS_MAGIC,
-            f_bsize: 4096,
-            f_namelen: 255,
-            f_frsize: 4096,
-            ..Default::default()
-        }),
+        None => {
+            let (total, free) = d.tmpfs().map_or((0, 0), |i| i.fs.usage());
+            Ok(syscalls::structs::Statfs {
+                f_type: TMPFS_MAGIC,
+                f_bsize: 4096,
+                f_blocks: total / 4096,
+                f_bfree: free / 4096,
+                f_bavail: free / 4096,
+                f_namelen: 255,
+                f_frsize: 4096,
+                ..Default::default()
+            })
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use syscalls::Errno;
 use super::SysResult;
 use crate::mm::{page_up, FileSource, VmaKind, PAGE};
 use crate::task::Task;
+use crate::vfs::tmpfs::CHUNK;
 use crate::vfs::FileKind;
 
 pub fn sys_brk(t: &mut Task, addr: u64) -> SysResult {
@@ -39,24 +40,34 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     if (fixed || noreplace) && !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
+    let mut tmpfs_file = None;
     let file = if flags.contains(M::ANONYMOUS) {
         None
     } else {
         let f = t.fds.get(fd)?;
-        let FileKind::Regular(host) = &f.kind else {
-            return Err(if f.is_path() { Errno::EBADF } else { Errno::ENODEV });
-        };
-        if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
-            return Err(Errno::EACCES);
+        if let FileKind::Tmpfs(inode) = &f.kind {
+            if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
+                return Err(Errno::EACCES);
+            }
+            off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+            tmpfs_file = Some(inode.clone());
+            None
+        } else {
+            let FileKind::Regular(host) = &f.kind else {
+                return Err(if f.is_path() { Errno::EBADF } else { Errno::ENODEV });
+            };
+            if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
+                return Err(Errno::EACCES);
+            }
+            if shared && prot.contains(Prot::WRITE) {
+                tracing::warn!(target: "sentry::mm", "writable shared mappings of gofer files are not supported yet");
+                return Err(Errno::ENODEV);
+            }
+            off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+            let size = f.stat()?.st_size as u64;
+            let from_file = size.saturating_sub(off).min(len);
+            Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
         }
-        if shared && prot.contains(Prot::WRITE) {
-            tracing::warn!(target: "sentry::mm", "writable shared file mappings are not supported yet");
-            return Err(Errno::ENODEV);
-        }
-        off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-        let size = f.stat()?.st_size as u64;
-        let from_file = size.saturating_sub(off).min(len);
-        Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
     };
     let start = if fixed || noreplace {
         if noreplace && !t.mm.lock().is_free(addr, len) {
@@ -68,6 +79,27 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     } else {
         t.mm.lock().find_gap(len).ok_or(Errno::ENOMEM)?
     };
+    if let Some(inode) = tmpfs_file {
+        if shared {
+            // The file's own pages, so that every mapping and read/write
+            // sees the same data.
+            let pages = inode.pages(off, len)?;
+            t.mm.lock().map_pages(start, len, prot, off % CHUNK, &pages)?;
+        } else {
+            t.mm.lock().map(start, len, prot, VmaKind::File, None, false)?;
+            let size = inode.attr().size;
+            let n = size.saturating_sub(off).min(len) as usize;
+            let mut at = 0;
+            while at < n {
+                let step = (n - at).min(crate::mm::MAX_COPY);
+                let mut buf = vec![0u8; step];
+                let got = inode.read(off + at as u64, &mut buf)?;
+                t.mm.poke(start + at as u64, &buf[..got])?;
+                at += step;
+            }
+        }
+        return Ok(start);
+    }
     let kind = if file.is_some() { VmaKind::File } else { VmaKind::Anon };
     t.mm.lock().map(start, len, prot, kind, file, shared)?;
     Ok(start)

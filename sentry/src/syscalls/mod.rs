@@ -12,6 +12,7 @@ mod event;
 mod file;
 mod fs;
 mod mm;
+mod namespace;
 mod process;
 mod signal;
 mod table;

@@ -1,7 +1,8 @@
 //! The table itself: which calls the sentry serves, how, and how well.
+use syscalls::flags::{AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use syscalls::Sysno;
 
-use super::{event, file, fs, mm, process, signal, time, Handler};
+use super::{event, file, fs, mm, namespace as ns, process, signal, time, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +112,65 @@ static ENTRIES: &[Entry] = &[
         file::sys_splice(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.usize(4), a.u32(5))
     }),
     e!(tee, Full, &[I, I, I, H], "", |t, a| file::sys_tee(t, a.i32(0), a.i32(1), a.usize(2), a.u32(3))),
+    e!(mkdir, Partial, &[S, H], "tmpfs only; gofer mounts read-only", |t, a| ns::sys_mkdirat(
+        t,
+        AT_FDCWD,
+        a.u64(0),
+        a.u32(1)
+    )),
+    e!(mkdirat, Partial, &[I, S, H], "tmpfs only; gofer mounts read-only", |t, a| {
+        ns::sys_mkdirat(t, a.i32(0), a.u64(1), a.u32(2))
+    }),
+    e!(unlink, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0)),
+    e!(rmdir, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| {
+        ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0x200)
+    }),
+    e!(unlinkat, Partial, &[I, S, H], "tmpfs only; gofer mounts read-only", |t, a| {
+        ns::sys_unlinkat(t, a.i32(0), a.u64(1), a.u32(2))
+    }),
+    e!(rename, Partial, &[S, S], "within one tmpfs", |t, a| ns::sys_renameat2(
+        t,
+        AT_FDCWD,
+        a.u64(0),
+        AT_FDCWD,
+        a.u64(1),
+        0
+    )),
+    e!(renameat, Partial, &[I, S, I, S], "within one tmpfs", |t, a| {
+        ns::sys_renameat2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), 0)
+    }),
+    e!(renameat2, Partial, &[I, S, I, S, H], "within one tmpfs; no RENAME_WHITEOUT", |t, a| {
+        ns::sys_renameat2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))
+    }),
+    e!(symlink, Partial, &[S, S], "tmpfs only", |t, a| ns::sys_symlinkat(t, a.u64(0), AT_FDCWD, a.u64(1))),
+    e!(symlinkat, Partial, &[S, I, S], "tmpfs only", |t, a| ns::sys_symlinkat(t, a.u64(0), a.i32(1), a.u64(2))),
+    e!(link, Partial, &[S, S], "within one tmpfs", |t, a| ns::sys_linkat(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)),
+    e!(linkat, Partial, &[I, S, I, S, H], "within one tmpfs", |t, a| {
+        ns::sys_linkat(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))
+    }),
+    e!(truncate, Partial, &[S, I], "tmpfs only", |t, a| ns::sys_truncate(t, a.u64(0), a.i64(1))),
+    e!(ftruncate, Partial, &[I, I], "tmpfs only", |t, a| ns::sys_ftruncate(t, a.i32(0), a.i64(1))),
+    e!(fallocate, Partial, &[I, H, I, I], "tmpfs, mode 0", |t, a| {
+        ns::sys_fallocate(t, a.i32(0), a.i32(1), a.i64(2), a.i64(3))
+    }),
+    e!(fsync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
+    e!(fdatasync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
+    e!(syncfs, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
+    e!(sync, Full, &[], "", |_, _| Ok(0)),
+    e!(chmod, Partial, &[S, H], "tmpfs only", |t, a| ns::sys_fchmodat(t, AT_FDCWD, a.u64(0), a.u32(1))),
+    e!(fchmod, Partial, &[I, H], "tmpfs only", |t, a| ns::sys_fchmod(t, a.i32(0), a.u32(1))),
+    e!(fchmodat, Partial, &[I, S, H], "tmpfs only", |t, a| ns::sys_fchmodat(t, a.i32(0), a.u64(1), a.u32(2))),
+    e!(chown, Partial, &[S, I, I], "tmpfs only", |t, a| ns::sys_fchownat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2), 0)),
+    e!(lchown, Partial, &[S, I, I], "tmpfs only", |t, a| {
+        ns::sys_fchownat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2), AT_SYMLINK_NOFOLLOW)
+    }),
+    e!(fchown, Partial, &[I, I, I], "tmpfs only", |t, a| ns::sys_fchown(t, a.i32(0), a.u32(1), a.u32(2))),
+    e!(fchownat, Partial, &[I, S, I, I, H], "tmpfs only", |t, a| {
+        ns::sys_fchownat(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3), a.u32(4))
+    }),
+    e!(utimensat, Partial, &[I, S, H, H], "tmpfs only", |t, a| {
+        ns::sys_utimensat(t, a.i32(0), a.u64(1), a.u64(2), a.u32(3))
+    }),
     e!(eventfd, Full, &[I], "", |t, a| event::sys_eventfd2(t, a.i32(0) as u32, 0)),
     e!(eventfd2, Full, &[I, H], "", |t, a| event::sys_eventfd2(t, a.u32(0), a.u32(1))),
     e!(epoll_create, Full, &[I], "", |t, a| event::sys_epoll_create(t, a.i32(0))),

@@ -36,6 +36,8 @@ pub enum FileKind {
     Device(super::devfs::Device),
     /// A file with no path: eventfd, epoll, timerfd, signalfd.
     Anon(Box<dyn super::AnonFile>),
+    /// A regular file of a tmpfs.
+    Tmpfs(Arc<super::tmpfs::Inode>),
 }
 
 /// A directory listing in progress.
@@ -109,6 +111,15 @@ impl File {
                 Ok(n)
             }
             FileKind::Device(d) => d.read(buf),
+            FileKind::Tmpfs(inode) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let at = offset.unwrap_or(*pos);
+                let n = inode.read(at, buf)?;
+                if offset.is_none() {
+                    *pos = at + n as u64;
+                }
+                Ok(n)
+            }
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
@@ -140,6 +151,20 @@ impl File {
                 Ok(n)
             }
             FileKind::Device(d) => d.write(data),
+            FileKind::Tmpfs(inode) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let append = self.flags() & OpenFlags::O_APPEND.bits() != 0;
+                let at = match offset {
+                    Some(o) => o,
+                    None if append => inode.attr().size,
+                    None => *pos,
+                };
+                let n = inode.write(at, data)?;
+                if offset.is_none() {
+                    *pos = at + n as u64;
+                }
+                Ok(n)
+            }
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
@@ -166,6 +191,25 @@ impl File {
                     _ => nix::unistd::Whence::SeekHole,
                 };
                 host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w)).map(|v| v as u64)
+            }
+            FileKind::Tmpfs(inode) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let size = inode.attr().size as i64;
+                let new = match whence {
+                    SEEK_SET => offset,
+                    SEEK_CUR => (*pos as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    SEEK_END => size.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    // No holes are tracked: data everywhere up to the size.
+                    SEEK_DATA if offset < size => offset,
+                    SEEK_HOLE if offset < size => size,
+                    SEEK_DATA | SEEK_HOLE => return Err(Errno::ENXIO),
+                    _ => return Err(Errno::EINVAL),
+                };
+                if new < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                *pos = new as u64;
+                Ok(new as u64)
             }
             FileKind::Regular(fd) => {
                 let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
@@ -240,6 +284,7 @@ impl File {
                 st_blksize: 4096,
                 ..Default::default()
             }),
+            FileKind::Tmpfs(inode) => Ok(super::attr_to_stat(&inode.attr())),
             FileKind::Anon(_) => Ok(syscalls::structs::Stat {
                 // Linux's anon_inode: one inode, mode 0600 with no type.
                 st_dev: 0xe,

@@ -15,9 +15,11 @@ pub mod eventfd;
 pub mod fd_table;
 pub mod file;
 pub mod open;
+pub mod ops;
 pub mod pidfd;
 pub mod signalfd;
 pub mod timerfd;
+pub mod tmpfs;
 
 pub use anon::AnonFile;
 pub use fd_table::FdTable;
@@ -61,12 +63,14 @@ pub enum Node {
     Gofer { handle: Handle, mount: Arc<GoferMount> },
     /// A file the sentry makes up.
     Synthetic(Arc<dyn SynthNode>),
+    /// A file of a tmpfs: the dentry tree is the file system.
+    Tmpfs(Arc<tmpfs::Inode>),
 }
 
 /// A name in the tree, and the file it names.
 pub struct Dentry {
-    pub name: Vec<u8>,
-    pub parent: Option<Arc<Dentry>>,
+    /// The name and the directory holding it (changed by rename).
+    place: Mutex<(Vec<u8>, Option<Arc<Dentry>>)>,
     pub attr: Mutex<Attr>,
     pub node: Node,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
@@ -88,8 +92,7 @@ impl Dentry {
 
     fn new(name: Vec<u8>, parent: Option<Arc<Dentry>>, attr: Attr, node: Node) -> Dentry {
         Dentry {
-            name,
-            parent,
+            place: Mutex::new((name, parent)),
             attr: Mutex::new(attr),
             node,
             children: Mutex::new(HashMap::new()),
@@ -106,14 +109,47 @@ impl Dentry {
     /// Mounts a synthetic file system at the directory `name` of `self`
     /// (which need not exist in the underlying file system).
     pub fn mount_synthetic(self: &Arc<Dentry>, name: &[u8], fs: Arc<dyn SynthNode>) {
-        let existing = self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next());
-        let root = Dentry::synthetic(name, Some(self.clone()), fs);
+        self.mount_root(name, Dentry::synthetic(name, Some(self.clone()), fs));
+    }
+
+    /// Mounts a new tmpfs of at most `limit` bytes, root mode `mode`, at
+    /// the directory `name` of `self`.
+    pub fn mount_tmpfs(self: &Arc<Dentry>, name: &[u8], mf: Arc<crate::mm::MemoryFile>, limit: u64, mode: u32) {
+        let inode = tmpfs::Tmpfs::new(mf, limit).inode(S_IFDIR | (mode & 0o7777), 0, 0, tmpfs::Contents::Dir);
+        let root = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(inode)));
+        self.mount_root(name, root);
+    }
+
+    /// Mounts the file system whose root is `root` at `name` of `self`:
+    /// over the directory there, or as a new entry.
+    fn mount_root(self: &Arc<Dentry>, name: &[u8], root: Arc<Dentry>) {
+        let existing =
+            self.cached(name).or_else(|| self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next()));
         match existing {
             Some(d) if d.is_dir() => *d.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(root),
             _ => {
                 self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), root);
             }
         }
+    }
+
+    /// The name in its directory.
+    pub fn name(&self) -> Vec<u8> {
+        self.place.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// The directory holding this dentry (None for a root).
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.place.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    fn set_place(&self, name: &[u8], parent: &Arc<Dentry>) {
+        *self.place.lock().unwrap_or_else(|e| e.into_inner()) = (name.to_vec(), Some(parent.clone()));
+    }
+
+    /// The root of what is mounted here, or this dentry.
+    pub fn crossed_root(self: &Arc<Dentry>) -> Arc<Dentry> {
+        self.clone().crossed()
     }
 
     /// The root of what is mounted here, or this dentry.
@@ -126,7 +162,15 @@ impl Dentry {
     pub fn gofer(&self) -> Option<(Handle, &Arc<GoferMount>)> {
         match &self.node {
             Node::Gofer { handle, mount } => Some((*handle, mount)),
-            Node::Synthetic(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The tmpfs inode of a tmpfs file.
+    pub fn tmpfs(&self) -> Option<&Arc<tmpfs::Inode>> {
+        match &self.node {
+            Node::Tmpfs(i) => Some(i),
+            _ => None,
         }
     }
 
@@ -136,7 +180,10 @@ impl Dentry {
     }
 
     pub fn attr(&self) -> Attr {
-        *self.attr.lock().unwrap_or_else(|e| e.into_inner())
+        match &self.node {
+            Node::Tmpfs(i) => *i.attr(),
+            _ => *self.attr.lock().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     pub fn file_type(&self) -> u32 {
@@ -170,6 +217,8 @@ impl Dentry {
     fn walk(self: &Arc<Dentry>, names: &[&[u8]]) -> Result<(Vec<Arc<Dentry>>, bool), Errno> {
         let (handle, mount) = match &self.node {
             Node::Gofer { handle, mount } => (*handle, mount.clone()),
+            // A tmpfs directory holds all its entries: not cached means none.
+            Node::Tmpfs(_) => return Ok((Vec::new(), true)),
             Node::Synthetic(n) => {
                 let name = names.first().ok_or(Errno::ENOENT)?;
                 return Ok(match n.lookup(name) {
@@ -219,6 +268,25 @@ impl Dentry {
                 .take(count as usize)
                 .map(|(name, a)| gofer::Dirent { name, ino: a.ino, kind: dtype_of(a.mode) })
                 .collect()),
+            Node::Tmpfs(_) => {
+                let mut names: Vec<(Vec<u8>, Arc<Dentry>)> = self
+                    .children
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(n, d)| (n.clone(), d.clone()))
+                    .collect();
+                names.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(names
+                    .into_iter()
+                    .skip(usize::try_from(from).unwrap_or(usize::MAX))
+                    .take(count as usize)
+                    .map(|(name, d)| {
+                        let a = d.clone().crossed().attr();
+                        gofer::Dirent { name, ino: a.ino, kind: dtype_of(a.mode) }
+                    })
+                    .collect())
+            }
         }
     }
 
@@ -234,6 +302,10 @@ impl Dentry {
         let t = match &self.node {
             Node::Gofer { handle, mount } => mount.client.readlink(*handle).map_err(Errno::from_raw)?,
             Node::Synthetic(n) => n.readlink().ok_or(Errno::EINVAL)?,
+            Node::Tmpfs(i) => match &i.contents {
+                tmpfs::Contents::Symlink(t) => t.clone(),
+                _ => return Err(Errno::EINVAL),
+            },
         };
         *link = Some(t.clone());
         Ok(t)
@@ -244,8 +316,8 @@ impl Dentry {
         let mut parts = Vec::new();
         let mut d = self.clone();
         while !Arc::ptr_eq(&d, root) {
-            let Some(p) = d.parent.clone() else { break };
-            parts.push(d.name.clone());
+            let Some(p) = d.parent() else { break };
+            parts.push(d.name());
             d = p;
         }
         if parts.is_empty() {
@@ -316,7 +388,7 @@ impl Resolver<'_> {
             }
             if name == b".." {
                 if !Arc::ptr_eq(&cur, self.root) {
-                    if let Some(p) = cur.parent.clone() {
+                    if let Some(p) = cur.parent() {
                         cur = p;
                     }
                 }

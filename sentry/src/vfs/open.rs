@@ -29,13 +29,13 @@ pub fn may_access(creds: &Credentials, attr: &Attr, mask: u32, real: bool) -> bo
 }
 
 /// Opens `path` relative to `dirfd` with `open(2)` flags.
-pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result<Arc<File>, Errno> {
+pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<Arc<File>, Errno> {
     let has = |f: O| flags & f.bits() != 0;
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
     if has(O::O_TMPFILE) && flags & O::O_TMPFILE.bits() == O::O_TMPFILE.bits() {
-        return Err(if t.kernel.root_mount.readonly { Errno::EROFS } else { Errno::EOPNOTSUPP });
+        return open_tmpfile(t, dirfd, path, flags, mode);
     }
     let exclusive_create = has(O::O_CREAT) && has(O::O_EXCL);
     let follow = !has(O::O_NOFOLLOW) && !exclusive_create;
@@ -47,16 +47,25 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
             d
         }
         Err(e) if e == Errno::ENOENT && has(O::O_CREAT) => {
+            if path.last() == Some(&b'/') {
+                return Err(Errno::EISDIR);
+            }
             let start = t.start_dir(dirfd, path)?;
             let root = t.fs().root.clone();
-            let (parent, _) = super::Resolver { root: &root, start: &start }.resolve_parent(path)?;
-            if !parent.is_dir() {
-                return Err(Errno::ENOTDIR);
+            let (parent, name) = super::Resolver { root: &root, start: &start }.resolve_parent(path)?;
+            let perm = mode & 0o7777 & !t.fs().umask;
+            match parent.create(&name, super::ops::NewFile::Regular, perm, &t.creds) {
+                Ok(d) => {
+                    // The creator may use the file whatever its mode says.
+                    let fl = (flags | O::O_LARGEFILE.bits())
+                        & !(O::O_CREAT | O::O_EXCL | O::O_NOCTTY | O::O_TRUNC | O::O_CLOEXEC).bits();
+                    let inode = d.tmpfs().ok_or(Errno::EROFS)?.clone();
+                    return Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)));
+                }
+                // Created by someone else meanwhile: open that.
+                Err(Errno::EEXIST) if !has(O::O_EXCL) => t.lookup(dirfd, path, follow)?,
+                Err(e) => return Err(e),
             }
-            if !t.kernel.root_mount.readonly {
-                tracing::warn!(target: "sentry::vfs", "creating files is not supported yet");
-            }
-            return Err(Errno::EROFS);
         }
         Err(e) => return Err(e),
     };
@@ -105,6 +114,13 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
             let kind = n.open(flags)?;
             return Ok(File::new(kind, fl, Some(d)));
         }
+        (super::Node::Tmpfs(inode), _) => {
+            if has(O::O_TRUNC) && acc != 0 {
+                inode.truncate(0)?;
+            }
+            let inode = inode.clone();
+            return Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)));
+        }
         (_, Some((h, m))) => (h, m.clone()),
         _ => return Err(Errno::ENXIO),
     };
@@ -120,4 +136,32 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, _mode: u32) -> Result
         d.host_fd(acc)?
     };
     Ok(File::new(FileKind::Regular(fd), fl, Some(d)))
+}
+
+/// `O_TMPFILE`: an unnamed regular file in the tmpfs directory `path`.
+fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<Arc<File>, Errno> {
+    if flags & O::O_ACCMODE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let dir = t.lookup(dirfd, path, true)?;
+    if !dir.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let Some(parent) = dir.tmpfs() else {
+        return Err(if dir.readonly() { Errno::EROFS } else { Errno::EOPNOTSUPP });
+    };
+    if !may_access(&t.creds, &dir.attr(), A::W_OK | A::X_OK, false) {
+        return Err(Errno::EACCES);
+    }
+    let perm = mode & 0o7777 & !t.fs().umask;
+    let inode = parent.fs.inode(
+        super::tmpfs::regular_mode(perm),
+        t.creds.euid,
+        t.creds.egid,
+        super::tmpfs::Contents::File(Default::default()),
+    );
+    inode.attr().nlink = 0;
+    let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
+        | (flags & O::O_ACCMODE);
+    Ok(File::new(FileKind::Tmpfs(inode), fl, None))
 }

@@ -1,0 +1,302 @@
+//! Calls that change names and attributes: mkdir, unlink, rmdir, rename,
+//! symlink, link, truncate, chmod, chown, utimens, fsync.
+use std::sync::Arc;
+
+use syscalls::flags::{AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use syscalls::structs::Timespec;
+use syscalls::Errno;
+
+use super::SysResult;
+use crate::task::Task;
+use crate::vfs::ops::{self, NewFile};
+use crate::vfs::{tmpfs, Dentry, FileKind, Resolver};
+
+const AT_REMOVEDIR: u32 = 0x200;
+const AT_SYMLINK_FOLLOW: u32 = 0x400;
+
+/// The directory holding the last name of `path`, and that name.
+fn parent_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
+    let start = t.start_dir(dirfd, path)?;
+    let root = t.fs().root.clone();
+    let (dir, name) = Resolver { root: &root, start: &start }.resolve_parent(path)?;
+    if !dir.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok((dir.crossed_root(), name))
+}
+
+pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: u64, mode: u32) -> SysResult {
+    let p = t.read_path(path)?;
+    let (dir, name) = parent_of(t, dirfd, &p)?;
+    if name == b"/" || name.is_empty() {
+        return Err(Errno::EEXIST);
+    }
+    let perm = mode & 0o7777 & !t.fs().umask;
+    dir.create(&name, NewFile::Dir, perm, &t.creds)?;
+    Ok(0)
+}
+
+pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: u64, flags: u32) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = t.read_path(path)?;
+    let rmdir = flags & AT_REMOVEDIR != 0;
+    if !rmdir && p.last() == Some(&b'/') {
+        // "file/" names a directory, or nothing.
+        let d = t.lookup(dirfd, &p, false)?;
+        return Err(if d.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
+    }
+    let (dir, name) = parent_of(t, dirfd, &p)?;
+    if name == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    dir.remove(&name, rmdir, &t.creds)?;
+    Ok(0)
+}
+
+pub fn sys_renameat2(t: &mut Task, olddir: i32, oldpath: u64, newdir: i32, newpath: u64, flags: u32) -> SysResult {
+    let (op, np) = (t.read_path(oldpath)?, t.read_path(newpath)?);
+    let (od, on) = parent_of(t, olddir, &op)?;
+    let (nd, nn) = parent_of(t, newdir, &np)?;
+    if on == b"/" || nn == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    ops::rename(&od, &on, &nd, &nn, flags, &t.creds)?;
+    Ok(0)
+}
+
+pub fn sys_symlinkat(t: &mut Task, target: u64, dirfd: i32, path: u64) -> SysResult {
+    let target = t.read_path(target)?;
+    let p = t.read_path(path)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let (dir, name) = parent_of(t, dirfd, &p)?;
+    dir.create(&name, NewFile::Symlink(target), 0o777, &t.creds)?;
+    Ok(0)
+}
+
+pub fn sys_linkat(t: &mut Task, olddir: i32, oldpath: u64, newdir: i32, newpath: u64, flags: u32) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let op = t.read_path(oldpath)?;
+    let source = if op.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        t.fds.get(olddir)?.dentry.clone().ok_or(Errno::ENOENT)?
+    } else {
+        t.lookup(olddir, &op, flags & AT_SYMLINK_FOLLOW != 0)?
+    };
+    let np = t.read_path(newpath)?;
+    let (dir, name) = parent_of(t, newdir, &np)?;
+    dir.link(&name, &source, &t.creds)?;
+    Ok(0)
+}
+
+/// The tmpfs inode of a file the caller may write, for truncate.
+fn writable_inode(t: &Task, d: &Dentry) -> Result<Arc<tmpfs::Inode>, Errno> {
+    if d.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    let inode = match d.tmpfs() {
+        Some(i) => i.clone(),
+        None if d.readonly() || d.gofer().is_some() => return Err(Errno::EROFS),
+        None => return Err(Errno::EINVAL),
+    };
+    if !crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false) {
+        return Err(Errno::EACCES);
+    }
+    Ok(inode)
+}
+
+pub fn sys_truncate(t: &mut Task, path: u64, len: i64) -> SysResult {
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = t.read_path(path)?;
+    let d = t.lookup(AT_FDCWD, &p, true)?;
+    writable_inode(t, &d)?.truncate(len as u64)?;
+    Ok(0)
+}
+
+pub fn sys_ftruncate(t: &mut Task, fd: i32, len: i64) -> SysResult {
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(fd)?;
+    if !f.writable() {
+        return Err(Errno::EINVAL);
+    }
+    match &f.kind {
+        FileKind::Tmpfs(inode) => inode.truncate(len as u64)?,
+        FileKind::Regular(_) => return Err(Errno::EROFS),
+        FileKind::Dir(_) => return Err(Errno::EISDIR),
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
+}
+
+pub fn sys_fallocate(t: &mut Task, fd: i32, mode: i32, off: i64, len: i64) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let FileKind::Tmpfs(inode) = &f.kind else {
+        return Err(if matches!(f.kind, FileKind::Regular(_)) { Errno::EROFS } else { Errno::ENODEV });
+    };
+    if mode != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let end = (off as u64).checked_add(len as u64).ok_or(Errno::EFBIG)?;
+    if end > inode.attr().size {
+        inode.truncate(end)?;
+    }
+    Ok(0)
+}
+
+/// Data already lives in memory or the gofer's host files: syncing has
+/// nothing to wait for.
+pub fn sys_fsync(t: &mut Task, fd: i32) -> SysResult {
+    t.fds.get(fd)?;
+    Ok(0)
+}
+
+/// Who may change a file's attributes: its owner, or root.
+fn may_change(t: &Task, d: &Dentry) -> Result<Arc<tmpfs::Inode>, Errno> {
+    let inode = match d.tmpfs() {
+        Some(i) => i.clone(),
+        None => return Err(if d.readonly() || d.gofer().is_some() { Errno::EROFS } else { Errno::EPERM }),
+    };
+    if t.creds.euid != 0 && t.creds.euid != d.attr().uid {
+        return Err(Errno::EPERM);
+    }
+    Ok(inode)
+}
+
+/// The file `path` (or with AT_EMPTY_PATH, `dirfd` itself) names.
+fn target(t: &Task, dirfd: i32, path: u64, flags: u32) -> Result<Arc<Dentry>, Errno> {
+    let p = t.read_path(path)?;
+    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if dirfd == AT_FDCWD {
+            return Ok(t.fs().cwd.clone());
+        }
+        return t.fds.get(dirfd)?.dentry.clone().ok_or(Errno::EBADF);
+    }
+    t.lookup(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+fn chmod(t: &Task, d: &Dentry, mode: u32) -> SysResult {
+    let inode = may_change(t, d)?;
+    let mut a = inode.attr();
+    let mut mode = mode & 0o7777;
+    // Only a member of the file's group may keep its setgid bit.
+    if t.creds.euid != 0 && a.gid != t.creds.egid && !t.creds.groups.contains(&a.gid) {
+        mode &= !syscalls::flags::mode::S_ISGID;
+    }
+    a.mode = (a.mode & syscalls::flags::mode::S_IFMT) | mode;
+    a.ctime = tmpfs::now();
+    Ok(0)
+}
+
+pub fn sys_fchmodat(t: &mut Task, dirfd: i32, path: u64, mode: u32) -> SysResult {
+    let d = target(t, dirfd, path, 0)?;
+    chmod(t, &d, mode)
+}
+
+pub fn sys_fchmod(t: &mut Task, fd: i32, mode: u32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    match (&f.kind, &f.dentry) {
+        (FileKind::Tmpfs(_), None) => Ok(0),
+        (_, Some(d)) => chmod(t, d, mode),
+        _ => Err(Errno::EBADF),
+    }
+}
+
+fn chown(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
+    let inode = may_change(t, d)?;
+    let mut a = inode.attr();
+    let keep = u32::MAX;
+    if t.creds.euid != 0 {
+        // An owner may only change the group, to one of its own.
+        let group_ok = gid == keep || gid == t.creds.egid || t.creds.groups.contains(&gid);
+        if (uid != keep && uid != a.uid) || !group_ok {
+            return Err(Errno::EPERM);
+        }
+    }
+    if uid != keep {
+        a.uid = uid;
+    }
+    if gid != keep {
+        a.gid = gid;
+    }
+    if a.mode & syscalls::flags::mode::S_IFMT != syscalls::flags::mode::S_IFDIR {
+        a.mode &= !(syscalls::flags::mode::S_ISUID | syscalls::flags::mode::S_ISGID);
+    }
+    a.ctime = tmpfs::now();
+    Ok(0)
+}
+
+pub fn sys_fchownat(t: &mut Task, dirfd: i32, path: u64, uid: u32, gid: u32, flags: u32) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = target(t, dirfd, path, flags)?;
+    chown(t, &d, uid, gid)
+}
+
+pub fn sys_fchown(t: &mut Task, fd: i32, uid: u32, gid: u32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    let d = f.dentry.clone().ok_or(Errno::EBADF)?;
+    chown(t, &d, uid, gid)
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// utimensat: `times` null sets both to now.
+pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let ts: [Timespec; 2] = if times == 0 {
+        [Timespec { tv_sec: 0, tv_nsec: UTIME_NOW }; 2]
+    } else {
+        [t.read_obj(times)?, t.read_obj(times + 16)?]
+    };
+    for x in &ts {
+        if x.tv_nsec != UTIME_NOW && x.tv_nsec != UTIME_OMIT && !(0..1_000_000_000).contains(&x.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let d = if path == 0 {
+        // futimens: the fd itself.
+        t.fds.get(dirfd)?.dentry.clone().ok_or(Errno::EBADF)?
+    } else {
+        target(t, dirfd, path, flags)?
+    };
+    let inode = match d.tmpfs() {
+        Some(i) => i.clone(),
+        None => return Err(if d.readonly() || d.gofer().is_some() { Errno::EROFS } else { Errno::EPERM }),
+    };
+    let owner = t.creds.euid == 0 || t.creds.euid == d.attr().uid;
+    let only_now = ts.iter().all(|x| x.tv_nsec == UTIME_NOW || x.tv_nsec == UTIME_OMIT);
+    // Setting "now" needs write access; any other time needs ownership.
+    let writer = only_now && crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false);
+    if !(owner || writer) {
+        return Err(if only_now { Errno::EACCES } else { Errno::EPERM });
+    }
+    let now = tmpfs::now();
+    let pick = |x: &Timespec, old: (i64, u32)| match x.tv_nsec {
+        UTIME_NOW => now,
+        UTIME_OMIT => old,
+        n => (x.tv_sec, n as u32),
+    };
+    let mut a = inode.attr();
+    a.atime = pick(&ts[0], a.atime);
+    a.mtime = pick(&ts[1], a.mtime);
+    a.ctime = now;
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! tmpfs: a file system that lives in the sentry. Its dentries are the
+//! directory tree itself; file data lives in the memory file in chunks, so
+//! that MAP_SHARED mappings of a tmpfs file (shm_open, sem_open) map the
+//! file's own pages.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gofer::Attr;
+use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use syscalls::Errno;
+
+use crate::mm::{Allocation, MemoryFile};
+
+/// File data is kept in blocks of this size.
+pub const CHUNK: u64 = 64 << 10;
+
+/// One mounted tmpfs.
+pub struct Tmpfs {
+    mf: Arc<MemoryFile>,
+    /// Device number shown by stat.
+    pub dev: u64,
+    /// Most bytes of file data (size=).
+    limit: u64,
+    used: AtomicU64,
+    next_ino: AtomicU64,
+}
+
+/// What a tmpfs inode holds.
+pub enum Contents {
+    Dir,
+    Symlink(Vec<u8>),
+    /// Chunks of file data; a missing chunk reads as zeros.
+    File(Mutex<Vec<Option<Arc<Allocation>>>>),
+}
+
+/// A tmpfs file (shared by its hard links).
+pub struct Inode {
+    pub fs: Arc<Tmpfs>,
+    attr: Mutex<Attr>,
+    pub contents: Contents,
+}
+
+/// The time now, as file timestamps keep it.
+pub fn now() -> (i64, u32) {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+impl Tmpfs {
+    /// A new, empty tmpfs of at most `limit` bytes.
+    pub fn new(mf: Arc<MemoryFile>, limit: u64) -> Arc<Tmpfs> {
+        static NEXT_DEV: AtomicU64 = AtomicU64::new(0x30);
+        Arc::new(Tmpfs {
+            mf,
+            dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+            limit,
+            used: AtomicU64::new(0),
+            next_ino: AtomicU64::new(1),
+        })
+    }
+
+    /// A new inode of this file system.
+    pub fn inode(self: &Arc<Tmpfs>, mode: u32, uid: u32, gid: u32, contents: Contents) -> Arc<Inode> {
+        let t = now();
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let is_dir = mode & S_IFMT == S_IFDIR;
+        let size = match &contents {
+            Contents::Symlink(target) => target.len() as u64,
+            Contents::Dir => 4096,
+            Contents::File(_) => 0,
+        };
+        let attr = Attr {
+            mode,
+            nlink: if is_dir { 2 } else { 1 },
+            uid,
+            gid,
+            size,
+            blksize: 4096,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            ino,
+            dev: self.dev,
+            ..Default::default()
+        };
+        Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents })
+    }
+
+    fn charge(&self, bytes: u64) -> Result<(), Errno> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let new = used.checked_add(bytes).filter(|n| *n <= self.limit).ok_or(Errno::ENOSPC)?;
+            match self.used.compare_exchange(used, new, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(u) => used = u,
+            }
+        }
+    }
+
+    fn uncharge(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    /// (total, free) bytes for statfs.
+    pub fn usage(&self) -> (u64, u64) {
+        let used = self.used.load(Ordering::Relaxed);
+        (self.limit, self.limit.saturating_sub(used))
+    }
+}
+
+impl Inode {
+    pub fn attr(&self) -> MutexGuard<'_, Attr> {
+        self.attr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn chunks(&self) -> Result<MutexGuard<'_, Vec<Option<Arc<Allocation>>>>, Errno> {
+        match &self.contents {
+            Contents::File(c) => Ok(c.lock().unwrap_or_else(|e| e.into_inner())),
+            Contents::Dir => Err(Errno::EISDIR),
+            Contents::Symlink(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads at `off`; 0 at or past the end.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let chunks = self.chunks()?;
+        let size = self.attr().size;
+        if off >= size {
+            return Ok(0);
+        }
+        let n = buf.len().min((size - off) as usize);
+        let mut done = 0;
+        while done < n {
+            let at = off + done as u64;
+            let (idx, inner) = ((at / CHUNK) as usize, at % CHUNK);
+            let step = ((CHUNK - inner) as usize).min(n - done);
+            match chunks.get(idx).and_then(Option::as_ref) {
+                Some(c) => self.fs.mf.read(c.offset() + inner, &mut buf[done..done + step]),
+                None => buf[done..done + step].fill(0),
+            }
+            done += step;
+        }
+        drop(chunks);
+        self.attr().atime = now();
+        Ok(n)
+    }
+
+    /// Makes sure the chunks under `[off, off+len)` exist.
+    fn allocate(&self, chunks: &mut Vec<Option<Arc<Allocation>>>, off: u64, len: u64) -> Result<(), Errno> {
+        if len == 0 {
+            return Ok(());
+        }
+        let last = ((off + len - 1) / CHUNK) as usize;
+        if chunks.len() <= last {
+            chunks.resize(last + 1, None);
+        }
+        for slot in &mut chunks[(off / CHUNK) as usize..=last] {
+            if slot.is_none() {
+                self.fs.charge(CHUNK)?;
+                match Allocation::new(&self.fs.mf, CHUNK) {
+                    Ok(a) => *slot = Some(a),
+                    Err(e) => {
+                        self.fs.uncharge(CHUNK);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes at `off`, growing the file.
+    pub fn write(&self, off: u64, data: &[u8]) -> Result<usize, Errno> {
+        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let mut chunks = self.chunks()?;
+        self.allocate(&mut chunks, off, data.len() as u64)?;
+        let mut done = 0;
+        while done < data.len() {
+            let at = off + done as u64;
+            let (idx, inner) = ((at / CHUNK) as usize, at % CHUNK);
+            let step = ((CHUNK - inner) as usize).min(data.len() - done);
+            if let Some(c) = &chunks[idx] {
+                self.fs.mf.write(c.offset() + inner, &data[done..done + step]);
+            }
+            done += step;
+        }
+        drop(chunks);
+        let mut a = self.attr();
+        a.size = a.size.max(end);
+        a.blocks = a.size.div_ceil(512);
+        let t = now();
+        a.mtime = t;
+        a.ctime = t;
+        Ok(data.len())
+    }
+
+    /// Sets the size: a shrink frees the chunks past the end and zeroes the
+    /// rest of the last one.
+    pub fn truncate(&self, len: u64) -> Result<(), Errno> {
+        let mut chunks = self.chunks()?;
+        let keep = len.div_ceil(CHUNK) as usize;
+        while chunks.len() > keep {
+            if chunks.pop().flatten().is_some() {
+                self.fs.uncharge(CHUNK);
+            }
+        }
+        if !len.is_multiple_of(CHUNK) {
+            if let Some(Some(c)) = chunks.get(keep - 1) {
+                let inner = len % CHUNK;
+                self.fs.mf.zero(c.offset() + inner, CHUNK - inner);
+            }
+        }
+        drop(chunks);
+        let mut a = self.attr();
+        a.size = len;
+        a.blocks = len.div_ceil(512);
+        let t = now();
+        a.mtime = t;
+        a.ctime = t;
+        Ok(())
+    }
+
+    /// The chunks covering `[off, off+len)`, allocated (for MAP_SHARED).
+    pub fn pages(&self, off: u64, len: u64) -> Result<Vec<Arc<Allocation>>, Errno> {
+        let mut chunks = self.chunks()?;
+        self.allocate(&mut chunks, off, len)?;
+        let first = (off / CHUNK) as usize;
+        let last = ((off + len - 1) / CHUNK) as usize;
+        Ok(chunks[first..=last].iter().flatten().cloned().collect())
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self.contents, Contents::Dir)
+    }
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Contents::File(c) = &self.contents {
+            let n = c.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten().count() as u64;
+            self.fs.uncharge(n * CHUNK);
+        }
+    }
+}
+
+/// Parses tmpfs mount options (size=, mode=); returns (limit, mode).
+pub fn parse_options(options: &[String], default_limit: u64, default_mode: u32) -> (u64, u32) {
+    let mut limit = default_limit;
+    let mut mode = default_mode;
+    for o in options {
+        if let Some(v) = o.strip_prefix("size=") {
+            let (num, mult) = match v.chars().last() {
+                Some('k') | Some('K') => (&v[..v.len() - 1], 1 << 10),
+                Some('m') | Some('M') => (&v[..v.len() - 1], 1 << 20),
+                Some('g') | Some('G') => (&v[..v.len() - 1], 1 << 30),
+                _ => (v, 1),
+            };
+            if let Ok(n) = num.parse::<u64>() {
+                limit = n.saturating_mul(mult);
+            }
+        } else if let Some(v) = o.strip_prefix("mode=") {
+            if let Ok(m) = u32::from_str_radix(v, 8) {
+                mode = m & 0o7777;
+            }
+        }
+    }
+    (limit, mode)
+}
+
+/// Modes of new tmpfs files.
+pub fn regular_mode(perm: u32) -> u32 {
+    S_IFREG | (perm & 0o7777)
+}
+
+pub fn symlink_mode() -> u32 {
+    S_IFLNK | 0o777
+}
