@@ -69,9 +69,11 @@ impl Pipe {
             let mut st = self.state();
             if !st.buf.is_empty() {
                 let n = buf.len().min(st.buf.len());
-                for (dst, src) in buf.iter_mut().zip(st.buf.drain(..n)) {
-                    *dst = src;
-                }
+                let (a, b) = st.buf.as_slices();
+                let from_a = n.min(a.len());
+                buf[..from_a].copy_from_slice(&a[..from_a]);
+                buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+                st.buf.drain(..n);
                 return Some(Ok(n));
             }
             if st.writers == 0 {
