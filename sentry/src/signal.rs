@@ -296,18 +296,31 @@ impl Task {
         None
     }
 
-    /// A system call interrupted by a signal (ERESTARTSYS) is restarted
-    /// when no handler runs, or the handler has SA_RESTART; otherwise it
-    /// fails with EINTR.
+    /// A system call interrupted by a signal goes on or fails with EINTR:
+    /// ERESTARTSYS calls are restarted when no handler runs or the handler
+    /// has SA_RESTART; ERESTARTNOHAND ones only when no handler runs;
+    /// ERESTART_RESTARTBLOCK ones then continue through restart_syscall.
+    /// With no handler, a mask a call set for its wait (sigsuspend, ppoll)
+    /// comes back.
     fn prepare_restart(&mut self, act: Option<&Sigaction>) {
-        let Some(nr) = self.restart.take() else { return };
-        let restart = act.is_none_or(|a| a.flags & sa::SA_RESTART != 0);
-        if restart {
-            self.regs.0.rax = nr;
-            self.regs.0.rip = self.regs.0.rip.wrapping_sub(2);
-        } else {
-            self.regs.0.rax = Errno::EINTR.as_return();
+        use crate::syscalls::{ERESTARTNOHAND, ERESTART_RESTARTBLOCK};
+        if act.is_none() {
+            if let Some(m) = self.signals.saved_mask.take() {
+                self.signals.mask = m;
+            }
         }
+        let Some(r) = self.restart.take() else { return };
+        let restart = match r.kind {
+            k if k == ERESTARTNOHAND || k == ERESTART_RESTARTBLOCK => act.is_none(),
+            _ => act.is_none_or(|a| a.flags & sa::SA_RESTART != 0),
+        };
+        if !restart {
+            self.restart_block = None;
+            self.regs.0.rax = Errno::EINTR.as_return();
+            return;
+        }
+        self.regs.0.rax = if r.kind == ERESTART_RESTARTBLOCK { syscalls::Sysno::restart_syscall as u64 } else { r.nr };
+        self.regs.0.rip = self.regs.0.rip.wrapping_sub(2);
     }
 
     /// Builds the rt signal frame for `sig` and points the registers at its

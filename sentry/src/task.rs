@@ -43,6 +43,14 @@ impl ExitStatus {
     }
 }
 
+/// The state restart_syscall continues from.
+#[derive(Clone, Copy, Debug)]
+pub enum RestartBlock {
+    /// nanosleep / clock_nanosleep: sleep until `deadline`, writing the
+    /// time left to `rem` if interrupted again.
+    Sleep { deadline: Instant, rem: u64 },
+}
+
 /// User and group ids.
 #[derive(Clone, Debug)]
 pub struct Credentials {
@@ -86,9 +94,11 @@ pub struct Task {
     /// sched_setaffinity's mask (None: every CPU), inherited by children.
     pub affinity: Option<Vec<u8>>,
     pub exit: Option<ExitStatus>,
-    /// The number of a system call a signal interrupted (ERESTARTSYS), to
-    /// restart or fail with EINTR once the signal is handled.
-    pub restart: Option<u64>,
+    /// A system call a signal interrupted, to restart or fail with EINTR
+    /// once the signal is handled.
+    pub restart: Option<crate::syscalls::Restart>,
+    /// What restart_syscall goes on with (a relative sleep's deadline).
+    pub restart_block: Option<RestartBlock>,
     /// Set when this task was vforked: raised (and the parent woken) when
     /// it execs or exits.
     pub vfork_release: Option<Arc<AtomicBool>>,
@@ -192,6 +202,7 @@ impl Task {
             affinity: None,
             exit: None,
             restart: None,
+            restart_block: None,
             vfork_release: None,
         };
         crate::loader::exec_first(&mut task, &cfg.args, &cfg.env)?;
@@ -734,6 +745,7 @@ impl ForkedTask {
             affinity: self.affinity,
             exit: None,
             restart: None,
+            restart_block: None,
             vfork_release: self.vfork_release,
         };
         if t.set_ctx_fp_state(&self.fp).is_err() {

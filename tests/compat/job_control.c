@@ -104,6 +104,34 @@ int main(void) {
     CHECK(waitpid(c, &st, WUNTRACED) == c);
     SHOW("handled SIGTSTP: exited=%d code=%d", WIFEXITED(st), WEXITSTATUS(st));
 
+    /* A sleep and a blocked read go on across a stop and a continue
+     * (restart_syscall / restart without a handler). */
+    int pp[2];
+    CHECK(pipe(pp) == 0);
+    c = fork();
+    if (c == 0) {
+        struct timespec ts = {0, 150 * 1000 * 1000}, a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int r = nanosleep(&ts, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+        char ch;
+        ssize_t n = read(pp[0], &ch, 1);
+        _exit(r == 0 && ms >= 140 && n == 1 ? 0 : 1);
+    }
+    usleep(40000);
+    CHECK(kill(c, SIGSTOP) == 0);
+    CHECK(waitpid(c, &st, WUNTRACED) == c);
+    usleep(20000);
+    CHECK(kill(c, SIGCONT) == 0);
+    usleep(150000);
+    CHECK(kill(c, SIGSTOP) == 0);
+    CHECK(waitpid(c, &st, WUNTRACED) == c);
+    CHECK(kill(c, SIGCONT) == 0);
+    CHECK(write(pp[1], "x", 1) == 1);
+    CHECK(waitpid(c, &st, 0) == c);
+    SHOW("sleep and read across stops: exited=%d code=%d", WIFEXITED(st), WEXITSTATUS(st));
+
     /* Children's CPU time. */
     c = fork();
     if (c == 0) {

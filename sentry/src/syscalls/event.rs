@@ -77,7 +77,8 @@ pub fn sys_epoll_ctl(t: &mut Task, epfd: i32, op: i32, fd: i32, event: u64) -> S
 }
 
 /// epoll_wait and its variants: waits up to `timeout` (None: forever) with
-/// `mask` as the signal mask meanwhile. Never restarted after a handler.
+/// `mask` as the signal mask meanwhile. Never restarted after a handler
+/// (EINTR), restarted after a stop.
 fn epoll_wait_common(
     t: &mut Task,
     epfd: i32,
@@ -105,7 +106,7 @@ fn epoll_wait_common(
             break Ok(ready);
         }
         if t.has_deliverable_signal() {
-            break Err(Errno::EINTR);
+            break Err(super::ERESTARTNOHAND);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break Ok(ready);

@@ -375,7 +375,8 @@ fn poll_files(t: &Task, pfds: &mut [Pollfd], timeout_ms: i32) -> Result<usize, E
             return Ok(n);
         }
         if t.has_deliverable_signal() {
-            return Err(Errno::EINTR);
+            // EINTR after a handler, restarted after a stop.
+            return Err(super::ERESTARTNOHAND);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(0);
@@ -477,7 +478,7 @@ fn poll_with_mask(t: &mut Task, pfds: &mut [Pollfd], timeout_ms: i32, mask: Opti
     }
     let r = poll_files(t, pfds, timeout_ms);
     if mask.is_some() {
-        if r.as_ref().is_err_and(|e| *e == Errno::EINTR) {
+        if r.as_ref().is_err_and(|e| *e == super::ERESTARTNOHAND) {
             t.signals.saved_mask = Some(old);
         } else {
             t.signals.mask = old;

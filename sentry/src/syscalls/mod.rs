@@ -23,6 +23,21 @@ pub use table::{entries, Support};
 /// Internal: a blocking call was interrupted by a signal; restarted after
 /// it is handled when SA_RESTART (or no handler) says so, else EINTR.
 pub const ERESTARTSYS: Errno = Errno(512);
+/// Internal: interrupted; restarted only if no handler runs (poll, pause,
+/// epoll_wait, absolute sleeps).
+pub const ERESTARTNOHAND: Errno = Errno(514);
+/// Internal: interrupted; if no handler runs, the guest calls
+/// restart_syscall, which goes on from `Task::restart_block` (relative
+/// sleeps, with the time left).
+pub const ERESTART_RESTARTBLOCK: Errno = Errno(516);
+
+/// A system call a signal interrupted, and how it may go on.
+#[derive(Clone, Copy, Debug)]
+pub struct Restart {
+    pub nr: u64,
+    /// ERESTARTSYS, ERESTARTNOHAND or ERESTART_RESTARTBLOCK.
+    pub kind: Errno,
+}
 
 /// What a handler returns: the value for `rax`, or an error.
 pub type SysResult = Result<u64, Errno>;
@@ -93,8 +108,8 @@ pub fn handle(t: &mut Task) {
     };
     let ret = match result {
         Ok(v) => v,
-        Err(e) if e == ERESTARTSYS => {
-            t.restart = Some(nr);
+        Err(e) if e == ERESTARTSYS || e == ERESTARTNOHAND || e == ERESTART_RESTARTBLOCK => {
+            t.restart = Some(Restart { nr, kind: e });
             Errno::EINTR.as_return()
         }
         Err(e) => e.as_return(),

@@ -224,7 +224,7 @@ fn suspend(t: &mut Task, mask: u64) -> SysResult {
     t.signals.mask = mask & !UNBLOCKABLE;
     let _ = t.block_on(None, || None::<()>);
     t.signals.saved_mask = Some(old);
-    Err(Errno::EINTR)
+    Err(super::ERESTARTNOHAND)
 }
 
 pub fn sys_rt_sigsuspend(t: &mut Task, set: u64, setsize: u64) -> SysResult {

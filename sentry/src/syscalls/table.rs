@@ -344,6 +344,7 @@ static ENTRIES: &[Entry] = &[
     e!(rt_sigreturn, Full, &[], "", |t, _| signal::sys_rt_sigreturn(t)),
     e!(rt_sigpending, Full, &[H, I], "", |t, a| signal::sys_rt_sigpending(t, a.u64(0), a.u64(1))),
     e!(rt_sigsuspend, Full, &[H, I], "", |t, a| signal::sys_rt_sigsuspend(t, a.u64(0), a.u64(1))),
+    e!(restart_syscall, Full, &[], "", |t, _| time::sys_restart_syscall(t)),
     e!(rt_sigtimedwait, Full, &[H, H, H, I], "", |t, a| {
         signal::sys_rt_sigtimedwait(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3))
     }),

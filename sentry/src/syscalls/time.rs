@@ -86,8 +86,19 @@ fn sleep_until(t: &mut Task, deadline: Instant, rem: u64) -> SysResult {
                 let left = deadline.saturating_duration_since(Instant::now());
                 t.write_obj(rem, &Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) })?;
             }
-            Err(Errno::EINTR)
+            // A handler makes it EINTR; otherwise (a stop and continue) the
+            // sleep goes on for the time left.
+            t.restart_block = Some(crate::task::RestartBlock::Sleep { deadline, rem });
+            Err(super::ERESTART_RESTARTBLOCK)
         }
+    }
+}
+
+/// restart_syscall: goes on with what a signal interrupted.
+pub fn sys_restart_syscall(t: &mut Task) -> SysResult {
+    match t.restart_block.take() {
+        Some(crate::task::RestartBlock::Sleep { deadline, rem }) => sleep_until(t, deadline, rem),
+        None => Err(Errno::EINTR),
     }
 }
 
@@ -115,8 +126,14 @@ pub fn sys_clock_nanosleep(t: &mut Task, id: i32, flags: u32, req: u64, rem: u64
             tv_sec: ((want - have).max(0) / 1_000_000_000) as i64,
             tv_nsec: ((want - have).max(0) % 1_000_000_000) as i64,
         };
-        // An absolute sleep restarts with the same deadline: no `rem`.
-        return sleep_until(t, deadline_after(&left), 0);
+        // An absolute sleep restarts with the same arguments.
+        return match sleep_until(t, deadline_after(&left), 0) {
+            Err(e) if e == super::ERESTART_RESTARTBLOCK => {
+                t.restart_block = None;
+                Err(super::ERESTARTNOHAND)
+            }
+            r => r,
+        };
     }
     sleep_until(t, deadline_after(&ts), rem)
 }
