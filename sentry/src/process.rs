@@ -21,6 +21,8 @@ pub struct ThreadGroup {
     pending: Mutex<Pending>,
     /// ITIMER_REAL.
     pub real_timer: Arc<crate::timer::IntervalTimer>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF.
+    pub cpu_timers: [Arc<crate::timer::CpuTimer>; 2],
     /// POSIX timers (timer_create), by id.
     pub timers: Mutex<std::collections::BTreeMap<i32, Arc<crate::timer::PosixTimer>>>,
 }
@@ -85,6 +87,7 @@ impl ThreadGroup {
             actions: Mutex::new(actions),
             pending: Mutex::new(Pending::default()),
             real_timer: Default::default(),
+            cpu_timers: Default::default(),
             timers: Default::default(),
         })
     }
@@ -163,6 +166,15 @@ impl ThreadGroup {
             info.fields[1] = u64::from(status as u32);
             self.send(info);
         }
+    }
+
+    /// Stops every timer (at exit).
+    pub fn cancel_timers(&self) {
+        self.real_timer.cancel();
+        for t in &self.cpu_timers {
+            t.cancel();
+        }
+        self.delete_timers();
     }
 
     /// Deletes every POSIX timer (at exit and exec).

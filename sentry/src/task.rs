@@ -555,8 +555,7 @@ impl Task {
     /// hands its children to init, and tells its parent.
     fn exit_process(&mut self, status: ExitStatus) {
         let group = self.group().clone();
-        group.real_timer.cancel();
-        group.delete_timers();
+        group.cancel_timers();
         let cpu = self
             .mm
             .cpu_clock()

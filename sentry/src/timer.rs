@@ -200,3 +200,130 @@ pub struct PosixTimer {
 
 /// si_code of a POSIX timer's signal.
 pub const SI_TIMER: i32 = -2;
+
+/// What a CPU-time timer's expiry does; false stops it.
+pub type CpuFire = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Default)]
+struct CpuState {
+    /// The process CPU time at which the timer expires.
+    target: Option<Duration>,
+    interval: Duration,
+    /// The host clock of the process's guest CPU time.
+    clock: i32,
+    generation: u64,
+}
+
+/// ITIMER_VIRTUAL and ITIMER_PROF: expire after the process has used CPU
+/// time (the clock of its stub process). A host thread per arming checks
+/// the clock, sleeping no longer than the time left could take to use up
+/// on every CPU.
+#[derive(Default)]
+pub struct CpuTimer {
+    state: Mutex<CpuState>,
+    cv: Condvar,
+}
+
+/// The value of host clock `clock` (None once its process is gone).
+pub fn cpu_now(clock: i32) -> Option<Duration> {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock)).ok()?;
+    Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+}
+
+impl CpuTimer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CpuState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// CPU time left and interval.
+    pub fn get(&self) -> (Duration, Duration) {
+        let st = self.lock();
+        let left = match (st.target, cpu_now(st.clock)) {
+            (Some(target), Some(now)) => target.saturating_sub(now).max(Duration::from_micros(1)),
+            _ => Duration::ZERO,
+        };
+        (left, st.interval)
+    }
+
+    pub fn cancel(&self) {
+        let mut st = self.lock();
+        st.generation += 1;
+        st.target = None;
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    /// Arms the timer to expire after `value` more CPU time of `clock`
+    /// (disarms it for zero), then every `interval`. Returns the old
+    /// setting.
+    pub fn set(
+        self: &Arc<CpuTimer>,
+        clock: i32,
+        value: Duration,
+        interval: Duration,
+        ncpus: usize,
+        fire: CpuFire,
+    ) -> (Duration, Duration) {
+        let old = self.get();
+        let Some(now) = cpu_now(clock) else { return old };
+        let generation = {
+            let mut st = self.lock();
+            st.generation += 1;
+            st.target = (!value.is_zero()).then(|| now + value);
+            st.interval = interval;
+            st.clock = clock;
+            st.generation
+        };
+        self.cv.notify_all();
+        if !value.is_zero() {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("cpu-timer".into())
+                .spawn(move || me.run(generation, ncpus.max(1) as u32, &fire));
+            if spawned.is_err() {
+                tracing::error!(target: "sentry::timer", "cannot start a CPU timer thread");
+            }
+        }
+        old
+    }
+
+    fn run(&self, generation: u64, ncpus: u32, fire: &CpuFire) {
+        let mut st = self.lock();
+        loop {
+            if st.generation != generation {
+                return;
+            }
+            let Some(target) = st.target else { return };
+            let Some(now) = cpu_now(st.clock) else { return };
+            if now < target {
+                let wait = ((target - now) / ncpus).max(Duration::from_millis(1));
+                st = self.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+                continue;
+            }
+            st.target = (!st.interval.is_zero()).then(|| {
+                let missed = ((now - target).as_nanos() / st.interval.as_nanos()) as u32;
+                target + st.interval * (missed + 1)
+            });
+            drop(st);
+            let go_on = fire();
+            st = self.lock();
+            if !go_on {
+                return;
+            }
+        }
+    }
+}
+
+/// The signal of a CPU-time itimer (SIGVTALRM, SIGPROF), sent to `group`.
+pub fn cpu_timer_fire(kernel: &Arc<Kernel>, group: &Arc<ThreadGroup>, sig: i32) -> CpuFire {
+    let (kernel, group) = (kernel.clone(), Arc::downgrade(group));
+    Arc::new(move || {
+        let Some(group) = group.upgrade() else { return false };
+        if group.state().exit.is_some() {
+            return false;
+        }
+        group.send(crate::signal::user_info(sig, sa::SI_KERNEL, 0, 0));
+        kernel.events.notify();
+        true
+    })
+}

@@ -60,6 +60,7 @@ compat_tests! {
     signal_avx,
     posix_timers,
     tmpfs,
+    cpu_timers,
     fork_wait,
     getdents,
     ids,

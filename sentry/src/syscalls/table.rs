@@ -361,8 +361,13 @@ static ENTRIES: &[Entry] = &[
         time::sys_futex(t, a.u64(0), a.u32(1), a.u32(2), a.u64(3), a.u64(4), a.u32(5))
     }),
     e!(alarm, Full, &[I], "", |t, a| time::sys_alarm(t, a.u32(0))),
-    e!(getitimer, Partial, &[I, H], "ITIMER_REAL only", |t, a| time::sys_getitimer(t, a.i32(0), a.u64(1))),
-    e!(setitimer, Partial, &[I, H, H], "ITIMER_REAL only", |t, a| time::sys_setitimer(t, a.i32(0), a.u64(1), a.u64(2))),
+    e!(getitimer, Full, &[I, H], "", |t, a| time::sys_getitimer(t, a.i32(0), a.u64(1))),
+    e!(setitimer, Partial, &[I, H, H], "ITIMER_VIRTUAL counts system time too", |t, a| time::sys_setitimer(
+        t,
+        a.i32(0),
+        a.u64(1),
+        a.u64(2)
+    )),
     e!(getrusage, Partial, &[I, H], "CPU time as user time", |t, a| time::sys_getrusage(t, a.i32(0), a.u64(1))),
     e!(times, Partial, &[H], "CPU time as user time", |t, a| time::sys_times(t, a.u64(0))),
     e!(getrandom, Full, &[H, I, H], "", |t, a| time::sys_getrandom(t, a.u64(0), a.usize(1), a.u32(2))),

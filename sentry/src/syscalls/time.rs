@@ -2,7 +2,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use syscalls::flags::{clock as C, getrandom as GR};
+use syscalls::flags::{clock as C, getrandom as GR, signal};
 use syscalls::structs::{Sysinfo, Timespec, Timeval, Timezone};
 use syscalls::Errno;
 
@@ -237,27 +237,37 @@ fn duration(v: &Timeval) -> Result<Duration, Errno> {
 }
 
 const ITIMER_REAL: i32 = 0;
+const ITIMER_VIRTUAL: i32 = 1;
+const ITIMER_PROF: i32 = 2;
 
 pub fn sys_getitimer(t: &mut Task, which: i32, out: u64) -> SysResult {
-    if which != ITIMER_REAL {
-        tracing::warn!(target: "sentry::syscall", "itimer {which}: only ITIMER_REAL is supported");
-        return Err(Errno::EINVAL);
-    }
-    let (left, interval) = t.group().real_timer.get();
+    let (left, interval) = match which {
+        ITIMER_REAL => t.group().real_timer.get(),
+        ITIMER_VIRTUAL | ITIMER_PROF => t.group().cpu_timers[(which - 1) as usize].get(),
+        _ => return Err(Errno::EINVAL),
+    };
     t.write_obj(out, &Itimerval { interval: tv(interval), value: tv(left) })?;
     Ok(0)
 }
 
+/// setitimer. ITIMER_VIRTUAL and ITIMER_PROF both count the guest's CPU
+/// time (user and system time are not told apart).
 pub fn sys_setitimer(t: &mut Task, which: i32, new: u64, old: u64) -> SysResult {
-    if which != ITIMER_REAL {
-        tracing::warn!(target: "sentry::syscall", "itimer {which}: only ITIMER_REAL is supported");
+    if !(ITIMER_REAL..=ITIMER_PROF).contains(&which) {
         return Err(Errno::EINVAL);
     }
     let v: Itimerval = if new != 0 { t.read_obj(new)? } else { Itimerval::default() };
     let (value, interval) = (duration(&v.value)?, duration(&v.interval)?);
     let group = t.group().clone();
-    let fire = crate::timer::alarm_fire(&t.kernel, &group);
-    let (left, int) = group.real_timer.set(value, interval, fire);
+    let (left, int) = if which == ITIMER_REAL {
+        let fire = crate::timer::alarm_fire(&t.kernel, &group);
+        group.real_timer.set(value, interval, fire)
+    } else {
+        let sig = if which == ITIMER_VIRTUAL { signal::SIGVTALRM } else { signal::SIGPROF };
+        let clock = t.mm.cpu_clock().ok_or(Errno::EINVAL)?;
+        let fire = crate::timer::cpu_timer_fire(&t.kernel, &group, sig);
+        group.cpu_timers[(which - 1) as usize].set(clock, value, interval, t.kernel.ncpus, fire)
+    };
     if old != 0 {
         t.write_obj(old, &Itimerval { interval: tv(int), value: tv(left) })?;
     }
