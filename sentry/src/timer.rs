@@ -199,7 +199,7 @@ pub struct PosixTimer {
 }
 
 /// si_code of a POSIX timer's signal.
-pub const SI_TIMER: i32 = -2;
+pub use syscalls::flags::sigev::SI_TIMER;
 
 /// What a CPU-time timer's expiry does; false stops it.
 pub type CpuFire = Arc<dyn Fn() -> bool + Send + Sync>;

@@ -341,6 +341,38 @@ pub mod signalfd {
     pub const SFD_CLOEXEC: i32 = 0o2000000;
 }
 
+/// Scheduling policies (sched_setscheduler).
+pub mod sched {
+    pub const SCHED_OTHER: i32 = 0;
+    pub const SCHED_FIFO: i32 = 1;
+    pub const SCHED_RR: i32 = 2;
+    pub const SCHED_BATCH: i32 = 3;
+    pub const SCHED_IDLE: i32 = 5;
+    pub const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+}
+
+/// `struct sigevent` notification kinds and POSIX timers' si_code.
+pub mod sigev {
+    pub const SIGEV_SIGNAL: i32 = 0;
+    pub const SIGEV_NONE: i32 = 1;
+    pub const SIGEV_THREAD: i32 = 2;
+    pub const SIGEV_THREAD_ID: i32 = 4;
+    pub const SI_TIMER: i32 = -2;
+}
+
+/// utimensat's special nanosecond values, splice flags, renameat2 flags.
+pub mod files {
+    pub const UTIME_NOW: i64 = (1 << 30) - 1;
+    pub const UTIME_OMIT: i64 = (1 << 30) - 2;
+    pub const SPLICE_F_MOVE: u32 = 1;
+    pub const SPLICE_F_NONBLOCK: u32 = 2;
+    pub const SPLICE_F_MORE: u32 = 4;
+    pub const SPLICE_F_GIFT: u32 = 8;
+    pub const RENAME_NOREPLACE: u32 = 1;
+    pub const RENAME_EXCHANGE: u32 = 2;
+    pub const RENAME_WHITEOUT: u32 = 4;
+}
+
 /// `access` mode bits.
 pub mod access {
     pub const F_OK: u32 = 0;

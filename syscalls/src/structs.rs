@@ -55,6 +55,32 @@ pub struct SignalfdSiginfo {
     pub pad: [u8; 28],
 }
 
+/// `struct clone_args` of clone3, as far as its first version (64 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+}
+
+/// `struct sigevent` (64 bytes) as timer_create reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Sigevent {
+    pub value: u64,
+    pub signo: i32,
+    pub notify: i32,
+    /// `sigev_notify_thread_id` for SIGEV_THREAD_ID.
+    pub tid: i32,
+    pub pad: [i32; 11],
+}
+
 /// `struct timeval`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -339,6 +365,8 @@ mod frame_tests {
         assert_eq!(std::mem::size_of::<Siginfo>(), 128);
         assert_eq!(std::mem::size_of::<SignalfdSiginfo>(), 128);
         assert_eq!(std::mem::size_of::<EpollEvent>(), 12);
+        assert_eq!(std::mem::size_of::<CloneArgs>(), 64);
+        assert_eq!(std::mem::size_of::<Sigevent>(), 64);
         assert_eq!(std::mem::size_of::<Sigcontext>(), 256);
         assert_eq!(std::mem::size_of::<Ucontext>(), 304);
         assert_eq!(std::mem::size_of::<RtSigframe>(), 440);

@@ -632,8 +632,8 @@ pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysRe
     Ok(0)
 }
 
-const SPLICE_F_NONBLOCK: u32 = 2;
-const SPLICE_FLAGS: u32 = 1 | 2 | 4 | 8;
+use syscalls::flags::files::{SPLICE_F_GIFT, SPLICE_F_MORE, SPLICE_F_MOVE, SPLICE_F_NONBLOCK};
+const SPLICE_FLAGS: u32 = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT;
 
 /// The offset a splice reads or writes at: `*off` when given (not for a
 /// pipe), else the file position.

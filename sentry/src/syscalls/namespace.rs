@@ -2,7 +2,8 @@
 //! symlink, link, truncate, chmod, chown, utimens, fsync.
 use std::sync::Arc;
 
-use syscalls::flags::{AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use syscalls::flags::files::{UTIME_NOW, UTIME_OMIT};
+use syscalls::flags::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use syscalls::structs::Timespec;
 use syscalls::Errno;
 
@@ -10,9 +11,6 @@ use super::SysResult;
 use crate::task::Task;
 use crate::vfs::ops::{self, NewFile};
 use crate::vfs::{tmpfs, Dentry, FileKind, Resolver};
-
-const AT_REMOVEDIR: u32 = 0x200;
-const AT_SYMLINK_FOLLOW: u32 = 0x400;
 
 /// The directory holding the last name of `path`, and that name.
 fn parent_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
@@ -252,9 +250,6 @@ pub fn sys_fchown(t: &mut Task, fd: i32, uid: u32, gid: u32) -> SysResult {
     let d = f.dentry.clone().ok_or(Errno::EBADF)?;
     chown(t, &d, uid, gid)
 }
-
-const UTIME_NOW: i64 = (1 << 30) - 1;
-const UTIME_OMIT: i64 = (1 << 30) - 2;
 
 /// utimensat: `times` null sets both to now.
 pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32) -> SysResult {

@@ -349,27 +349,13 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: i32, sig: i32, uinfo: u64, fla
     Ok(0)
 }
 
-/// `struct clone_args` of clone3(2), as far as its first version goes.
-#[derive(Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
-#[repr(C)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-}
-
 pub fn sys_clone3(t: &mut Task, uargs: u64, size: u64) -> SysResult {
     use syscalls::flags::clone::*;
     const VER0: u64 = 64;
     if !(VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
-    let args: CloneArgs = t.read_obj(uargs)?;
+    let args: syscalls::structs::CloneArgs = t.read_obj(uargs)?;
     // Later versions add set_tid and cgroup: only their zero values are
     // understood.
     if size > VER0 {
@@ -621,12 +607,7 @@ pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> Sys
     Ok(0)
 }
 
-const SCHED_OTHER: i32 = 0;
-const SCHED_FIFO: i32 = 1;
-const SCHED_RR: i32 = 2;
-const SCHED_BATCH: i32 = 3;
-const SCHED_IDLE: i32 = 5;
-const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
+use syscalls::flags::sched::*;
 
 pub fn sys_sched_getscheduler(t: &mut Task, pid: i32) -> SysResult {
     check_task(t, pid)?;

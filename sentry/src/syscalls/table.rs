@@ -123,7 +123,7 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(unlink, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0)),
     e!(rmdir, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| {
-        ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0x200)
+        ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), syscalls::flags::AT_REMOVEDIR)
     }),
     e!(unlinkat, Partial, &[I, S, H], "tmpfs only; gofer mounts read-only", |t, a| {
         ns::sys_unlinkat(t, a.i32(0), a.u64(1), a.u32(2))

@@ -329,21 +329,9 @@ pub fn sys_times(t: &mut Task, out: u64) -> SysResult {
     Ok(ticks(t.kernel.boot_time.elapsed()) as u64)
 }
 
-/// `struct sigevent` as timer_create reads it.
-#[derive(Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
-#[repr(C)]
-struct Sigevent {
-    value: u64,
-    signo: i32,
-    notify: i32,
-    tid: i32,
-    pad: [i32; 11],
-}
+use syscalls::flags::sigev::{SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID};
+use syscalls::structs::Sigevent;
 
-const SIGEV_SIGNAL: i32 = 0;
-const SIGEV_NONE: i32 = 1;
-const SIGEV_THREAD: i32 = 2;
-const SIGEV_THREAD_ID: i32 = 4;
 /// Most POSIX timers a process may have.
 const MAX_TIMERS: usize = 4096;
 

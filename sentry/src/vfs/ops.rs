@@ -21,10 +21,7 @@ pub enum NewFile {
     Symlink(Vec<u8>),
 }
 
-/// RENAME_NOREPLACE and RENAME_EXCHANGE.
-pub const RENAME_NOREPLACE: u32 = 1;
-pub const RENAME_EXCHANGE: u32 = 2;
-const RENAME_WHITEOUT: u32 = 4;
+use syscalls::flags::files::{RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT};
 
 fn check_name(name: &[u8]) -> Result<(), Errno> {
     if name.is_empty() {
