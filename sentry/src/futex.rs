@@ -74,7 +74,12 @@ impl FutexTable {
                 return Ok(0);
             }
         }
-        r.map(|_| 0)
+        match r {
+            // A timed wait is not restarted after a handler (Linux's
+            // restart block), only after a stop.
+            Err(e) if e == crate::syscalls::ERESTARTSYS && deadline.is_some() => Err(crate::syscalls::ERESTARTNOHAND),
+            r => r.map(|_| 0),
+        }
     }
 
     /// Wakes up to `n` waiters of `key` whose bitset meets `bitset`.

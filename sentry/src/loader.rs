@@ -59,20 +59,33 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn pread_exact(fd: &OwnedFd, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+/// Where an executable's bytes come from.
+enum ExecFile {
+    /// A gofer file: the host fd it donated.
+    Host(Arc<OwnedFd>),
+    /// A tmpfs file.
+    Tmpfs(Arc<crate::vfs::tmpfs::Inode>),
+}
+
+fn pread_exact(fd: &ExecFile, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
     let mut done = 0;
     while done < buf.len() {
-        match nix::sys::uio::pread(fd, &mut buf[done..], (off + done as u64) as i64) {
+        let r = match fd {
+            ExecFile::Host(fd) => nix::sys::uio::pread(fd.as_ref(), &mut buf[done..], (off + done as u64) as i64)
+                .map_err(|e| Errno::from_raw(e as i32)),
+            ExecFile::Tmpfs(inode) => inode.read(off + done as u64, &mut buf[done..]),
+        };
+        match r {
             Ok(0) => break,
             Ok(n) => done += n,
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(Errno::from_raw(e as i32)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(done)
 }
 
-fn parse(fd: &OwnedFd) -> Result<Elf, Errno> {
+fn parse(fd: &ExecFile) -> Result<Elf, Errno> {
     let mut h = [0u8; 64];
     if pread_exact(fd, &mut h, 0)? < 64 || &h[..4] != b"\x7fELF" {
         return Err(Errno::ENOEXEC);
@@ -111,7 +124,7 @@ fn parse(fd: &OwnedFd) -> Result<Elf, Errno> {
 }
 
 /// Maps the PT_LOAD segments at `bias`; returns the end of the highest one.
-fn map_segments(t: &mut Task, elf: &Elf, fd: &Arc<OwnedFd>, bias: u64) -> Result<u64, Errno> {
+fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64) -> Result<u64, Errno> {
     let mut top = 0;
     for p in elf.phdrs.iter().filter(|p| p.ty == PT_LOAD && p.memsz > 0) {
         if p.filesz > p.memsz || p.vaddr % PAGE != p.offset % PAGE {
@@ -131,8 +144,19 @@ fn map_segments(t: &mut Task, elf: &Elf, fd: &Arc<OwnedFd>, bias: u64) -> Result
             prot |= Prot::EXEC;
         }
         let lead = vaddr - start;
-        let src = FileSource { fd: fd.clone(), offset: p.offset - lead, len: lead + p.filesz };
-        t.mm.lock().map(start, end - start, prot, VmaKind::File, Some(src), false)?;
+        match fd {
+            ExecFile::Host(fd) => {
+                let src = FileSource { fd: fd.clone(), offset: p.offset - lead, len: lead + p.filesz };
+                t.mm.lock().map(start, end - start, prot, VmaKind::File, Some(src), false)?;
+            }
+            ExecFile::Tmpfs(_) => {
+                // tmpfs data is copied in (a private mapping of it).
+                t.mm.lock().map(start, end - start, prot, VmaKind::File, None, false)?;
+                let mut bytes = vec![0u8; (lead + p.filesz) as usize];
+                let got = pread_exact(fd, &mut bytes, p.offset - lead)?;
+                t.mm.poke(start, &bytes[..got])?;
+            }
+        }
         top = top.max(end);
     }
     if top == 0 {
@@ -143,13 +167,16 @@ fn map_segments(t: &mut Task, elf: &Elf, fd: &Arc<OwnedFd>, bias: u64) -> Result
 
 /// Opens an executable the way execve does: a regular file with an execute
 /// bit.
-fn open_exec(t: &Task, d: &Arc<Dentry>) -> Result<Arc<OwnedFd>, Errno> {
+fn open_exec(t: &Task, d: &Arc<Dentry>) -> Result<ExecFile, Errno> {
     let a = d.attr();
     if a.mode & mode::S_IFMT != mode::S_IFREG || a.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
     let _ = t;
-    d.host_fd(0)
+    match d.tmpfs() {
+        Some(inode) => Ok(ExecFile::Tmpfs(inode.clone())),
+        None => d.host_fd(0).map(ExecFile::Host),
+    }
 }
 
 /// Loads `path` with `argv`/`envp` into the task's (empty) address space and
@@ -379,8 +406,15 @@ pub fn execve(
     envp: Vec<Vec<u8>>,
     follow: bool,
 ) -> Result<(), Errno> {
-    let mut path = path.to_vec();
-    let mut exe = t.lookup(dirfd, &path, follow)?;
+    let (mut path, mut exe) = if path.is_empty() {
+        // execveat(fd, "", AT_EMPTY_PATH): the file the fd refers to, named
+        // as Linux names it.
+        let f = t.fds.get(dirfd)?;
+        let d = f.dentry.clone().ok_or(Errno::EACCES)?;
+        (format!("/dev/fd/{dirfd}").into_bytes(), d)
+    } else {
+        (path.to_vec(), t.lookup(dirfd, path, follow)?)
+    };
     let mut depth = 0;
     loop {
         let fd = open_exec(t, &exe)?;

@@ -668,12 +668,8 @@ fn host_rlimit(res: u32) -> Result<(u64, u64), Errno> {
 /// for waiters.
 fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, child: &ThreadGroup, uid: u32) {
     if sig > 0 && parent.state().exit.is_none() {
+        // No core is ever dumped: CLD_KILLED for core signals too.
         let (code, status) = match child.state().exit {
-            Some(ExitStatus::Signaled(s))
-                if crate::signal::default_action(s) == crate::signal::DefaultAction::CoreDump =>
-            {
-                (sa::CLD_DUMPED, s)
-            }
             Some(ExitStatus::Signaled(s)) => (sa::CLD_KILLED, s),
             Some(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
             None => (sa::CLD_EXITED, 0),

@@ -61,6 +61,7 @@ compat_tests! {
     posix_timers,
     tmpfs,
     cpu_timers,
+    signal_restart,
     fork_wait,
     getdents,
     ids,

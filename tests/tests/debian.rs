@@ -153,3 +153,14 @@ fn shell_scratch_files_in_dev_shm() {
         0,
     );
 }
+
+#[test]
+fn programs_and_scripts_run_from_dev_shm() {
+    // A binary and a #! script copied to the tmpfs, and fexecve
+    // (execveat with AT_EMPTY_PATH) through python.
+    same(
+        "deb-shm-exec",
+        &["bash", "-c", "cp /bin/echo /dev/shm/e && /dev/shm/e copied echo && printf '#!/bin/sh\\necho script \\\"$@\\\"\\n' > /dev/shm/s && chmod +x /dev/shm/s && /dev/shm/s a b && python3 -c 'import os, sys; fd = os.open(\"/bin/echo\", os.O_RDONLY); sys.stdout.flush(); os.execve(fd, [\"echo\", \"via fexecve\"], {})'"],
+        0,
+    );
+}

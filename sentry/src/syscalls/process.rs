@@ -253,11 +253,7 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
             info.signo = signal::SIGCHLD;
             let (code, status) = match ev {
                 WaitEvent::Exited(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
-                WaitEvent::Exited(ExitStatus::Signaled(s))
-                    if crate::signal::default_action(s) == crate::signal::DefaultAction::CoreDump =>
-                {
-                    (sa::CLD_DUMPED, s)
-                }
+                // No core is ever dumped: CLD_KILLED for core signals too.
                 WaitEvent::Exited(ExitStatus::Signaled(s)) => (sa::CLD_KILLED, s),
                 WaitEvent::Stopped(s) => (sa::CLD_STOPPED, s),
                 WaitEvent::Continued => (sa::CLD_CONTINUED, signal::SIGCONT),

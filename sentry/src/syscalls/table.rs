@@ -272,7 +272,7 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(fork, Full, &[], "", |t, _| process::sys_fork(t)),
     e!(execve, Full, &[S, H, H], "", |t, a| process::sys_execve(t, a.u64(0), a.u64(1), a.u64(2))),
-    e!(execveat, Partial, &[I, S, H, H, H], "no fd-only (empty path) exec", |t, a| {
+    e!(execveat, Full, &[I, S, H, H, H], "", |t, a| {
         process::sys_execveat(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u32(4))
     }),
     e!(vfork, Full, &[], "", |t, _| process::sys_vfork(t)),
