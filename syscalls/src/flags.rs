@@ -256,6 +256,21 @@ pub mod madv {
     pub const MADV_WILLNEED: u32 = 3;
     pub const MADV_DONTNEED: u32 = 4;
     pub const MADV_FREE: u32 = 8;
+    pub const MADV_REMOVE: u32 = 9;
+    pub const MADV_DONTFORK: u32 = 10;
+    pub const MADV_DOFORK: u32 = 11;
+    pub const MADV_MERGEABLE: u32 = 12;
+    pub const MADV_UNMERGEABLE: u32 = 13;
+    pub const MADV_HUGEPAGE: u32 = 14;
+    pub const MADV_NOHUGEPAGE: u32 = 15;
+    pub const MADV_DONTDUMP: u32 = 16;
+    pub const MADV_DODUMP: u32 = 17;
+    pub const MADV_WIPEONFORK: u32 = 18;
+    pub const MADV_KEEPONFORK: u32 = 19;
+    pub const MADV_COLD: u32 = 20;
+    pub const MADV_PAGEOUT: u32 = 21;
+    pub const MADV_POPULATE_READ: u32 = 22;
+    pub const MADV_POPULATE_WRITE: u32 = 23;
 }
 
 /// mremap, mlock and mlockall flags.

@@ -43,15 +43,21 @@ int main(void) {
     SHOW("alarms=%d interval_us=%ld", alarms, (long)old.it_interval.tv_usec);
 
     /* select on a pipe: not ready, then ready. */
-    fd_set r;
+    fd_set r, w;
     FD_ZERO(&r);
     FD_SET(p[0], &r);
     struct timeval tv = {0, 10000};
     SHOW("select empty=%d", select(p[0] + 1, &r, NULL, NULL, &tv));
+    /* Linux writes the time left back: none after a timeout. */
+    SHOW("timeout left=%ld.%06ld", (long)tv.tv_sec, (long)tv.tv_usec);
+    FD_ZERO(&w);
+    FD_SET(p[1], &w);
+    tv = (struct timeval){5, 0};
+    CHECK(select(p[1] + 1, NULL, &w, NULL, &tv) == 1);
+    SHOW("ready at once: most of 5s left=%d", tv.tv_sec == 4 || tv.tv_sec == 5);
     CHECK(write(p[1], "x", 1) == 1);
     FD_ZERO(&r);
     FD_SET(p[0], &r);
-    fd_set w;
     FD_ZERO(&w);
     FD_SET(p[1], &w);
     int n = select(p[1] + 1, &r, &w, NULL, NULL);

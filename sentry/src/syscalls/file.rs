@@ -592,21 +592,42 @@ fn select_common(t: &mut Task, nfds: i32, sets: [u64; 3], timeout_ms: i32, mask:
     Ok(count)
 }
 
+/// Writes the time a select left of `total` (started at `start`) back to
+/// the guest's timeout, as Linux does whatever the result.
+fn select_time_left(start: std::time::Instant, total: std::time::Duration) -> std::time::Duration {
+    total.saturating_sub(start.elapsed())
+}
+
 pub fn sys_select(t: &mut Task, nfds: i32, r: u64, w: u64, e: u64, tv: u64) -> SysResult {
-    let timeout = if tv == 0 {
-        -1
+    let start = std::time::Instant::now();
+    let (timeout, total) = if tv == 0 {
+        (-1, None)
     } else {
         let v: syscalls::structs::Timeval = t.read_obj(tv)?;
         if v.tv_sec < 0 || !(0..1_000_000).contains(&v.tv_usec) {
             return Err(Errno::EINVAL);
         }
-        v.tv_sec.saturating_mul(1000).saturating_add((v.tv_usec + 999) / 1000).min(i64::from(i32::MAX)) as i32
+        let ms = v.tv_sec.saturating_mul(1000).saturating_add((v.tv_usec + 999) / 1000).min(i64::from(i32::MAX)) as i32;
+        (ms, Some(std::time::Duration::new(v.tv_sec as u64, (v.tv_usec * 1000) as u32)))
     };
-    select_common(t, nfds, [r, w, e], timeout, None)
+    let r = select_common(t, nfds, [r, w, e], timeout, None);
+    if let Some(total) = total {
+        let left = select_time_left(start, total);
+        let v = syscalls::structs::Timeval { tv_sec: left.as_secs() as i64, tv_usec: i64::from(left.subsec_micros()) };
+        t.write_obj(tv, &v)?;
+    }
+    r
 }
 
 pub fn sys_pselect6(t: &mut Task, nfds: i32, r: u64, w: u64, e: u64, tsp: u64, sig: u64) -> SysResult {
+    let start = std::time::Instant::now();
     let timeout = timespec_ms(t, tsp)?;
+    let total = if tsp != 0 {
+        let ts: syscalls::structs::Timespec = t.read_obj(tsp)?;
+        Some(std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    } else {
+        None
+    };
     let mask = if sig != 0 {
         let (set, size): (u64, u64) = (t.read_obj(sig)?, t.read_obj(sig + 8)?);
         if set == 0 {
@@ -619,7 +640,13 @@ pub fn sys_pselect6(t: &mut Task, nfds: i32, r: u64, w: u64, e: u64, tsp: u64, s
     } else {
         None
     };
-    select_common(t, nfds, [r, w, e], timeout, mask)
+    let r = select_common(t, nfds, [r, w, e], timeout, mask);
+    if let Some(total) = total {
+        let left = select_time_left(start, total);
+        let ts = syscalls::structs::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        t.write_obj(tsp, &ts)?;
+    }
+    r
 }
 
 pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysResult {

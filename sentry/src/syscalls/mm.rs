@@ -140,8 +140,34 @@ pub fn sys_madvise(t: &mut Task, addr: u64, len: u64, advice: u32) -> SysResult 
             }
             Ok(0)
         }
-        // Hints that change nothing observable.
-        madv::MADV_NORMAL | madv::MADV_RANDOM | madv::MADV_SEQUENTIAL | madv::MADV_WILLNEED => Ok(0),
+        // Hints that change nothing observable here (no swap, no huge
+        // pages, no core dumps, no page merging).
+        madv::MADV_NORMAL
+        | madv::MADV_RANDOM
+        | madv::MADV_SEQUENTIAL
+        | madv::MADV_WILLNEED
+        | madv::MADV_HUGEPAGE
+        | madv::MADV_NOHUGEPAGE
+        | madv::MADV_MERGEABLE
+        | madv::MADV_UNMERGEABLE
+        | madv::MADV_DONTDUMP
+        | madv::MADV_DODUMP
+        | madv::MADV_COLD
+        | madv::MADV_PAGEOUT
+        | madv::MADV_POPULATE_READ
+        | madv::MADV_POPULATE_WRITE => {
+            if len > 0 {
+                t.mm.lock().check_range(addr, len)?;
+            }
+            Ok(0)
+        }
+        madv::MADV_DONTFORK | madv::MADV_DOFORK | madv::MADV_WIPEONFORK | madv::MADV_KEEPONFORK => {
+            tracing::debug!(target: "sentry::mm", "madvise {advice}: fork behaviour hints are ignored");
+            if len > 0 {
+                t.mm.lock().check_range(addr, len)?;
+            }
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

@@ -99,10 +99,10 @@ static ENTRIES: &[Entry] = &[
     e!(ppoll, Full, &[H, I, H, H, I], "", |t, a| {
         file::sys_ppoll(t, a.u64(0), a.u32(1), a.u64(2), a.u64(3), a.u64(4))
     }),
-    e!(select, Partial, &[I, H, H, H, H], "timeout not updated", |t, a| {
+    e!(select, Full, &[I, H, H, H, H], "", |t, a| {
         file::sys_select(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
     }),
-    e!(pselect6, Partial, &[I, H, H, H, H, H], "timeout not updated", |t, a| {
+    e!(pselect6, Full, &[I, H, H, H, H, H], "", |t, a| {
         file::sys_pselect6(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4), a.u64(5))
     }),
     e!(close_range, Full, &[I, I, H], "", |t, a| file::sys_close_range(t, a.u32(0), a.u32(1), a.u32(2))),
@@ -244,7 +244,7 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(munmap, Full, &[H, I], "", |t, a| mm::sys_munmap(t, a.u64(0), a.u64(1))),
     e!(mprotect, Full, &[H, I, H], "", |t, a| mm::sys_mprotect(t, a.u64(0), a.u64(1), a.u32(2))),
-    e!(madvise, Partial, &[H, I, I], "DONTNEED, FREE and hints", |t, a| {
+    e!(madvise, Partial, &[H, I, I], "fork-behaviour hints (DONTFORK, WIPEONFORK) ignored", |t, a| {
         mm::sys_madvise(t, a.u64(0), a.u64(1), a.u32(2))
     }),
     e!(msync, Full, &[H, I, H], "", |t, a| mm::sys_msync(t, a.u64(0), a.u64(1), a.u32(2))),
