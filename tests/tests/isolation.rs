@@ -132,6 +132,27 @@ fn stubs_die_with_the_sentry_and_nothing_is_left() {
     assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
 }
 
+#[test]
+fn the_sandbox_dies_with_cordon_run() {
+    let mut sb = Sandbox::with_shared_rootfs("isolation-runkill", &busybox_rootfs());
+    let (mut run, _id) = start_sleep(&mut sb, "30");
+    let (sentry, template, stub) = wait_for_sentry(run.id());
+    let gofers: Vec<u32> = children_of(run.id()).into_iter().filter(|c| cmdline(*c).contains(" gofer ")).collect();
+    nix_kill(run.id());
+    let _ = run.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = |p: u32| {
+        fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    };
+    let all: Vec<u32> = [sentry, template, stub].into_iter().chain(gofers).collect();
+    while all.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        sleep(Duration::from_millis(10));
+    }
+    let left: Vec<u32> = all.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "sandbox processes outlived a killed `cordon run`: {left:?}");
+}
+
 fn nix_kill(pid: u32) {
     let st = Command::new("kill").arg("-KILL").arg(pid.to_string()).status().expect("kill");
     assert!(st.success());

@@ -18,6 +18,7 @@ pub struct BootArgs {
 }
 
 pub fn boot(cli: &Cli, a: &BootArgs) -> Result<u8> {
+    super::die_with_parent();
     // Nothing the CLI's caller leaked to us may reach the sandbox.
     gofer::sandbox::close_other_fds(&[a.gofer_fd, a.config_fd]);
     crate::logging::init(cli, "sentry");

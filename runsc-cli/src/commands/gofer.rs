@@ -20,6 +20,7 @@ pub struct GoferArgs {
 }
 
 pub fn gofer(cli: &Cli, a: &GoferArgs) -> Result<u8> {
+    super::die_with_parent();
     gofer::sandbox::close_other_fds(&[a.sock_fd]);
     // `cordon run` blocks the signals it forwards; the gofer must die of them.
     let _ = nix::sys::signal::SigSet::all().thread_unblock();

@@ -131,6 +131,8 @@ fn rlimit_number(name: &str) -> Option<u32> {
 fn child_command(cli: &Cli) -> Result<Command> {
     let exe = std::env::current_exe().context("finding the cordon binary")?;
     let mut cmd = Command::new(exe);
+    // The sandbox dies with `cordon run` (see `die_with_parent`).
+    cmd.env(super::PARENT_PID_ENV, std::process::id().to_string());
     if let Some(d) = &cli.debug_log {
         cmd.arg("--debug-log").arg(d);
     }
