@@ -294,17 +294,23 @@ fn build_stack(
     let mut execfn = path.to_vec();
     execfn.push(0);
     let execfn_at = push_bytes(t, &execfn)?;
-    let mut env_ptrs = Vec::with_capacity(envp.len());
-    for e in envp {
-        let mut s = e.clone();
-        s.push(0);
-        env_ptrs.push(push_bytes(t, &s)?);
+    // Argument then environment strings, each in order and contiguous, as
+    // Linux lays them out (and /proc/pid/cmdline and environ read them).
+    let mut block = Vec::with_capacity(total);
+    let mut offsets = Vec::with_capacity(argv.len() + envp.len());
+    for s in argv.iter().chain(envp) {
+        offsets.push(block.len() as u64);
+        block.extend_from_slice(s);
+        block.push(0);
     }
-    let mut arg_ptrs = Vec::with_capacity(argv.len());
-    for a in argv {
-        let mut s = a.clone();
-        s.push(0);
-        arg_ptrs.push(push_bytes(t, &s)?);
+    let args_len: usize = argv.iter().map(|a| a.len() + 1).sum();
+    let block_at = push_bytes(t, &block)?;
+    let arg_ptrs: Vec<u64> = offsets[..argv.len()].iter().map(|o| block_at + o).collect();
+    let env_ptrs: Vec<u64> = offsets[argv.len()..].iter().map(|o| block_at + o).collect();
+    {
+        let mut mm = t.mm.lock();
+        mm.arg_range = (block_at, block_at + args_len as u64);
+        mm.env_range = (block_at + args_len as u64, block_at + block.len() as u64);
     }
     // The table: argc, argv..., 0, envp..., 0, auxv pairs..., AT_NULL.
     let mut words: Vec<u64> = Vec::new();

@@ -121,6 +121,9 @@ pub struct MemoryManager {
     pub brk: u64,
     pub mmap_base: u64,
     pub max_addr: u64,
+    /// Where the argument and environment strings are (for /proc).
+    pub arg_range: (u64, u64),
+    pub env_range: (u64, u64),
     /// Ranges installed in the platform address space (start -> end).
     installed: BTreeMap<u64, u64>,
     /// Ranges to remove from the platform address space.
@@ -138,6 +141,8 @@ impl MemoryManager {
             brk: 0,
             mmap_base: max_addr - (1 << 30),
             max_addr,
+            arg_range: (0, 0),
+            env_range: (0, 0),
             installed: BTreeMap::new(),
             stale: Vec::new(),
             graveyard: Vec::new(),
@@ -715,6 +720,8 @@ impl MemoryManager {
             brk: self.brk,
             mmap_base: self.mmap_base,
             max_addr: self.max_addr,
+            arg_range: self.arg_range,
+            env_range: self.env_range,
             installed: BTreeMap::new(),
             stale: Vec::new(),
             graveyard: Vec::new(),
