@@ -30,6 +30,17 @@ pub struct Kernel {
     /// CPUs the sandbox may use (counted at boot, before any thread is
     /// pinned).
     pub ncpus: usize,
+    /// The mounts, in order (for /proc/mounts).
+    pub mounts: Vec<MountInfo>,
+}
+
+/// One mounted file system as /proc/mounts lists it.
+#[derive(Clone, Debug)]
+pub struct MountInfo {
+    pub path: String,
+    pub fstype: String,
+    pub source: String,
+    pub options: String,
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread
@@ -45,8 +56,9 @@ pub struct PidNamespace {
 /// task is a host thread and a stub process).
 pub const DEFAULT_MAX_TASKS: u64 = 1024;
 
-/// Largest pid handed out before numbers wrap (Linux's default pid_max).
-const PID_MAX: i32 = 32768;
+/// Largest pid handed out before numbers wrap (the pid_max systemd sets on
+/// 64-bit hosts, which /proc/sys/kernel/pid_max reports).
+pub const PID_MAX: i32 = 4_194_304;
 
 impl PidNamespace {
     /// A fresh id, never one in use (by a task or an unreaped zombie).

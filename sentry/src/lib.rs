@@ -97,28 +97,58 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
 
 /// The sandbox's own file systems: /dev/shm (a tmpfs, always), then the
-/// spec's mounts in order. tmpfs mounts are served; /dev is the sentry's
-/// devfs whatever the spec says; the rest are not yet (logged).
-fn mount_filesystems(root: &Arc<vfs::Dentry>, memory: &Arc<mm::MemoryFile>, mounts: &[config::MountConfig]) {
+/// spec's mounts in order. tmpfs and proc mounts are served; /dev is the
+/// sentry's devfs whatever the spec says; the rest are not yet (logged).
+/// Returns the mount table.
+fn mount_filesystems(
+    root: &Arc<vfs::Dentry>,
+    memory: &Arc<mm::MemoryFile>,
+    mounts: &[config::MountConfig],
+    readonly: bool,
+    kernel: &vfs::procfs::KernelSlot,
+) -> Vec<kernel::MountInfo> {
+    let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
+        path: path.into(),
+        fstype: fstype.into(),
+        source: if fstype == "9p" { "none".into() } else { fstype.into() },
+        options: options.into(),
+    };
+    let mut table =
+        vec![info("/", "9p", if readonly { "ro" } else { "rw" }), info("/dev", "tmpfs", "rw,nosuid,mode=755")];
     let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
     if let Ok((dev, _)) = resolve("/dev/shm") {
         dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777);
+        table.push(info("/dev/shm", "tmpfs", "rw,nosuid,nodev,size=65536k,mode=1777"));
     }
     for m in mounts {
+        let target = || match resolve(&m.destination) {
+            Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir, name)),
+            _ => {
+                tracing::warn!(target: "sentry::vfs", "{} mount at {}: no such directory", m.kind, m.destination);
+                None
+            }
+        };
         match m.kind.as_str() {
             "tmpfs" if m.destination == "/dev" => {}
             "tmpfs" => {
                 let (limit, mode) = vfs::tmpfs::parse_options(&m.options, DEFAULT_TMPFS_SIZE, 0o1777);
-                match resolve(&m.destination) {
-                    Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => {
-                        dir.mount_tmpfs(&name, memory.clone(), limit, mode)
-                    }
-                    _ => tracing::warn!(target: "sentry::vfs", "tmpfs mount at {}: no such directory", m.destination),
+                if let Some((dir, name)) = target() {
+                    dir.mount_tmpfs(&name, memory.clone(), limit, mode);
+                    let opts = format!("rw,size={}k,mode={mode:o}", limit / 1024);
+                    table.retain(|e| e.path != m.destination);
+                    table.push(info(&m.destination, "tmpfs", &opts));
+                }
+            }
+            "proc" => {
+                if let Some((dir, name)) = target() {
+                    dir.mount_synthetic(&name, vfs::procfs::new_procfs(kernel.clone()));
+                    table.push(info(&m.destination, "proc", "rw,nosuid,nodev,noexec,relatime"));
                 }
             }
             kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
         }
     }
+    table
 }
 
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
@@ -135,7 +165,8 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
-    mount_filesystems(&root, &memory, &cfg.mounts);
+    let kernel_slot: vfs::procfs::KernelSlot = Default::default();
+    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, cfg.root_readonly, &kernel_slot);
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
@@ -149,10 +180,12 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         pids: Default::default(),
         wakeups: kernel::Wakeups::new(events.clone()),
         ncpus,
+        mounts,
         events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
     });
+    let _ = kernel_slot.set(Arc::downgrade(&kernel));
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
     let init = task.group().clone();
     forward_host_signals(&kernel);

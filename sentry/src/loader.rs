@@ -258,6 +258,8 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
     t.comm = [0; 16];
     let n = name.len().min(15);
     t.comm[..n].copy_from_slice(&name[..n]);
+    t.exe = Some(exe.clone());
+    t.publish();
     Ok(())
 }
 

@@ -222,6 +222,43 @@ impl Pending {
     }
 }
 
+/// What /proc shows of a task, published by the task's own thread when it
+/// changes (start, exec, clone, prctl) and dropped when it exits.
+#[derive(Default)]
+pub struct ProcView {
+    pub mm: Option<crate::mm::SharedMemory>,
+    pub fds: Option<crate::vfs::FdTable>,
+    pub fs: Option<Arc<Mutex<crate::task::FsContext>>>,
+    /// Path of the executable.
+    pub exe: Vec<u8>,
+    pub comm: Vec<u8>,
+    /// uid, euid, suid, gid, egid, sgid.
+    pub ids: [u32; 6],
+    pub groups: Vec<u32>,
+    pub sigmask: u64,
+    pub umask: u32,
+    /// When the task started (boot-relative for /proc/pid/stat).
+    pub started: Option<std::time::Instant>,
+    /// Host clock of the process's guest CPU time.
+    pub cpu_clock: Option<i32>,
+    pub rlimits: [syscalls::structs::Rlimit; 16],
+}
+
+thread_local! {
+    /// The task the calling host thread runs (each task has its own).
+    static CURRENT: std::cell::RefCell<Option<Arc<TaskShared>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records that this host thread runs `task`.
+pub fn set_current(task: &Arc<TaskShared>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(task.clone()));
+}
+
+/// The task this host thread runs (None outside task threads).
+pub fn current() -> Option<Arc<TaskShared>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 /// The part of a task other tasks reach.
 pub struct TaskShared {
     /// The thread id (changes once if the task execs from a non-leader
@@ -235,6 +272,8 @@ pub struct TaskShared {
     /// Set when the task must exit at once: its group is exiting, or
     /// another thread is exec'ing.
     doomed: AtomicBool,
+    /// What /proc shows of it.
+    view: Mutex<ProcView>,
 }
 
 impl TaskShared {
@@ -245,6 +284,7 @@ impl TaskShared {
             pending: Mutex::new(Pending::default()),
             stub: AtomicU64::new(0),
             doomed: AtomicBool::new(false),
+            view: Mutex::new(ProcView::default()),
         })
     }
 
@@ -258,6 +298,11 @@ impl TaskShared {
 
     pub fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What /proc shows of the task.
+    pub fn view(&self) -> MutexGuard<'_, ProcView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records the stub's host process and thread (`(0, 0)`: none).

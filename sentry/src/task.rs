@@ -93,6 +93,8 @@ pub struct Task {
     pub guest_time: std::time::Duration,
     /// sched_setaffinity's mask (None: every CPU), inherited by children.
     pub affinity: Option<Vec<u8>>,
+    /// The executable (for /proc/pid/exe).
+    pub exe: Option<Arc<Dentry>>,
     pub exit: Option<ExitStatus>,
     /// A system call a signal interrupted, to restart or fail with EINTR
     /// once the signal is handled.
@@ -129,6 +131,7 @@ struct ForkedTask {
     clear_child_tid: u64,
     child_settid: u64,
     affinity: Option<Vec<u8>>,
+    exe: Option<Arc<Dentry>>,
     vfork_release: Option<Arc<AtomicBool>>,
 }
 
@@ -200,6 +203,7 @@ impl Task {
             robust_list: (0, 0),
             guest_time: std::time::Duration::ZERO,
             affinity: None,
+            exe: None,
             exit: None,
             restart: None,
             restart_block: None,
@@ -214,6 +218,29 @@ impl Task {
         &self.shared.group
     }
 
+    /// Publishes what /proc shows of this task (at start, exec, and when
+    /// names, ids or masks change).
+    pub fn publish(&self) {
+        let root = self.fs().root.clone();
+        let mut v = self.shared.view();
+        v.mm = Some(self.mm.handle());
+        v.fds = Some(self.fds.share());
+        v.fs = Some(self.fs.clone());
+        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
+        v.comm = self.comm[..end].to_vec();
+        let c = &self.creds;
+        v.ids = [c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid];
+        v.groups = c.groups.clone();
+        v.sigmask = self.signals.mask;
+        v.umask = self.fs().umask;
+        v.started.get_or_insert_with(Instant::now);
+        v.cpu_clock = self.mm.cpu_clock();
+        v.rlimits = self.rlimits;
+        if let Some(exe) = &self.exe {
+            v.exe = exe.path_from(&root);
+        }
+    }
+
     /// Root, cwd and umask.
     pub fn fs(&self) -> MutexGuard<'_, FsContext> {
         self.fs.lock().unwrap_or_else(|e| e.into_inner())
@@ -221,6 +248,7 @@ impl Task {
 
     /// Runs the task until it exits (alone, or with its whole process).
     pub fn run(&mut self) -> ExitStatus {
+        crate::process::set_current(&self.shared);
         loop {
             if let Some(status) = self.exit {
                 return status;
@@ -434,6 +462,7 @@ impl Task {
             clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
             child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
             affinity: self.affinity.clone(),
+            exe: self.exe.clone(),
             vfork_release: vfork.then(|| done.clone()),
         };
         let name = format!("task-{tid}");
@@ -527,6 +556,7 @@ impl Task {
         self.release_memory_hooks();
         // Files close when the last task sharing the table lets go.
         self.fds = FdTable::default();
+        *self.shared.view() = crate::process::ProcView::default();
         let group = self.group().clone();
         let process_status = {
             let mut st = group.state();
@@ -738,6 +768,7 @@ impl ForkedTask {
             robust_list: (0, 0),
             guest_time: std::time::Duration::ZERO,
             affinity: self.affinity,
+            exe: self.exe,
             exit: None,
             restart: None,
             restart_block: None,
@@ -749,6 +780,7 @@ impl ForkedTask {
         if self.child_settid != 0 {
             let _ = t.write_obj(self.child_settid, &t.tid);
         }
+        t.publish();
         t.run_to_exit();
     }
 }

@@ -1018,14 +1018,14 @@ impl Sandbox {
     }
 
     /// Runs `process` under runc and under cordon on the same bundle and
-    /// asserts the same stdout and status. runc's config also mounts /proc,
-    /// which runc itself needs, and a tmpfs on /dev/shm, which cordon always
-    /// has.
+    /// asserts the same stdout and status, both with /proc (runc itself
+    /// needs it) and tmpfs mounts on /dev/shm and /tmp.
     pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
         let mut config = oci_config(process, &self.bundle.root_path);
         config["mounts"] = serde_json::json!([
             { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }
         ]);
         self.bundle.write_config_value(&config);
         let runc_root = self.tmp.path().join("runc");
@@ -1033,7 +1033,10 @@ impl Sandbox {
         let mut cmd = Command::new(runc_bin());
         cmd.arg("--root").arg(&runc_root).arg("run").arg("--bundle").arg(&self.bundle.dir).arg(&id);
         let runc = run_with_timeout(cmd, run_timeout()).unwrap_or_else(|e| panic!("spawn runc: {e}"));
-        let cordon = self.run_cordon(process);
+        // The same config.json for cordon.
+        let id = unique_id(&self.name);
+        self.last_id = Some(id.clone());
+        let cordon = run_cordon(&self.state_root, &self.bundle.dir, &id, self.log_dir.as_deref());
         let logs = self.debug_logs();
         assert_same_output(&self.name, "runc", &runc, &cordon, opts, &logs);
         cordon

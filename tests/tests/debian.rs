@@ -164,3 +164,13 @@ fn programs_and_scripts_run_from_dev_shm() {
         0,
     );
 }
+
+#[test]
+fn procfs_as_programs_read_it() {
+    // ps, the process's own /proc files, /proc/sys, and a writable /tmp.
+    same(
+        "deb-proc",
+        &["bash", "-c", "ps -eo ppid,stat,comm --sort comm; ps -o pid,comm -p 1; grep -E '^(Name|State|PPid|Uid|Threads)' /proc/self/status; readlink /proc/self/exe /proc/self/cwd; tr '\\0' ' ' < /proc/self/cmdline; echo; ls /proc/self/fd | wc -l; cat /proc/sys/kernel/ostype /proc/sys/kernel/pid_max; cat /proc/$$/comm; test -d /proc/1/task && echo tasks; echo x > /tmp/f && cat /tmp/f; python3 -c 'import os; print(sorted(os.listdir(\"/proc/self/fd\")), os.getpid() in [int(p) for p in os.listdir(\"/proc\") if p.isdigit()])'"],
+        0,
+    );
+}

@@ -665,6 +665,16 @@ impl MemoryManager {
         Ok(dest)
     }
 
+    /// Bytes installed in the stub (what /proc reports as resident).
+    pub fn resident(&self) -> u64 {
+        self.installed.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// Every VMA: start, end, protection, shared, kind (for /proc maps).
+    pub fn areas(&self) -> Vec<(u64, u64, Prot, bool, VmaKind)> {
+        self.vmas.iter().map(|(s, v)| (*s, v.end, v.prot, v.shared, v.kind)).collect()
+    }
+
     /// Checks that `[start, start+len)` is mapped (ENOMEM otherwise).
     pub fn check_range(&self, start: u64, len: u64) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -729,8 +739,16 @@ impl MemoryManager {
     }
 }
 
-/// A VMA tree on its way to a new task that shares it.
+/// A handle on a VMA tree: for a new task that shares it, or for /proc.
+#[derive(Clone)]
 pub struct SharedMemory(Arc<Mutex<MemoryManager>>);
+
+impl SharedMemory {
+    /// The VMA tree, locked.
+    pub fn lock(&self) -> MutexGuard<'_, MemoryManager> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// A task's view of its memory: the shared VMA tree and the task's own
 /// handle on the platform address space.

@@ -13,7 +13,7 @@ mod file;
 mod fs;
 mod mm;
 mod namespace;
-mod process;
+pub(crate) mod process;
 mod signal;
 mod table;
 pub(crate) mod time;

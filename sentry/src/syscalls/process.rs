@@ -470,6 +470,7 @@ pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64) -> SysResult {
                 *b = c[0];
             }
             t.comm = name;
+            t.publish();
             Ok(0)
         }
         PR::PR_GET_NAME => t.mm.copy_out(arg2, &t.comm).map(|_| 0),

@@ -152,6 +152,11 @@ impl FdTable {
         drop(closed);
     }
 
+    /// Every open fd with its file, in order (for /proc).
+    pub fn open_fds(&self) -> Vec<(i32, Arc<File>)> {
+        self.lock().fds.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e.file.clone()))).collect()
+    }
+
     pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {
         self.lock().slot(fd).and_then(Option::take).ok_or(Errno::EBADF)
     }

@@ -38,6 +38,37 @@ pub enum FileKind {
     Anon(Box<dyn super::AnonFile>),
     /// A regular file of a tmpfs.
     Tmpfs(Arc<super::tmpfs::Inode>),
+    /// A file whose contents the sentry generates (procfs).
+    Generated(GeneratedFile),
+}
+
+/// Contents made by a generator, afresh whenever a read starts at offset
+/// 0 (as Linux's seq_file does), so they reflect the state at read time.
+pub struct GeneratedFile {
+    generate: Box<dyn Fn() -> Vec<u8> + Send + Sync>,
+    text: Mutex<Vec<u8>>,
+}
+
+impl GeneratedFile {
+    pub fn new(generate: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> GeneratedFile {
+        GeneratedFile { generate: Box::new(generate), text: Mutex::new(Vec::new()) }
+    }
+
+    fn read_at(&self, at: usize, buf: &mut [u8]) -> usize {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        if at == 0 {
+            *text = (self.generate)();
+        }
+        let n = buf.len().min(text.len().saturating_sub(at));
+        if n > 0 {
+            buf[..n].copy_from_slice(&text[at..at + n]);
+        }
+        n
+    }
+
+    fn len(&self) -> usize {
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// A directory listing in progress.
@@ -120,6 +151,15 @@ impl File {
                 }
                 Ok(n)
             }
+            FileKind::Generated(g) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let at = offset.unwrap_or(*pos) as usize;
+                let n = g.read_at(at, buf);
+                if offset.is_none() {
+                    *pos = (at + n) as u64;
+                }
+                Ok(n)
+            }
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
@@ -165,6 +205,7 @@ impl File {
                 }
                 Ok(n)
             }
+            FileKind::Generated(_) => Err(Errno::EINVAL),
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
@@ -191,6 +232,20 @@ impl File {
                     _ => nix::unistd::Whence::SeekHole,
                 };
                 host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w)).map(|v| v as u64)
+            }
+            FileKind::Generated(g) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let new = match whence {
+                    SEEK_SET => offset,
+                    SEEK_CUR => (*pos as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    SEEK_END => (g.len() as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    _ => return Err(Errno::EINVAL),
+                };
+                if new < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                *pos = new as u64;
+                Ok(new as u64)
             }
             FileKind::Tmpfs(inode) => {
                 let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,6 +17,7 @@ pub mod file;
 pub mod open;
 pub mod ops;
 pub mod pidfd;
+pub mod procfs;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tmpfs;
@@ -54,6 +55,11 @@ pub trait SynthNode: Send + Sync {
     /// Opens a non-directory.
     fn open(&self, _flags: u32) -> Result<FileKind, Errno> {
         Err(Errno::ENXIO)
+    }
+    /// Whether lookups of its children may be cached (false for trees that
+    /// change by themselves, like /proc).
+    fn cacheable(&self) -> bool {
+        true
     }
 }
 
@@ -222,7 +228,10 @@ impl Dentry {
             Node::Synthetic(n) => {
                 let name = names.first().ok_or(Errno::ENOENT)?;
                 return Ok(match n.lookup(name) {
-                    Some(child) => (vec![self.cache(name, Dentry::synthetic(name, Some(self.clone()), child))], false),
+                    Some(child) => {
+                        let d = Dentry::synthetic(name, Some(self.clone()), child);
+                        (vec![if n.cacheable() { self.cache(name, d) } else { d }], false)
+                    }
                     None => (Vec::new(), true),
                 });
             }

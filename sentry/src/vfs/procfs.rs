@@ -1,0 +1,782 @@
+//! procfs: generated from the sentry's own objects (tasks, memory, files,
+//! mounts), never copied from the host. Lookups are not cached (processes
+//! come and go); file contents are generated when a file is opened.
+use std::fmt::Write;
+use std::sync::{Arc, OnceLock, Weak};
+
+use gofer::Attr;
+use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFREG};
+use syscalls::Errno;
+
+use super::{FileKind, SynthNode};
+use crate::kernel::Kernel;
+use crate::process::{ProcView, TaskShared, ThreadGroup};
+
+/// Device number of the proc mount.
+const PROC_DEV: u64 = 0x16;
+/// Clock ticks per second of /proc's times (USER_HZ).
+const HZ: u64 = 100;
+
+/// The kernel a procfs shows, set once the kernel exists.
+pub type KernelSlot = Arc<OnceLock<Weak<Kernel>>>;
+
+/// What a procfs node is.
+#[derive(Clone)]
+enum Kind {
+    Root,
+    /// `/proc/<tgid>` (tid None) or `/proc/<tgid>/task/<tid>`.
+    Pid {
+        tgid: i32,
+        tid: Option<i32>,
+    },
+    Tasks(i32),
+    Fds(i32),
+    Fd {
+        tid: i32,
+        fd: i32,
+    },
+    /// A symlink to a fixed or computed target.
+    SelfLink,
+    ThreadSelfLink,
+    Link(Vec<u8>),
+    PidLink {
+        tid: i32,
+        which: &'static str,
+    },
+    /// A file of a process.
+    PidFile {
+        tgid: i32,
+        tid: i32,
+        name: &'static str,
+    },
+    /// A global file (cpuinfo, ...).
+    File(&'static str),
+    /// A directory of /proc/sys, by path.
+    SysDir(&'static str),
+    SysFile(String),
+}
+
+/// A node of the proc tree.
+pub struct ProcNode {
+    kernel: KernelSlot,
+    kind: Kind,
+}
+
+/// The root of a new procfs.
+pub fn new_procfs(kernel: KernelSlot) -> Arc<dyn SynthNode> {
+    Arc::new(ProcNode { kernel, kind: Kind::Root })
+}
+
+const ROOT_FILES: &[&str] = &["cpuinfo", "filesystems", "loadavg", "meminfo", "stat", "uptime", "version"];
+const PID_FILES: &[&str] = &[
+    "cgroup",
+    "cmdline",
+    "comm",
+    "environ",
+    "limits",
+    "maps",
+    "mountinfo",
+    "mounts",
+    "oom_score_adj",
+    "stat",
+    "statm",
+    "status",
+];
+const PID_LINKS: &[&str] = &["cwd", "exe", "root"];
+
+/// /proc/sys: directories and their entries.
+const SYS_TREE: &[(&str, &[&str])] = &[
+    ("", &["fs", "kernel", "net", "vm"]),
+    ("fs", &["file-max", "nr_open", "pipe-max-size"]),
+    ("kernel", &["cap_last_cap", "hostname", "ngroups_max", "osrelease", "ostype", "pid_max", "random", "threads-max"]),
+    ("kernel/random", &["boot_id", "uuid"]),
+    ("net", &["core"]),
+    ("net/core", &["somaxconn"]),
+    ("vm", &["max_map_count", "mmap_min_addr", "overcommit_memory"]),
+];
+
+fn sys_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The node of a /proc/sys path: a directory of SYS_TREE or a file in one.
+fn sys_node(path: &str) -> Option<Kind> {
+    if let Some((d, _)) = SYS_TREE.iter().find(|(d, _)| *d == path) {
+        return Some(Kind::SysDir(d));
+    }
+    let listed = SYS_TREE.iter().any(|(dir, names)| names.iter().any(|n| sys_path(dir, n) == path));
+    listed.then(|| Kind::SysFile(path.to_string()))
+}
+
+fn boot_time() -> (i64, u32) {
+    static T: OnceLock<(i64, u32)> = OnceLock::new();
+    *T.get_or_init(|| {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (d.as_secs() as i64, d.subsec_nanos())
+    })
+}
+
+fn ino_of(kind: &Kind) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match kind {
+        Kind::Root => 1u8.hash(&mut h),
+        Kind::Pid { tgid, tid } => (2u8, tgid, tid).hash(&mut h),
+        Kind::Tasks(t) => (3u8, t).hash(&mut h),
+        Kind::Fds(t) => (4u8, t).hash(&mut h),
+        Kind::Fd { tid, fd } => (5u8, tid, fd).hash(&mut h),
+        Kind::SelfLink => 6u8.hash(&mut h),
+        Kind::ThreadSelfLink => 7u8.hash(&mut h),
+        Kind::Link(t) => (8u8, t).hash(&mut h),
+        Kind::PidLink { tid, which } => (9u8, tid, which).hash(&mut h),
+        Kind::PidFile { tgid, tid, name } => (10u8, tgid, tid, name).hash(&mut h),
+        Kind::File(n) => (11u8, n).hash(&mut h),
+        Kind::SysDir(p) => (12u8, p).hash(&mut h),
+        Kind::SysFile(p) => (13u8, p).hash(&mut h),
+    }
+    h.finish() | 1
+}
+
+impl ProcNode {
+    fn kernel(&self) -> Option<Arc<Kernel>> {
+        self.kernel.get().and_then(Weak::upgrade)
+    }
+
+    fn child(&self, kind: Kind) -> Arc<dyn SynthNode> {
+        Arc::new(ProcNode { kernel: self.kernel.clone(), kind })
+    }
+
+    fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        self.kernel()?.pids().groups.get(&tgid).cloned()
+    }
+
+    /// The task `tid` (its group's first live thread when `tid` is the
+    /// group's id and the leader is gone).
+    fn task(&self, tgid: i32, tid: i32) -> Option<Arc<TaskShared>> {
+        let k = self.kernel()?;
+        if let Some(t) = k.pids().tasks.get(&tid).filter(|t| t.group.pid == tgid) {
+            return Some(t.clone());
+        }
+        let g = k.pids().groups.get(&tgid).cloned()?;
+        let first = g.state().threads.first().cloned();
+        first.filter(|_| tid == tgid)
+    }
+
+    fn owner(&self) -> (u32, u32) {
+        let tid = match &self.kind {
+            Kind::Pid { tgid, tid } => tid.unwrap_or(*tgid),
+            Kind::Tasks(t) | Kind::Fds(t) => *t,
+            Kind::Fd { tid, .. } | Kind::PidLink { tid, .. } | Kind::PidFile { tid, .. } => *tid,
+            _ => return (0, 0),
+        };
+        let tgid = match &self.kind {
+            Kind::Pid { tgid, .. } | Kind::PidFile { tgid, .. } => *tgid,
+            _ => self.kernel().and_then(|k| k.pids().tasks.get(&tid).map(|t| t.group.pid)).unwrap_or(tid),
+        };
+        self.task(tgid, tid).map_or((0, 0), |t| {
+            let v = t.view();
+            (v.ids[1], v.ids[4])
+        })
+    }
+}
+
+/// The name of an open file as /proc/pid/fd shows it.
+fn fd_target(f: &super::File, root: Option<&Arc<super::Dentry>>) -> Vec<u8> {
+    use super::FileKind as K;
+    match &f.kind {
+        K::Pipe(end) => format!("pipe:[{}]", end.pipe.ino).into_bytes(),
+        K::Anon(a) => format!("anon_inode:[{}]", a.name()).into_bytes(),
+        K::Host(fd) => {
+            let st = super::file::host_fstat(std::os::fd::AsRawFd::as_raw_fd(fd));
+            match st {
+                Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFIFO => format!("pipe:[{}]", s.st_ino).into_bytes(),
+                Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFSOCK => format!("socket:[{}]", s.st_ino).into_bytes(),
+                _ => format!("host:[{}]", std::os::fd::AsRawFd::as_raw_fd(fd)).into_bytes(),
+            }
+        }
+        _ => match (&f.dentry, root) {
+            (Some(d), Some(r)) => d.path_from(r),
+            (Some(d), None) => d.name(),
+            (None, _) => b"/memfd: (deleted)".to_vec(),
+        },
+    }
+}
+
+impl SynthNode for ProcNode {
+    fn attr(&self) -> Attr {
+        let (uid, gid) = self.owner();
+        let mode = match &self.kind {
+            Kind::Root | Kind::Pid { .. } | Kind::Tasks(_) | Kind::SysDir(_) => S_IFDIR | 0o555,
+            Kind::Fds(_) => S_IFDIR | 0o500,
+            Kind::SelfLink | Kind::ThreadSelfLink | Kind::Link(_) | Kind::PidLink { .. } => S_IFLNK | 0o777,
+            Kind::Fd { .. } => S_IFLNK | 0o700,
+            Kind::PidFile { name: "environ", .. } => S_IFREG | 0o400,
+            Kind::PidFile { name: "oom_score_adj", .. } | Kind::PidFile { name: "comm", .. } => S_IFREG | 0o644,
+            Kind::SysFile(p) if p == "kernel/hostname" => S_IFREG | 0o644,
+            Kind::PidFile { .. } | Kind::File(_) | Kind::SysFile(_) => S_IFREG | 0o444,
+        };
+        let t = boot_time();
+        Attr {
+            mode,
+            nlink: if mode & S_IFDIR != 0 { 2 } else { 1 },
+            uid,
+            gid,
+            blksize: 1024,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            ino: ino_of(&self.kind),
+            dev: PROC_DEV,
+            ..Default::default()
+        }
+    }
+
+    fn cacheable(&self) -> bool {
+        false
+    }
+
+    fn lookup(&self, name: &[u8]) -> Option<Arc<dyn SynthNode>> {
+        let name = std::str::from_utf8(name).ok()?;
+        let kind = match &self.kind {
+            Kind::Root => match name {
+                "self" => Kind::SelfLink,
+                "thread-self" => Kind::ThreadSelfLink,
+                "mounts" => Kind::Link(b"self/mounts".to_vec()),
+                "sys" => Kind::SysDir(""),
+                n if ROOT_FILES.contains(&n) => Kind::File(ROOT_FILES.iter().find(|f| **f == n)?),
+                n => {
+                    let pid: i32 = n.parse().ok()?;
+                    self.group(pid)?;
+                    Kind::Pid { tgid: pid, tid: None }
+                }
+            },
+            Kind::Pid { tgid, tid } => {
+                let me = tid.unwrap_or(*tgid);
+                match name {
+                    "task" if tid.is_none() => Kind::Tasks(*tgid),
+                    "fd" => Kind::Fds(me),
+                    n if PID_LINKS.contains(&n) => {
+                        Kind::PidLink { tid: me, which: PID_LINKS.iter().find(|f| **f == n)? }
+                    }
+                    n if PID_FILES.contains(&n) => {
+                        Kind::PidFile { tgid: *tgid, tid: me, name: PID_FILES.iter().find(|f| **f == n)? }
+                    }
+                    _ => return None,
+                }
+            }
+            Kind::Tasks(tgid) => {
+                let tid: i32 = name.parse().ok()?;
+                self.task(*tgid, tid).filter(|t| t.tid() == tid)?;
+                Kind::Pid { tgid: *tgid, tid: Some(tid) }
+            }
+            Kind::Fds(tid) => {
+                let fd: i32 = name.parse().ok()?;
+                let t = self.kernel()?.pids().tasks.get(tid).cloned()?;
+                let fds = t.view().fds.as_ref().map(|f| f.share())?;
+                fds.get(fd).ok()?;
+                Kind::Fd { tid: *tid, fd }
+            }
+            Kind::SysDir(dir) => {
+                let (_, names) = SYS_TREE.iter().find(|(d, _)| d == dir)?;
+                names.iter().find(|n| **n == name)?;
+                sys_node(&sys_path(dir, name))?
+            }
+            _ => return None,
+        };
+        Some(self.child(kind))
+    }
+
+    fn entries(&self) -> Vec<(Vec<u8>, Attr)> {
+        let mut names: Vec<Kind> = Vec::new();
+        let mut labels: Vec<String> = Vec::new();
+        match &self.kind {
+            Kind::Root => {
+                for f in ROOT_FILES {
+                    labels.push(f.to_string());
+                    names.push(Kind::File(f));
+                }
+                labels.extend(["mounts", "self", "sys", "thread-self"].map(String::from));
+                names.extend([
+                    Kind::Link(b"self/mounts".to_vec()),
+                    Kind::SelfLink,
+                    Kind::SysDir(""),
+                    Kind::ThreadSelfLink,
+                ]);
+                if let Some(k) = self.kernel() {
+                    let mut pids: Vec<i32> = k.pids().groups.keys().copied().collect();
+                    pids.sort_unstable();
+                    for p in pids {
+                        labels.push(p.to_string());
+                        names.push(Kind::Pid { tgid: p, tid: None });
+                    }
+                }
+            }
+            Kind::Pid { tgid, tid } => {
+                let me = tid.unwrap_or(*tgid);
+                labels.push("fd".into());
+                names.push(Kind::Fds(me));
+                for l in PID_LINKS {
+                    labels.push(l.to_string());
+                    names.push(Kind::PidLink { tid: me, which: l });
+                }
+                for f in PID_FILES {
+                    labels.push(f.to_string());
+                    names.push(Kind::PidFile { tgid: *tgid, tid: me, name: f });
+                }
+                if tid.is_none() {
+                    labels.push("task".into());
+                    names.push(Kind::Tasks(*tgid));
+                }
+            }
+            Kind::Tasks(tgid) => {
+                if let Some(g) = self.group(*tgid) {
+                    let mut tids: Vec<i32> = g.state().threads.iter().map(|t| t.tid()).collect();
+                    tids.sort_unstable();
+                    for t in tids {
+                        labels.push(t.to_string());
+                        names.push(Kind::Pid { tgid: *tgid, tid: Some(t) });
+                    }
+                }
+            }
+            Kind::Fds(tid) => {
+                let fds = self
+                    .kernel()
+                    .and_then(|k| k.pids().tasks.get(tid).cloned())
+                    .and_then(|t| t.view().fds.as_ref().map(|f| f.share()));
+                for (fd, _) in fds.map(|f| f.open_fds()).unwrap_or_default() {
+                    labels.push(fd.to_string());
+                    names.push(Kind::Fd { tid: *tid, fd });
+                }
+            }
+            Kind::SysDir(dir) => {
+                if let Some((_, entries)) = SYS_TREE.iter().find(|(d, _)| d == dir) {
+                    for n in entries.iter() {
+                        if let Some(kind) = sys_node(&sys_path(dir, n)) {
+                            labels.push(n.to_string());
+                            names.push(kind);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        labels.into_iter().zip(names).map(|(l, k)| (l.into_bytes(), self.child(k).attr())).collect()
+    }
+
+    fn readlink(&self) -> Option<Vec<u8>> {
+        let cur = crate::process::current();
+        match &self.kind {
+            Kind::SelfLink => Some(cur?.group.pid.to_string().into_bytes()),
+            Kind::ThreadSelfLink => {
+                let c = cur?;
+                Some(format!("{}/task/{}", c.group.pid, c.tid()).into_bytes())
+            }
+            Kind::Link(t) => Some(t.clone()),
+            Kind::PidLink { tid, which } => {
+                let t = self.kernel()?.pids().tasks.get(tid).cloned()?;
+                let v = t.view();
+                let fs = v.fs.clone()?;
+                let fs = fs.lock().unwrap_or_else(|e| e.into_inner());
+                Some(match *which {
+                    "exe" => v.exe.clone(),
+                    "cwd" => fs.cwd.path_from(&fs.root),
+                    _ => b"/".to_vec(),
+                })
+            }
+            Kind::Fd { tid, fd } => {
+                let t = self.kernel()?.pids().tasks.get(tid).cloned()?;
+                let v = t.view();
+                let f = v.fds.as_ref()?.get(*fd).ok()?;
+                let root = v.fs.as_ref().map(|fs| fs.lock().unwrap_or_else(|e| e.into_inner()).root.clone());
+                Some(fd_target(&f, root.as_ref()))
+            }
+            _ => None,
+        }
+    }
+
+    fn open(&self, flags: u32) -> Result<FileKind, Errno> {
+        if flags & 3 != 0 {
+            // Nothing here can be written yet.
+            return Err(Errno::EACCES);
+        }
+        let k = self.kernel().ok_or(Errno::ENOENT)?;
+        let slot = self.kernel.clone();
+        let kind = self.kind.clone();
+        match &kind {
+            Kind::File(_) | Kind::SysFile(_) => {}
+            Kind::PidFile { tgid, .. } => {
+                k.pids().groups.get(tgid).ok_or(Errno::ESRCH)?;
+            }
+            _ => return Err(Errno::EISDIR),
+        }
+        let node = ProcNode { kernel: slot, kind };
+        Ok(FileKind::Generated(super::file::GeneratedFile::new(move || node.contents())))
+    }
+}
+
+impl ProcNode {
+    /// A file's contents now.
+    fn contents(&self) -> Vec<u8> {
+        let Some(k) = self.kernel() else { return Vec::new() };
+        match &self.kind {
+            Kind::File(name) => global_file(&k, name),
+            Kind::SysFile(path) => sys_file(&k, path),
+            Kind::PidFile { tgid, tid, name } => {
+                let Some(group) = k.pids().groups.get(tgid).cloned() else { return Vec::new() };
+                let task = self.task(*tgid, *tid);
+                pid_file(&k, &group, task.as_ref(), name)
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn global_file(k: &Kernel, name: &str) -> Vec<u8> {
+    let mut s = String::new();
+    let up = k.boot_time.elapsed();
+    match name {
+        "uptime" => {
+            let idle = up.as_secs_f64() * k.ncpus as f64;
+            let _ = writeln!(s, "{:.2} {:.2}", up.as_secs_f64(), idle);
+        }
+        "loadavg" => {
+            let pids = k.pids();
+            let last = pids.tasks.keys().max().copied().unwrap_or(1);
+            let _ = writeln!(s, "0.00 0.00 0.00 1/{} {}", pids.tasks.len(), last);
+        }
+        "version" => {
+            let rel = String::from_utf8_lossy(crate::syscalls::process::RELEASE);
+            let _ = writeln!(s, "Linux version {rel} (cordon@cordon) (gcc) #1 SMP Cordon");
+        }
+        "filesystems" => s.push_str("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\tmqueue\n\text4\n"),
+        "meminfo" => {
+            let si = crate::host::sysinfo();
+            let unit = u64::from(si.mem_unit.max(1));
+            let kb = |v: u64| v * unit / 1024;
+            let total = kb(si.totalram);
+            let free = kb(si.freeram);
+            let _ = write!(
+                s,
+                "MemTotal:       {total:8} kB\nMemFree:        {free:8} kB\nMemAvailable:   {free:8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:                0 kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:                 0 kB\nShmem:          {:8} kB\nMmapped:               0 kB\n",
+                kb(si.sharedram)
+            );
+        }
+        "stat" => {
+            let pids = k.pids();
+            let ticks = up.as_secs() * HZ;
+            let _ = writeln!(s, "cpu  0 0 0 {} 0 0 0 0 0 0", ticks * k.ncpus as u64);
+            for c in 0..k.ncpus {
+                let _ = writeln!(s, "cpu{c} 0 0 0 {ticks} 0 0 0 0 0 0");
+            }
+            let _ = write!(
+                s,
+                "intr 0\nctxt 0\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n",
+                boot_time().0 - up.as_secs() as i64,
+                pids.tasks.len()
+            );
+        }
+        "cpuinfo" => s = cpuinfo(k.ncpus),
+        _ => {}
+    }
+    s.into_bytes()
+}
+
+fn cpuinfo(ncpus: usize) -> String {
+    use std::arch::x86_64::__cpuid;
+    // CPUID is always available on x86-64.
+    let v = __cpuid(0);
+    let mut vendor = Vec::new();
+    for r in [v.ebx, v.edx, v.ecx] {
+        vendor.extend_from_slice(&r.to_le_bytes());
+    }
+    let l1 = __cpuid(1);
+    let family = ((l1.eax >> 8) & 0xf) + ((l1.eax >> 20) & 0xff);
+    let model = ((l1.eax >> 4) & 0xf) | (((l1.eax >> 16) & 0xf) << 4);
+    let stepping = l1.eax & 0xf;
+    let mut brand = Vec::new();
+    for leaf in 0x8000_0002u32..=0x8000_0004 {
+        let r = __cpuid(leaf);
+        for x in [r.eax, r.ebx, r.ecx, r.edx] {
+            brand.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let brand = String::from_utf8_lossy(&brand).trim_matches(char::from(0)).trim().to_string();
+    let mut flags = Vec::new();
+    let bits: &[(u32, u32, &str)] = &[
+        (3, 0, "fpu"),
+        (3, 4, "tsc"),
+        (3, 15, "cmov"),
+        (3, 23, "mmx"),
+        (3, 25, "sse"),
+        (3, 26, "sse2"),
+        (2, 0, "pni"),
+        (2, 9, "ssse3"),
+        (2, 12, "fma"),
+        (2, 19, "sse4_1"),
+        (2, 20, "sse4_2"),
+        (2, 23, "popcnt"),
+        (2, 25, "aes"),
+        (2, 26, "xsave"),
+        (2, 28, "avx"),
+        (2, 30, "rdrand"),
+    ];
+    for (reg, bit, name) in bits {
+        let r = if *reg == 3 { l1.edx } else { l1.ecx };
+        if r & (1 << bit) != 0 {
+            flags.push(*name);
+        }
+    }
+    let l7 = std::arch::x86_64::__cpuid_count(7, 0);
+    for (bit, name) in [(3, "bmi1"), (5, "avx2"), (8, "bmi2"), (16, "avx512f"), (18, "rdseed"), (29, "sha_ni")] {
+        if l7.ebx & (1 << bit) != 0 {
+            flags.push(name);
+        }
+    }
+    let mut s = String::new();
+    for cpu in 0..ncpus {
+        let _ = write!(
+            s,
+            "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {brand}\nstepping\t: {stepping}\nphysical id\t: 0\nsiblings\t: {ncpus}\ncore id\t\t: {cpu}\ncpu cores\t: {ncpus}\napicid\t\t: {cpu}\nfpu\t\t: yes\ncpuid level\t: {}\nflags\t\t: {}\nclflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\n\n",
+            String::from_utf8_lossy(&vendor),
+            v.eax,
+            flags.join(" ")
+        );
+    }
+    s
+}
+
+fn sys_file(k: &Kernel, path: &str) -> Vec<u8> {
+    let v = match path {
+        "fs/file-max" => "9223372036854775807".to_string(),
+        "fs/nr_open" => "1048576".to_string(),
+        "fs/pipe-max-size" => crate::pipe::PIPE_MAX_SIZE.to_string(),
+        "kernel/cap_last_cap" => "40".to_string(),
+        "kernel/hostname" => String::from_utf8_lossy(&k.hostname).into_owned(),
+        "kernel/ngroups_max" => "65536".to_string(),
+        "kernel/osrelease" => String::from_utf8_lossy(crate::syscalls::process::RELEASE).into_owned(),
+        "kernel/ostype" => "Linux".to_string(),
+        "kernel/pid_max" => crate::kernel::PID_MAX.to_string(),
+        "kernel/threads-max" => k.max_tasks.to_string(),
+        "kernel/random/boot_id" => {
+            static ID: OnceLock<String> = OnceLock::new();
+            ID.get_or_init(uuid).clone()
+        }
+        "kernel/random/uuid" => uuid(),
+        "net/core/somaxconn" => "4096".to_string(),
+        "vm/max_map_count" => "65530".to_string(),
+        "vm/mmap_min_addr" => "65536".to_string(),
+        "vm/overcommit_memory" => "0".to_string(),
+        _ => String::new(),
+    };
+    format!("{v}\n").into_bytes()
+}
+
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = crate::host::getrandom(&mut b, 0);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
+}
+
+/// Reads `[start, end)` of a process's memory (argv, environ).
+fn read_range(v: &ProcView, (start, end): (u64, u64)) -> Vec<u8> {
+    let Some(mm) = &v.mm else { return Vec::new() };
+    let len = end.saturating_sub(start).min(1 << 20) as usize;
+    let mut buf = vec![0u8; len];
+    match mm.lock().copy_in(start, &mut buf) {
+        Ok(()) => buf,
+        Err(_) => Vec::new(),
+    }
+}
+
+fn cpu_ticks(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64 / (1000 / HZ)
+}
+
+fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>, name: &str) -> Vec<u8> {
+    let view = task.map(|t| t.view());
+    let empty = ProcView::default();
+    let v = view.as_deref().unwrap_or(&empty);
+    let st = group.state();
+    let zombie = st.exit.is_some();
+    let tid = task.map_or(group.pid, |t| t.tid());
+    let comm = String::from_utf8_lossy(&v.comm).into_owned();
+    let state = if zombie {
+        ('Z', "zombie")
+    } else if st.stopped.is_some() {
+        ('T', "stopped")
+    } else if crate::process::current().is_some_and(|c| c.tid() == tid) {
+        ('R', "running")
+    } else {
+        ('S', "sleeping")
+    };
+    let ppid = st.parent.as_ref().map_or(0, |p| p.pid);
+    let threads = st.threads.len().max(1);
+    let cpu = if zombie { st.cpu_time } else { v.cpu_clock.and_then(crate::timer::cpu_now).unwrap_or_default() };
+    let (vsize, rss, ranges, brk) = v.mm.as_ref().map_or((0, 0, ((0, 0), (0, 0)), (0, 0)), |mm| {
+        let m = mm.lock();
+        let size: u64 = m.areas().iter().map(|(s, e, ..)| e - s).sum();
+        (size, m.resident(), (m.arg_range, m.env_range), (m.brk_start, m.brk))
+    });
+    let mut s = String::new();
+    match name {
+        "cmdline" => return read_range(v, ranges.0),
+        "environ" => return read_range(v, ranges.1),
+        "comm" => {
+            let _ = writeln!(s, "{comm}");
+        }
+        "stat" => {
+            let started = v.started.map_or(0, |t| cpu_ticks(t.saturating_duration_since(k.boot_time)));
+            let exit_code = st.exit.map_or(0, |e| e.wait_status());
+            let _ = writeln!(
+                s,
+                "{tid} ({comm}) {} {ppid} {} {} 0 -1 4194304 0 0 0 0 {} 0 {} 0 20 0 {threads} 0 {started} {vsize} {} 18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 {} 0 0 0 0 0 0 0 0 {} {} {} {} {} {} {exit_code}",
+                state.0,
+                st.pgid,
+                st.sid,
+                cpu_ticks(cpu),
+                cpu_ticks(st.children_time),
+                rss / 4096,
+                v.sigmask,
+                st.exit_signal,
+                brk.0,
+                brk.1,
+                ranges.0 .0,
+                ranges.0 .1,
+                ranges.1 .0,
+                ranges.1 .1,
+            );
+        }
+        "statm" => {
+            let _ = writeln!(s, "{} {} 0 0 0 {} 0", vsize / 4096, rss / 4096, vsize / 4096);
+        }
+        "status" => {
+            let ids = v.ids;
+            let groups: Vec<String> = v.groups.iter().map(u32::to_string).collect();
+            let fdsize = v.fds.as_ref().map_or(0, |f| f.max_fds());
+            let pending = task.map_or(0, |t| t.pending().bits);
+            let shared = group.pending().bits;
+            let actions = group.actions();
+            let (mut ign, mut cgt) = (0u64, 0u64);
+            for (i, a) in actions.iter().enumerate() {
+                if a.handler == syscalls::flags::sa::SIG_IGN {
+                    ign |= 1 << i;
+                } else if a.handler != syscalls::flags::sa::SIG_DFL {
+                    cgt |= 1 << i;
+                }
+            }
+            let _ = write!(
+                s,
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{} ({})\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{}\nNStgid:\t{}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\nVmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{threads}\nSigQ:\t0/{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t0000000000000000\nCapPrm:\t{cap}\nCapEff:\t{cap}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+                v.umask,
+                state.0,
+                state.1,
+                group.pid,
+                ids[0],
+                ids[1],
+                ids[2],
+                ids[1],
+                ids[3],
+                ids[4],
+                ids[5],
+                ids[4],
+                groups.join(" "),
+                group.pid,
+                st.pgid,
+                st.sid,
+                vsize / 1024,
+                vsize / 1024,
+                rss / 1024,
+                k.max_tasks,
+                v.sigmask,
+                (1u64 << k.ncpus.min(63)) - 1,
+                k.ncpus.saturating_sub(1),
+                cap = if ids[1] == 0 { "000001ffffffffff" } else { "0000000000000000" },
+            );
+        }
+        "maps" => {
+            if let Some(mm) = &v.mm {
+                for (start, end, prot, shared, kind) in mm.lock().areas() {
+                    use syscalls::flags::Prot;
+                    let p = |f: Prot, c: char| if prot.contains(f) { c } else { '-' };
+                    let name = match kind {
+                        crate::mm::VmaKind::Brk => "[heap]",
+                        crate::mm::VmaKind::Stack => "[stack]",
+                        _ => "",
+                    };
+                    let _ = writeln!(
+                        s,
+                        "{start:08x}-{end:08x} {}{}{}{} 00000000 00:00 0 {}{name}",
+                        p(Prot::READ, 'r'),
+                        p(Prot::WRITE, 'w'),
+                        p(Prot::EXEC, 'x'),
+                        if shared { 's' } else { 'p' },
+                        if name.is_empty() { "" } else { "                         " },
+                    );
+                }
+            }
+        }
+        "mounts" => {
+            for m in &k.mounts {
+                let _ = writeln!(s, "{} {} {} {} 0 0", m.source, m.path, m.fstype, m.options);
+            }
+        }
+        "mountinfo" => {
+            for (i, m) in k.mounts.iter().enumerate() {
+                let parent = if i == 0 { 1 } else { 2 };
+                let _ = writeln!(
+                    s,
+                    "{} {parent} 0:{} / {} {} - {} {} {}",
+                    i + 2,
+                    i + 20,
+                    m.path,
+                    m.options,
+                    m.fstype,
+                    m.source,
+                    m.options
+                );
+            }
+        }
+        "cgroup" => s.push_str("0::/\n"),
+        "oom_score_adj" => s.push_str("0\n"),
+        "limits" => {
+            s.push_str("Limit                     Soft Limit           Hard Limit           Units     \n");
+            let names = [
+                ("Max cpu time", "seconds"),
+                ("Max file size", "bytes"),
+                ("Max data size", "bytes"),
+                ("Max stack size", "bytes"),
+                ("Max core file size", "bytes"),
+                ("Max resident set", "bytes"),
+                ("Max processes", "processes"),
+                ("Max open files", "files"),
+                ("Max locked memory", "bytes"),
+                ("Max address space", "bytes"),
+                ("Max file locks", "locks"),
+                ("Max pending signals", "signals"),
+                ("Max msgqueue size", "bytes"),
+                ("Max nice priority", ""),
+                ("Max realtime priority", ""),
+                ("Max realtime timeout", "us"),
+            ];
+            let show = |v: u64| {
+                if v == syscalls::flags::rlimit::RLIM_INFINITY {
+                    "unlimited".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            for ((name, unit), r) in names.iter().zip(v.rlimits.iter()) {
+                let _ = writeln!(s, "{name:<26}{:<21}{:<21}{unit:<10}", show(r.rlim_cur), show(r.rlim_max));
+            }
+        }
+        _ => {}
+    }
+    s.into_bytes()
+}
