@@ -367,7 +367,10 @@ impl Task {
         let nproc = self.rlimits[rlimit::RLIMIT_NPROC as usize].rlim_cur;
         let (tid, live) = {
             let mut pids = self.kernel.pids();
-            let live = pids.tasks.len() as u64;
+            // Zombies count until reaped (as the pids cgroup counts them),
+            // so a parent that never waits cannot pile them up.
+            let zombies = pids.groups.values().filter(|g| g.state().exit.is_some()).count();
+            let live = (pids.tasks.len() + zombies) as u64;
             (pids.alloc(), live)
         };
         let tid = tid.ok_or(Errno::EAGAIN)?;

@@ -69,6 +69,14 @@ int main(void) {
     CHECK_ERRNO(open("f/x", O_CREAT | O_RDWR, 0600), ENOTDIR);
     CHECK_ERRNO(open("newdir/", O_CREAT | O_RDWR, 0600), EISDIR);
 
+    /* A sparse file far larger than the file system's size. */
+    fd = open("sparse", O_CREAT | O_RDWR, 0600);
+    CHECK(pwrite(fd, "end", 3, 1LL << 40) == 3);
+    CHECK(pread(fd, buf, 3, 1LL << 40) == 3);
+    SHOW("sparse: size=%ld tail=%.3s", fsize("sparse"), buf);
+    CHECK(ftruncate(fd, 0) == 0 && unlink("sparse") == 0);
+    close(fd);
+
     /* Unlinked while open: the data stays reachable through the fd. */
     fd = open("gone", O_CREAT | O_RDWR, 0600);
     CHECK(write(fd, "still here", 10) == 10);

@@ -203,8 +203,17 @@ pub fn sys_mincore(t: &mut Task, addr: u64, len: u64, vec: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    let pages = t.mm.lock().residency(addr, len)?;
-    t.mm.copy_out(vec, &pages)?;
+    t.mm.lock().check_range(addr, len)?;
+    // In pieces: a huge PROT_NONE reservation must not make the sentry
+    // allocate a byte per page at once.
+    const PIECE: u64 = 1 << 16;
+    let mut done = 0;
+    while done < len / PAGE {
+        let n = (len / PAGE - done).min(PIECE);
+        let pages = t.mm.lock().residency(addr + done * PAGE, n * PAGE)?;
+        t.mm.copy_out(vec + done, &pages)?;
+        done += n;
+    }
     Ok(0)
 }
 

@@ -332,8 +332,8 @@ pub fn sys_times(t: &mut Task, out: u64) -> SysResult {
 use syscalls::flags::sigev::{SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID};
 use syscalls::structs::Sigevent;
 
-/// Most POSIX timers a process may have.
-const MAX_TIMERS: usize = 4096;
+/// Most POSIX timers a process may have (each armed one is a host thread).
+const MAX_TIMERS: usize = 256;
 
 pub fn sys_timer_create(t: &mut Task, clock: i32, sevp: u64, out: u64) -> SysResult {
     use crate::timer::TimerTarget;

@@ -2,6 +2,7 @@
 //! directory tree itself; file data lives in the memory file in chunks, so
 //! that MAP_SHARED mappings of a tmpfs file (shm_open, sem_open) map the
 //! file's own pages.
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,6 +14,8 @@ use crate::mm::{Allocation, MemoryFile};
 
 /// File data is kept in blocks of this size.
 pub const CHUNK: u64 = 64 << 10;
+/// Largest file size (Linux's MAX_LFS_FILESIZE).
+const MAX_SIZE: u64 = i64::MAX as u64;
 
 /// One mounted tmpfs.
 pub struct Tmpfs {
@@ -29,8 +32,9 @@ pub struct Tmpfs {
 pub enum Contents {
     Dir,
     Symlink(Vec<u8>),
-    /// Chunks of file data; a missing chunk reads as zeros.
-    File(Mutex<Vec<Option<Arc<Allocation>>>>),
+    /// Chunks of file data by index; a missing chunk reads as zeros (so
+    /// sparse files cost only what was written).
+    File(Mutex<BTreeMap<u64, Arc<Allocation>>>),
 }
 
 /// A tmpfs file (shared by its hard links).
@@ -113,7 +117,7 @@ impl Inode {
         self.attr.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn chunks(&self) -> Result<MutexGuard<'_, Vec<Option<Arc<Allocation>>>>, Errno> {
+    fn chunks(&self) -> Result<MutexGuard<'_, BTreeMap<u64, Arc<Allocation>>>, Errno> {
         match &self.contents {
             Contents::File(c) => Ok(c.lock().unwrap_or_else(|e| e.into_inner())),
             Contents::Dir => Err(Errno::EISDIR),
@@ -132,9 +136,9 @@ impl Inode {
         let mut done = 0;
         while done < n {
             let at = off + done as u64;
-            let (idx, inner) = ((at / CHUNK) as usize, at % CHUNK);
+            let (idx, inner) = (at / CHUNK, at % CHUNK);
             let step = ((CHUNK - inner) as usize).min(n - done);
-            match chunks.get(idx).and_then(Option::as_ref) {
+            match chunks.get(&idx) {
                 Some(c) => self.fs.mf.read(c.offset() + inner, &mut buf[done..done + step]),
                 None => buf[done..done + step].fill(0),
             }
@@ -146,19 +150,20 @@ impl Inode {
     }
 
     /// Makes sure the chunks under `[off, off+len)` exist.
-    fn allocate(&self, chunks: &mut Vec<Option<Arc<Allocation>>>, off: u64, len: u64) -> Result<(), Errno> {
+    fn allocate(&self, chunks: &mut BTreeMap<u64, Arc<Allocation>>, off: u64, len: u64) -> Result<(), Errno> {
         if len == 0 {
             return Ok(());
         }
-        let last = ((off + len - 1) / CHUNK) as usize;
-        if chunks.len() <= last {
-            chunks.resize(last + 1, None);
-        }
-        for slot in &mut chunks[(off / CHUNK) as usize..=last] {
-            if slot.is_none() {
+        let last = (off + len - 1) / CHUNK;
+        for idx in off / CHUNK..=last {
+            if let std::collections::btree_map::Entry::Vacant(slot) = chunks.entry(idx) {
+                // Charged first: the size limit bounds what a guest can make
+                // the sentry allocate.
                 self.fs.charge(CHUNK)?;
                 match Allocation::new(&self.fs.mf, CHUNK) {
-                    Ok(a) => *slot = Some(a),
+                    Ok(a) => {
+                        slot.insert(a);
+                    }
                     Err(e) => {
                         self.fs.uncharge(CHUNK);
                         return Err(e);
@@ -171,15 +176,15 @@ impl Inode {
 
     /// Writes at `off`, growing the file.
     pub fn write(&self, off: u64, data: &[u8]) -> Result<usize, Errno> {
-        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let end = off.checked_add(data.len() as u64).filter(|e| *e <= MAX_SIZE).ok_or(Errno::EFBIG)?;
         let mut chunks = self.chunks()?;
         self.allocate(&mut chunks, off, data.len() as u64)?;
         let mut done = 0;
         while done < data.len() {
             let at = off + done as u64;
-            let (idx, inner) = ((at / CHUNK) as usize, at % CHUNK);
+            let (idx, inner) = (at / CHUNK, at % CHUNK);
             let step = ((CHUNK - inner) as usize).min(data.len() - done);
-            if let Some(c) = &chunks[idx] {
+            if let Some(c) = chunks.get(&idx) {
                 self.fs.mf.write(c.offset() + inner, &data[done..done + step]);
             }
             done += step;
@@ -197,15 +202,16 @@ impl Inode {
     /// Sets the size: a shrink frees the chunks past the end and zeroes the
     /// rest of the last one.
     pub fn truncate(&self, len: u64) -> Result<(), Errno> {
-        let mut chunks = self.chunks()?;
-        let keep = len.div_ceil(CHUNK) as usize;
-        while chunks.len() > keep {
-            if chunks.pop().flatten().is_some() {
-                self.fs.uncharge(CHUNK);
-            }
+        if len > MAX_SIZE {
+            return Err(Errno::EFBIG);
         }
+        let mut chunks = self.chunks()?;
+        let keep = len.div_ceil(CHUNK);
+        let gone = chunks.split_off(&keep);
+        self.fs.uncharge(gone.len() as u64 * CHUNK);
+        drop(gone);
         if !len.is_multiple_of(CHUNK) {
-            if let Some(Some(c)) = chunks.get(keep - 1) {
+            if let Some(c) = chunks.get(&(keep - 1)) {
                 let inner = len % CHUNK;
                 self.fs.mf.zero(c.offset() + inner, CHUNK - inner);
             }
@@ -224,9 +230,8 @@ impl Inode {
     pub fn pages(&self, off: u64, len: u64) -> Result<Vec<Arc<Allocation>>, Errno> {
         let mut chunks = self.chunks()?;
         self.allocate(&mut chunks, off, len)?;
-        let first = (off / CHUNK) as usize;
-        let last = ((off + len - 1) / CHUNK) as usize;
-        Ok(chunks[first..=last].iter().flatten().cloned().collect())
+        let (first, last) = (off / CHUNK, (off + len - 1) / CHUNK);
+        Ok(chunks.range(first..=last).map(|(_, c)| c.clone()).collect())
     }
 
     pub fn is_dir(&self) -> bool {
@@ -237,7 +242,7 @@ impl Inode {
 impl Drop for Inode {
     fn drop(&mut self) {
         if let Contents::File(c) = &self.contents {
-            let n = c.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten().count() as u64;
+            let n = c.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
             self.fs.uncharge(n * CHUNK);
         }
     }
