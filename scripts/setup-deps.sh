@@ -12,10 +12,11 @@ if ! { [[ -x /bin/busybox ]] && ! readelf -l /bin/busybox 2>/dev/null | grep -q 
 fi
 have readelf || need+=(binutils)
 have python3 || need+=(python3)
-if [[ ${1:-} == --bench ]]; then
-  have runc || need+=(runc)
-  have runsc || need+=(runsc)
-fi
+# The Debian tests compare cordon against runc on the same bundle; gVisor's
+# runsc is the benchmarks' comparison and, being a static Go binary, the
+# tests' Go program.
+have runc || need+=(runc)
+have runsc || need+=(runsc)
 if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || { echo "setup-deps: need root to install: ${need[*]}" >&2; exit 1; }
   echo "setup-deps: apt-get install ${need[*]}" >&2

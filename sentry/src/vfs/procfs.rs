@@ -536,14 +536,27 @@ fn cpuinfo(ncpus: usize) -> String {
             flags.push(name);
         }
     }
+    // Base frequency: CPUID leaf 0x16 when the CPU has it, else the "@ x.xxGHz"
+    // of the brand string.
+    let mhz = if v.eax >= 0x16 { std::arch::x86_64::__cpuid(0x16).eax } else { 0 };
+    let mhz = if mhz != 0 {
+        f64::from(mhz)
+    } else {
+        brand
+            .rsplit_once('@')
+            .and_then(|(_, f)| f.trim().strip_suffix("GHz"))
+            .and_then(|f| f.trim().parse::<f64>().ok())
+            .map_or(1000.0, |g| g * 1000.0)
+    };
     let mut s = String::new();
     for cpu in 0..ncpus {
         let _ = write!(
             s,
-            "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {brand}\nstepping\t: {stepping}\nphysical id\t: 0\nsiblings\t: {ncpus}\ncore id\t\t: {cpu}\ncpu cores\t: {ncpus}\napicid\t\t: {cpu}\nfpu\t\t: yes\ncpuid level\t: {}\nflags\t\t: {}\nclflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\n\n",
+            "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {brand}\nstepping\t: {stepping}\ncpu MHz\t\t: {mhz:.3}\nphysical id\t: 0\nsiblings\t: {ncpus}\ncore id\t\t: {cpu}\ncpu cores\t: {ncpus}\napicid\t\t: {cpu}\nfpu\t\t: yes\ncpuid level\t: {}\nflags\t\t: {}\nclflush size\t: 64\nbogomips\t: {:.2}\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\n\n",
             String::from_utf8_lossy(&vendor),
             v.eax,
-            flags.join(" ")
+            flags.join(" "),
+            mhz * 2.0
         );
     }
     s
