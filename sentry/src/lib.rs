@@ -106,6 +106,7 @@ fn mount_filesystems(
     mounts: &[config::MountConfig],
     readonly: bool,
     kernel: &vfs::procfs::KernelSlot,
+    ncpus: usize,
 ) -> Vec<kernel::MountInfo> {
     let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
         path: path.into(),
@@ -145,6 +146,12 @@ fn mount_filesystems(
                     table.push(info(&m.destination, "proc", "rw,nosuid,nodev,noexec,relatime"));
                 }
             }
+            "sysfs" => {
+                if let Some((dir, name)) = target() {
+                    dir.mount_synthetic(&name, vfs::sysfs::new_sysfs(ncpus));
+                    table.push(info(&m.destination, "sysfs", "ro,nosuid,nodev,noexec,relatime"));
+                }
+            }
             kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
         }
     }
@@ -165,9 +172,9 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
-    let kernel_slot: vfs::procfs::KernelSlot = Default::default();
-    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, cfg.root_readonly, &kernel_slot);
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
+    let kernel_slot: vfs::procfs::KernelSlot = Default::default();
+    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, cfg.root_readonly, &kernel_slot, ncpus);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,

@@ -1019,11 +1019,12 @@ impl Sandbox {
 
     /// Runs `process` under runc and under cordon on the same bundle and
     /// asserts the same stdout and status, both with /proc (runc itself
-    /// needs it) and tmpfs mounts on /dev/shm and /tmp.
+    /// needs it), /sys, and tmpfs mounts on /dev/shm and /tmp.
     pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
         let mut config = oci_config(process, &self.bundle.root_path);
         config["mounts"] = serde_json::json!([
             { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
             { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] },
             { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }
         ]);

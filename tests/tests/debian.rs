@@ -174,3 +174,12 @@ fn procfs_as_programs_read_it() {
         0,
     );
 }
+
+#[test]
+fn cpu_counts_from_sysfs_and_affinity() {
+    same(
+        "deb-cpus",
+        &["bash", "-c", "getconf _NPROCESSORS_ONLN; nproc; python3 -c 'import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))'; cat /sys/devices/system/cpu/online /sys/kernel/mm/transparent_hugepage/enabled; grep -c ^processor /proc/cpuinfo"],
+        0,
+    );
+}

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pidfd;
 pub mod procfs;
 pub mod signalfd;
+pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfs;
 
