@@ -111,11 +111,13 @@ fn mount_filesystems(
     let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
         path: path.into(),
         fstype: fstype.into(),
-        source: if fstype == "9p" { "none".into() } else { fstype.into() },
+        source: if fstype == "9p" || fstype == "overlay" { "none".into() } else { fstype.into() },
         options: options.into(),
     };
-    let mut table =
-        vec![info("/", "9p", if readonly { "ro" } else { "rw" }), info("/dev", "tmpfs", "rw,nosuid,mode=755")];
+    let mut table = vec![
+        if readonly { info("/", "9p", "ro") } else { info("/", "overlay", "rw") },
+        info("/dev", "tmpfs", "rw,nosuid,mode=755"),
+    ];
     let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
     if let Ok((dev, _)) = resolve("/dev/shm") {
         dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777);
@@ -169,7 +171,10 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let memory = Arc::new(mm::MemoryFile::new(MEMORY_FILE_SIZE)?);
     let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd())?);
     let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
-    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly });
+    // A writable root gets an overlay in memory (the gofer's files are never
+    // written); a read-only root stays read-only, as runc's.
+    let upper = (!cfg.root_readonly).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
+    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly, upper });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
@@ -193,6 +198,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
     });
     let _ = kernel_slot.set(Arc::downgrade(&kernel));
+    vfs::lock::locks().set_events(kernel.events.clone());
     let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
     let init = task.group().clone();
     forward_host_signals(&kernel);

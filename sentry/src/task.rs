@@ -588,6 +588,7 @@ impl Task {
     /// hands its children to init, and tells its parent.
     fn exit_process(&mut self, status: ExitStatus) {
         let group = self.group().clone();
+        crate::vfs::lock::locks().release(crate::vfs::lock::Owner::Process(group.pid), None);
         group.cancel_timers();
         let cpu = self
             .mm

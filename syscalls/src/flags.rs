@@ -98,7 +98,19 @@ pub mod fcntl {
     pub const F_GETLK: u32 = 5;
     pub const F_SETLK: u32 = 6;
     pub const F_SETLKW: u32 = 7;
+    pub const F_OFD_GETLK: u32 = 36;
+    pub const F_OFD_SETLK: u32 = 37;
+    pub const F_OFD_SETLKW: u32 = 38;
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    /// `l_type` of struct flock.
+    pub const F_RDLCK: i16 = 0;
+    pub const F_WRLCK: i16 = 1;
+    pub const F_UNLCK: i16 = 2;
+    /// flock(2) operations.
+    pub const LOCK_SH: i32 = 1;
+    pub const LOCK_EX: i32 = 2;
+    pub const LOCK_NB: i32 = 4;
+    pub const LOCK_UN: i32 = 8;
     pub const F_SETPIPE_SZ: u32 = 1031;
     pub const F_GETPIPE_SZ: u32 = 1032;
     pub const FD_CLOEXEC: u64 = 1;

@@ -81,6 +81,19 @@ pub struct Sigevent {
     pub pad: [i32; 11],
 }
 
+/// `struct flock` (fcntl record locks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Flock {
+    pub l_type: i16,
+    pub l_whence: i16,
+    pub pad: u32,
+    pub l_start: i64,
+    pub l_len: i64,
+    pub l_pid: i32,
+    pub pad2: u32,
+}
+
 /// `struct timeval`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -366,6 +379,7 @@ mod frame_tests {
         assert_eq!(std::mem::size_of::<SignalfdSiginfo>(), 128);
         assert_eq!(std::mem::size_of::<EpollEvent>(), 12);
         assert_eq!(std::mem::size_of::<CloneArgs>(), 64);
+        assert_eq!(std::mem::size_of::<Flock>(), 32);
         assert_eq!(std::mem::size_of::<Sigevent>(), 64);
         assert_eq!(std::mem::size_of::<Sigcontext>(), 256);
         assert_eq!(std::mem::size_of::<Ucontext>(), 304);

@@ -62,6 +62,7 @@ compat_tests! {
     tmpfs,
     cpu_timers,
     signal_restart,
+    locks,
     fork_wait,
     getdents,
     ids,

@@ -183,3 +183,13 @@ fn cpu_counts_from_sysfs_and_affinity() {
         0,
     );
 }
+
+#[test]
+fn sqlite_database_in_tmp() {
+    // SQLite takes fcntl record locks and syncs; the database lives on /tmp.
+    same(
+        "deb-sqlite",
+        &["bash", "-c", "sqlite3 /tmp/db 'create table t(k integer primary key, v text); insert into t(v) values (\"a\"), (\"b\"); select count(*), group_concat(v) from t;' && python3 -c 'import sqlite3; c = sqlite3.connect(\"/tmp/db\"); c.executemany(\"insert into t(v) values (?)\", [(str(i),) for i in range(500)]); c.commit(); print(c.execute(\"select count(*) from t\").fetchone()[0]); d = sqlite3.connect(\"/tmp/db\", timeout=0); c.execute(\"begin exclusive\"); print(d.execute(\"pragma journal_mode\").fetchone()); ' ; flock /tmp/db -c 'echo locked'"],
+        0,
+    );
+}

@@ -217,7 +217,119 @@ pub fn sys_openat(t: &mut Task, dirfd: i32, path: u64, flags: u32, mode: u32) ->
 }
 
 pub fn sys_close(t: &mut Task, fd: i32) -> SysResult {
-    t.fds.remove(fd)?;
+    let e = t.fds.remove(fd)?;
+    // Closing any fd of a file drops the process's record locks on it.
+    if let Ok(id) = e.file.lock_identity() {
+        crate::vfs::lock::locks().release(crate::vfs::lock::Owner::Process(t.group().pid), Some(id));
+    }
+    Ok(0)
+}
+
+/// The byte range `[start, end)` a struct flock names, for file `f`.
+fn lock_range(f: &File, fl: &syscalls::structs::Flock) -> Result<(u64, u64), Errno> {
+    let base: i64 = match fl.l_whence {
+        0 => 0,
+        1 => *f.pos.lock().unwrap_or_else(|e| e.into_inner()) as i64,
+        2 => f.stat()?.st_size,
+        _ => return Err(Errno::EINVAL),
+    };
+    let start = base.checked_add(fl.l_start).ok_or(Errno::EOVERFLOW)?;
+    let (start, end) = match fl.l_len {
+        0 => (start, u64::MAX as i128),
+        n if n > 0 => (start, i128::from(start) + i128::from(n)),
+        n => (start.checked_add(n).ok_or(Errno::EINVAL)?, i128::from(start)),
+    };
+    if start < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok((start as u64, end.min(i128::from(u64::MAX)) as u64))
+}
+
+/// fcntl's record locks: F_GETLK/F_SETLK/F_SETLKW (owned by the process)
+/// and F_OFD_* (owned by the open file description).
+fn record_lock(t: &mut Task, f: &Arc<File>, cmd: u32, arg: u64) -> SysResult {
+    use crate::vfs::lock::{locks, Lock, Owner};
+    use syscalls::flags::fcntl as F;
+    let mut fl: syscalls::structs::Flock = t.read_obj(arg)?;
+    let ofd = matches!(cmd, F::F_OFD_GETLK | F::F_OFD_SETLK | F::F_OFD_SETLKW);
+    if ofd && fl.l_pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let owner = if ofd { Owner::Description(Arc::as_ptr(f) as usize) } else { Owner::Process(t.group().pid) };
+    let (start, end) = lock_range(f, &fl)?;
+    let id = f.lock_identity()?;
+    let write = match fl.l_type {
+        F::F_RDLCK => false,
+        F::F_WRLCK => true,
+        F::F_UNLCK if !matches!(cmd, F::F_GETLK | F::F_OFD_GETLK) => {
+            locks().set(id, false, Lock { owner, write: false, start, end }, true)?;
+            return Ok(0);
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    let want = Lock { owner, write, start, end };
+    if matches!(cmd, F::F_GETLK | F::F_OFD_GETLK) {
+        match locks().conflict(id, false, &want) {
+            Some(l) => {
+                fl.l_type = if l.write { F::F_WRLCK } else { F::F_RDLCK };
+                fl.l_whence = 0;
+                fl.l_start = l.start as i64;
+                fl.l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
+                fl.l_pid = match l.owner {
+                    Owner::Process(p) => p,
+                    Owner::Description(_) => -1,
+                };
+            }
+            None => fl.l_type = F::F_UNLCK,
+        }
+        t.write_obj(arg, &fl)?;
+        return Ok(0);
+    }
+    if (write && !f.writable()) || (!write && !f.readable()) {
+        return Err(Errno::EBADF);
+    }
+    if ofd {
+        f.locked.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if matches!(cmd, F::F_SETLKW | F::F_OFD_SETLKW) {
+        t.block_on(None, || match locks().set(id, false, want, false) {
+            Err(Errno::EAGAIN) => None,
+            r => Some(r),
+        })??;
+    } else {
+        locks().set(id, false, want, false)?;
+    }
+    Ok(0)
+}
+
+pub fn sys_flock(t: &mut Task, fd: i32, op: i32) -> SysResult {
+    use crate::vfs::lock::{locks, Lock, Owner};
+    use syscalls::flags::fcntl::{LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN};
+    let f = t.fds.get(fd)?;
+    if f.is_path() {
+        return Err(Errno::EBADF);
+    }
+    let id = f.lock_identity()?;
+    let owner = Owner::Description(Arc::as_ptr(&f) as usize);
+    let want = |write| Lock { owner, write, start: 0, end: u64::MAX };
+    match op & !LOCK_NB {
+        LOCK_UN => {
+            locks().set(id, true, want(false), true)?;
+            return Ok(0);
+        }
+        LOCK_SH | LOCK_EX => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let w = want(op & !LOCK_NB == LOCK_EX);
+    f.locked.store(true, std::sync::atomic::Ordering::Relaxed);
+    if op & LOCK_NB != 0 {
+        locks().set(id, true, w, false).map_err(|_| Errno::EWOULDBLOCK)?;
+    } else {
+        t.block_on(None, || match locks().set(id, true, w, false) {
+            Err(Errno::EAGAIN) => None,
+            r => Some(r),
+        })??;
+    }
     Ok(0)
 }
 
@@ -260,6 +372,9 @@ pub fn sys_fcntl(t: &mut Task, fd: i32, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         F::F_GETFL => Ok(u64::from(f.flags())),
+        F::F_GETLK | F::F_SETLK | F::F_SETLKW | F::F_OFD_GETLK | F::F_OFD_SETLK | F::F_OFD_SETLKW => {
+            record_lock(t, &f, cmd, arg)
+        }
         F::F_GETPIPE_SZ | F::F_SETPIPE_SZ => {
             let FileKind::Pipe(end) = &f.kind else { return Err(Errno::EBADF) };
             if cmd == F::F_GETPIPE_SZ {

@@ -91,20 +91,24 @@ pub fn sys_linkat(t: &mut Task, olddir: i32, oldpath: u64, newdir: i32, newpath:
     Ok(0)
 }
 
-/// The tmpfs inode of a file the caller may write, for truncate.
-fn writable_inode(t: &Task, d: &Dentry) -> Result<Arc<tmpfs::Inode>, Errno> {
+/// The tmpfs inode of a file the caller may write, for truncate (a lower
+/// file of the overlay is copied up first).
+fn writable_inode(t: &Task, d: &Arc<Dentry>) -> Result<Arc<tmpfs::Inode>, Errno> {
     if d.is_dir() {
         return Err(Errno::EISDIR);
     }
-    let inode = match d.tmpfs() {
-        Some(i) => i.clone(),
-        None if d.readonly() || d.gofer().is_some() => return Err(Errno::EROFS),
-        None => return Err(Errno::EINVAL),
-    };
     if !crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false) {
         return Err(Errno::EACCES);
     }
-    Ok(inode)
+    let d = match (d.overlay_upper().is_some(), d.parent()) {
+        (true, Some(dir)) => dir.copy_up(d)?,
+        _ => d.clone(),
+    };
+    match d.tmpfs() {
+        Some(i) => Ok(i.clone()),
+        None if d.gofer().is_some() => Err(Errno::EROFS),
+        None => Err(Errno::EINVAL),
+    }
 }
 
 pub fn sys_truncate(t: &mut Task, path: u64, len: i64) -> SysResult {
@@ -163,15 +167,14 @@ pub fn sys_fsync(t: &mut Task, fd: i32) -> SysResult {
 }
 
 /// Who may change a file's attributes: its owner, or root.
-fn may_change(t: &Task, d: &Dentry) -> Result<Arc<tmpfs::Inode>, Errno> {
-    let inode = match d.tmpfs() {
-        Some(i) => i.clone(),
-        None => return Err(if d.readonly() || d.gofer().is_some() { Errno::EROFS } else { Errno::EPERM }),
-    };
+fn may_change(t: &Task, d: &Dentry) -> Result<(), Errno> {
+    if d.readonly() {
+        return Err(Errno::EROFS);
+    }
     if t.creds.euid != 0 && t.creds.euid != d.attr().uid {
         return Err(Errno::EPERM);
     }
-    Ok(inode)
+    Ok(())
 }
 
 /// The file `path` (or with AT_EMPTY_PATH, `dirfd` itself) names.
@@ -186,16 +189,18 @@ fn target(t: &Task, dirfd: i32, path: u64, flags: u32) -> Result<Arc<Dentry>, Er
     t.lookup(dirfd, &p, flags & AT_SYMLINK_NOFOLLOW == 0)
 }
 
-fn chmod(t: &Task, d: &Dentry, mode: u32) -> SysResult {
-    let inode = may_change(t, d)?;
-    let mut a = inode.attr();
+fn chmod(t: &Task, d: &Arc<Dentry>, mode: u32) -> SysResult {
+    may_change(t, d)?;
     let mut mode = mode & 0o7777;
     // Only a member of the file's group may keep its setgid bit.
-    if t.creds.euid != 0 && a.gid != t.creds.egid && !t.creds.groups.contains(&a.gid) {
+    let gid = d.attr().gid;
+    if t.creds.euid != 0 && gid != t.creds.egid && !t.creds.groups.contains(&gid) {
         mode &= !syscalls::flags::mode::S_ISGID;
     }
-    a.mode = (a.mode & syscalls::flags::mode::S_IFMT) | mode;
-    a.ctime = tmpfs::now();
+    d.update_attr(|a| {
+        a.mode = (a.mode & syscalls::flags::mode::S_IFMT) | mode;
+        a.ctime = tmpfs::now();
+    })?;
     Ok(0)
 }
 
@@ -213,27 +218,28 @@ pub fn sys_fchmod(t: &mut Task, fd: i32, mode: u32) -> SysResult {
     }
 }
 
-fn chown(t: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult {
-    let inode = may_change(t, d)?;
-    let mut a = inode.attr();
+fn chown(t: &Task, d: &Arc<Dentry>, uid: u32, gid: u32) -> SysResult {
+    may_change(t, d)?;
     let keep = u32::MAX;
     if t.creds.euid != 0 {
         // An owner may only change the group, to one of its own.
         let group_ok = gid == keep || gid == t.creds.egid || t.creds.groups.contains(&gid);
-        if (uid != keep && uid != a.uid) || !group_ok {
+        if (uid != keep && uid != d.attr().uid) || !group_ok {
             return Err(Errno::EPERM);
         }
     }
-    if uid != keep {
-        a.uid = uid;
-    }
-    if gid != keep {
-        a.gid = gid;
-    }
-    if a.mode & syscalls::flags::mode::S_IFMT != syscalls::flags::mode::S_IFDIR {
-        a.mode &= !(syscalls::flags::mode::S_ISUID | syscalls::flags::mode::S_ISGID);
-    }
-    a.ctime = tmpfs::now();
+    d.update_attr(|a| {
+        if uid != keep {
+            a.uid = uid;
+        }
+        if gid != keep {
+            a.gid = gid;
+        }
+        if a.mode & syscalls::flags::mode::S_IFMT != syscalls::flags::mode::S_IFDIR {
+            a.mode &= !(syscalls::flags::mode::S_ISUID | syscalls::flags::mode::S_ISGID);
+        }
+        a.ctime = tmpfs::now();
+    })?;
     Ok(0)
 }
 
@@ -272,10 +278,9 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32
     } else {
         target(t, dirfd, path, flags)?
     };
-    let inode = match d.tmpfs() {
-        Some(i) => i.clone(),
-        None => return Err(if d.readonly() || d.gofer().is_some() { Errno::EROFS } else { Errno::EPERM }),
-    };
+    if d.readonly() {
+        return Err(Errno::EROFS);
+    }
     let owner = t.creds.euid == 0 || t.creds.euid == d.attr().uid;
     let only_now = ts.iter().all(|x| x.tv_nsec == UTIME_NOW || x.tv_nsec == UTIME_OMIT);
     // Setting "now" needs write access; any other time needs ownership.
@@ -289,9 +294,10 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32
         UTIME_OMIT => old,
         n => (x.tv_sec, n as u32),
     };
-    let mut a = inode.attr();
-    a.atime = pick(&ts[0], a.atime);
-    a.mtime = pick(&ts[1], a.mtime);
-    a.ctime = now;
+    d.update_attr(|a| {
+        a.atime = pick(&ts[0], a.atime);
+        a.mtime = pick(&ts[1], a.mtime);
+        a.ctime = now;
+    })?;
     Ok(0)
 }

@@ -67,6 +67,8 @@ macro_rules! e {
                     | Sysno::rt_sigtimedwait
                     | Sysno::splice
                     | Sysno::tee
+                    | Sysno::flock
+                    | Sysno::fcntl
             ),
         }
     };
@@ -91,7 +93,9 @@ static ENTRIES: &[Entry] = &[
     e!(dup, Full, &[I], "", |t, a| file::sys_dup(t, a.i32(0))),
     e!(dup2, Full, &[I, I], "", |t, a| file::sys_dup2(t, a.i32(0), a.i32(1))),
     e!(dup3, Full, &[I, I, H], "", |t, a| file::sys_dup3(t, a.i32(0), a.i32(1), a.u32(2))),
-    e!(fcntl, Partial, &[I, I, H], "no record locks", |t, a| { file::sys_fcntl(t, a.i32(0), a.u32(1), a.u64(2)) }),
+    e!(fcntl, Partial, &[I, I, H], "no lease or signal-ownership commands", |t, a| {
+        file::sys_fcntl(t, a.i32(0), a.u32(1), a.u64(2))
+    }),
     e!(ioctl, Partial, &[I, H, H], "terminal queries, FIONREAD, FIONBIO, FIOCLEX", |t, a| {
         file::sys_ioctl(t, a.i32(0), a.u32(1), a.u64(2))
     }),
@@ -153,6 +157,7 @@ static ENTRIES: &[Entry] = &[
     e!(fallocate, Partial, &[I, H, I, I], "tmpfs, mode 0", |t, a| {
         ns::sys_fallocate(t, a.i32(0), a.i32(1), a.i64(2), a.i64(3))
     }),
+    e!(flock, Full, &[I, H], "", |t, a| file::sys_flock(t, a.i32(0), a.i32(1))),
     e!(fsync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
     e!(fdatasync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
     e!(syncfs, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),

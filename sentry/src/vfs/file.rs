@@ -17,6 +17,17 @@ pub struct File {
     pub dentry: Option<Arc<Dentry>>,
     /// The file position.
     pub pos: Mutex<u64>,
+    /// Set once the description held an OFD or flock lock, released when
+    /// it goes.
+    pub locked: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if self.locked.load(Ordering::Relaxed) {
+            super::lock::locks().release(super::lock::Owner::Description(self as *const File as usize), None);
+        }
+    }
 }
 
 /// What kind of file a description is.
@@ -82,7 +93,7 @@ pub struct DirCursor {
 
 impl File {
     pub fn new(kind: FileKind, flags: u32, dentry: Option<Arc<Dentry>>) -> Arc<File> {
-        Arc::new(File { flags: AtomicU32::new(flags), kind, dentry, pos: Mutex::new(0) })
+        Arc::new(File { flags: AtomicU32::new(flags), kind, dentry, pos: Mutex::new(0), locked: Default::default() })
     }
 
     pub fn flags(&self) -> u32 {
@@ -383,6 +394,12 @@ impl File {
             FileKind::Anon(a) => a.seq(),
             _ => None,
         }
+    }
+
+    /// What locks identify the file by: its device and inode numbers.
+    pub fn lock_identity(&self) -> Result<(u64, u64), Errno> {
+        let st = self.stat()?;
+        Ok((st.st_dev, st.st_ino))
     }
 
     /// The anonymous file behind this one, as its concrete kind.

@@ -14,6 +14,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fd_table;
 pub mod file;
+pub mod lock;
 pub mod open;
 pub mod ops;
 pub mod pidfd;
@@ -36,6 +37,9 @@ const MAX_SYMLINKS: u32 = 40;
 pub struct GoferMount {
     pub client: Client,
     pub readonly: bool,
+    /// With `--overlay=root:memory`: the tmpfs that takes every change, so
+    /// the files the gofer serves are never written.
+    pub upper: Option<Arc<tmpfs::Tmpfs>>,
 }
 
 /// A file the sentry makes up itself (devices, later /proc), as a tree.
@@ -72,6 +76,9 @@ pub enum Node {
     Synthetic(Arc<dyn SynthNode>),
     /// A file of a tmpfs: the dentry tree is the file system.
     Tmpfs(Arc<tmpfs::Inode>),
+    /// An overlay whiteout: the name was removed from the upper layer's
+    /// view of a gofer directory.
+    Whiteout,
 }
 
 /// A name in the tree, and the file it names.
@@ -186,6 +193,19 @@ impl Dentry {
         self.gofer().is_some_and(|(_, m)| m.readonly)
     }
 
+    /// Whether this is an overlay whiteout (a removed name).
+    pub fn is_whiteout(&self) -> bool {
+        matches!(self.node, Node::Whiteout)
+    }
+
+    /// The overlay's upper layer, for a gofer file under one.
+    pub fn overlay_upper(&self) -> Option<&Arc<tmpfs::Tmpfs>> {
+        match &self.node {
+            Node::Gofer { mount, .. } => mount.upper.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn attr(&self) -> Attr {
         match &self.node {
             Node::Tmpfs(i) => *i.attr(),
@@ -225,7 +245,7 @@ impl Dentry {
         let (handle, mount) = match &self.node {
             Node::Gofer { handle, mount } => (*handle, mount.clone()),
             // A tmpfs directory holds all its entries: not cached means none.
-            Node::Tmpfs(_) => return Ok((Vec::new(), true)),
+            Node::Tmpfs(_) | Node::Whiteout => return Ok((Vec::new(), true)),
             Node::Synthetic(n) => {
                 let name = names.first().ok_or(Errno::ENOENT)?;
                 return Ok(match n.lookup(name) {
@@ -270,7 +290,41 @@ impl Dentry {
     /// and ".."); empty at the end.
     pub fn dir_entries(&self, from: u64, count: u32) -> Result<Vec<gofer::Dirent>, Errno> {
         match &self.node {
-            Node::Gofer { handle, mount } => mount.client.getdents(*handle, from, count).map_err(Errno::from_raw),
+            Node::Gofer { handle, mount } => {
+                let upper: Vec<(Vec<u8>, Arc<Dentry>)> = self
+                    .children
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|(_, d)| matches!(d.node, Node::Tmpfs(_) | Node::Whiteout))
+                    .map(|(n, d)| (n.clone(), d.clone()))
+                    .collect();
+                if upper.is_empty() {
+                    return mount.client.getdents(*handle, from, count).map_err(Errno::from_raw);
+                }
+                // An overlay directory: the lower entries the upper layer
+                // does not hide or replace, then the upper ones.
+                let mut all = Vec::new();
+                loop {
+                    let batch = mount.client.getdents(*handle, all.len() as u64, 256).map_err(Errno::from_raw)?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    all.extend(batch);
+                }
+                all.retain(|e| !upper.iter().any(|(n, _)| *n == e.name));
+                let mut added: Vec<gofer::Dirent> = upper
+                    .iter()
+                    .filter(|(_, d)| !d.is_whiteout())
+                    .map(|(n, d)| {
+                        let a = d.clone().crossed().attr();
+                        gofer::Dirent { name: n.clone(), ino: a.ino, kind: dtype_of(a.mode) }
+                    })
+                    .collect();
+                added.sort_by(|a, b| a.name.cmp(&b.name));
+                all.extend(added);
+                Ok(all.into_iter().skip(usize::try_from(from).unwrap_or(usize::MAX)).take(count as usize).collect())
+            }
             Node::Synthetic(n) => Ok(n
                 .entries()
                 .into_iter()
@@ -278,6 +332,7 @@ impl Dentry {
                 .take(count as usize)
                 .map(|(name, a)| gofer::Dirent { name, ino: a.ino, kind: dtype_of(a.mode) })
                 .collect()),
+            Node::Whiteout => Err(Errno::ENOENT),
             Node::Tmpfs(_) => {
                 let mut names: Vec<(Vec<u8>, Arc<Dentry>)> = self
                     .children
@@ -316,6 +371,7 @@ impl Dentry {
                 tmpfs::Contents::Symlink(t) => t.clone(),
                 _ => return Err(Errno::EINVAL),
             },
+            Node::Whiteout => return Err(Errno::ENOENT),
         };
         *link = Some(t.clone());
         Ok(t)
@@ -406,6 +462,7 @@ impl Resolver<'_> {
                 continue;
             }
             let child = match cur.cached(name) {
+                Some(c) if c.is_whiteout() => return Err(Errno::ENOENT),
                 Some(c) => c,
                 None => {
                     // Walk the run of plain names ahead in one round trip.
@@ -413,8 +470,8 @@ impl Resolver<'_> {
                         names[i..].iter().take_while(|n| **n != b"." && **n != b"..").copied().collect();
                     let (found, _missing) = cur.walk(&run)?;
                     match found.into_iter().next() {
-                        Some(c) => c,
-                        None => return Err(Errno::ENOENT),
+                        Some(c) if !c.is_whiteout() => c,
+                        _ => return Err(Errno::ENOENT),
                     }
                 }
             }

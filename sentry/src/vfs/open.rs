@@ -109,6 +109,11 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
     if !may_access(&t.creds, &attr, mask, false) {
         return Err(Errno::EACCES);
     }
+    // Writing a lower file of the overlay writes its upper copy.
+    let d = match (writes && d.is_regular() && d.overlay_upper().is_some(), d.parent()) {
+        (true, Some(dir)) => dir.copy_up(&d)?,
+        _ => d,
+    };
     let (handle, mount) = match (&d.node, d.gofer()) {
         (super::Node::Synthetic(n), _) => {
             let kind = n.open(flags)?;

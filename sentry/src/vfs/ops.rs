@@ -1,7 +1,10 @@
 //! Changes to the tree: creating, linking, removing and renaming names.
-//! tmpfs directories are changed in place; gofer mounts are read-only for
-//! now (the gofer protocol's write operations come with the file-system
-//! work), and the sentry's synthetic trees refuse changes.
+//! tmpfs directories are changed in place. A gofer directory under the root
+//! overlay (`--overlay=root:memory`) takes new names from the upper tmpfs;
+//! a removed lower name becomes a whiteout, and a lower file is copied up
+//! before it changes. Without an overlay gofer mounts are read-only for now
+//! (the gofer protocol's write operations come later), and the sentry's
+//! synthetic trees refuse changes.
 use std::sync::Arc;
 
 use gofer::Attr;
@@ -46,17 +49,111 @@ fn not_writable(dir: &Dentry) -> Errno {
 }
 
 impl Dentry {
-    /// The tmpfs inode of a directory that may be changed by `creds`
+    /// The file system new names of this directory go to (its tmpfs, or
+    /// the overlay's upper layer), if `creds` may change the directory
     /// (write and search permission).
-    fn writable_dir(&self, creds: &Credentials) -> Result<&Arc<tmpfs::Inode>, Errno> {
+    fn writable_dir(&self, creds: &Credentials) -> Result<Arc<tmpfs::Tmpfs>, Errno> {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let Node::Tmpfs(inode) = &self.node else { return Err(not_writable(self)) };
+        let fs = match &self.node {
+            Node::Tmpfs(inode) => inode.fs.clone(),
+            Node::Gofer { mount, .. } => mount.upper.clone().ok_or_else(|| not_writable(self))?,
+            _ => return Err(not_writable(self)),
+        };
         if !may_access(creds, &self.attr(), A::W_OK | A::X_OK, false) {
             return Err(Errno::EACCES);
         }
-        Ok(inode)
+        Ok(fs)
+    }
+
+    /// The entry `name` of this directory (None if there is none or it was
+    /// removed from the overlay), asking the gofer if it is not cached.
+    pub fn child(self: &Arc<Dentry>, name: &[u8]) -> Result<Option<Arc<Dentry>>, Errno> {
+        if let Some(c) = self.cached(name) {
+            return Ok((!c.is_whiteout()).then_some(c));
+        }
+        let (found, _) = self.walk(&[name])?;
+        Ok(found.into_iter().next().filter(|c| !c.is_whiteout()))
+    }
+
+    /// Whether removing a name from this directory must leave a whiteout
+    /// (an overlay directory, whose lower layer may still have it).
+    fn keeps_whiteouts(&self) -> bool {
+        matches!(&self.node, Node::Gofer { mount, .. } if mount.upper.is_some())
+    }
+
+    /// Copies the lower file `child` of this overlay directory up into the
+    /// upper layer (data, mode, owner, times) and puts the copy in its place.
+    pub fn copy_up(self: &Arc<Dentry>, child: &Arc<Dentry>) -> Result<Arc<Dentry>, Errno> {
+        let fs = match (&self.node, &child.node) {
+            (_, Node::Tmpfs(_)) => return Ok(child.clone()),
+            (Node::Gofer { mount, .. }, Node::Gofer { .. }) => mount.upper.clone().ok_or(Errno::EROFS)?,
+            _ => return Err(Errno::EXDEV),
+        };
+        let a = child.attr();
+        let inode = if child.is_regular() {
+            let inode = fs.inode(a.mode, a.uid, a.gid, Contents::File(Default::default()));
+            let fd = child.host_fd(0)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = 0u64;
+            loop {
+                let n = match nix::sys::uio::pread(fd.as_ref(), &mut buf, off as i64) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(Errno::from_raw(e as i32)),
+                };
+                inode.write(off, &buf[..n])?;
+                off += n as u64;
+            }
+            inode
+        } else if child.is_symlink() {
+            fs.inode(a.mode, a.uid, a.gid, Contents::Symlink(child.readlink()?))
+        } else {
+            // Directories stay in the lower layer (their new entries go up
+            // one by one); devices and FIFOs are not copied.
+            return Err(Errno::EXDEV);
+        };
+        {
+            let mut ia = inode.attr();
+            ia.atime = a.atime;
+            ia.mtime = a.mtime;
+            ia.ctime = a.ctime;
+        }
+        let name = child.name();
+        let up = Arc::new(Dentry::new(name.clone(), Some(self.clone()), Attr::default(), Node::Tmpfs(inode)));
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        match children.get(&name) {
+            // Someone copied it up meanwhile.
+            Some(c) if !Arc::ptr_eq(c, child) && !c.is_whiteout() => Ok(c.clone()),
+            _ => {
+                children.insert(name, up.clone());
+                Ok(up)
+            }
+        }
+    }
+
+    /// Changes the attributes of this file with `f`: a tmpfs inode, a lower
+    /// file copied up first, or a lower directory's attributes as the
+    /// overlay keeps them.
+    pub fn update_attr(self: &Arc<Dentry>, f: impl FnOnce(&mut Attr)) -> Result<(), Errno> {
+        match &self.node {
+            Node::Tmpfs(i) => {
+                f(&mut i.attr());
+                Ok(())
+            }
+            Node::Gofer { mount, .. } if mount.upper.is_some() => {
+                if self.is_dir() {
+                    f(&mut self.attr.lock().unwrap_or_else(|e| e.into_inner()));
+                    return Ok(());
+                }
+                let up = self.parent().ok_or(Errno::EROFS)?.copy_up(self)?;
+                up.update_attr(f)
+            }
+            Node::Gofer { .. } => Err(Errno::EROFS),
+            _ => Err(Errno::EPERM),
+        }
     }
 
     /// The sticky-directory rule: only the file's or the directory's owner
@@ -89,14 +186,13 @@ impl Dentry {
         if name == b"." || name == b".." {
             return Err(Errno::EEXIST);
         }
-        let inode = self.writable_dir(creds)?;
+        let fs = self.writable_dir(creds)?;
+        if self.child(name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
         let dir_attr = self.attr();
         // New files take the directory's group if it is setgid.
         let gid = if dir_attr.mode & syscalls::flags::mode::S_ISGID != 0 { dir_attr.gid } else { creds.egid };
-        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        if children.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
         let (mode, contents, dirs) = match new {
             NewFile::Regular => (tmpfs::regular_mode(perm), Contents::File(Default::default()), 0),
             NewFile::Dir => {
@@ -105,7 +201,11 @@ impl Dentry {
             }
             NewFile::Symlink(target) => (tmpfs::symlink_mode(), Contents::Symlink(target), 0),
         };
-        let child = inode.fs.inode(mode, creds.euid, gid, contents);
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if children.get(name).is_some_and(|c| !c.is_whiteout()) {
+            return Err(Errno::EEXIST);
+        }
+        let child = fs.inode(mode, creds.euid, gid, contents);
         let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(child)));
         children.insert(name.to_vec(), d.clone());
         drop(children);
@@ -116,16 +216,23 @@ impl Dentry {
     /// A hard link `name` in this directory to the file of `target`.
     pub fn link(self: &Arc<Dentry>, name: &[u8], target: &Arc<Dentry>, creds: &Credentials) -> Result<(), Errno> {
         check_name(name)?;
-        let inode = self.writable_dir(creds)?;
-        let Node::Tmpfs(file) = &target.node else { return Err(Errno::EXDEV) };
-        if !Arc::ptr_eq(&file.fs, &inode.fs) {
-            return Err(Errno::EXDEV);
-        }
-        if file.is_dir() {
+        let fs = self.writable_dir(creds)?;
+        if target.is_dir() {
             return Err(Errno::EPERM);
         }
+        let target = match (&target.node, target.parent()) {
+            (Node::Gofer { .. }, Some(dir)) => dir.copy_up(target)?,
+            _ => target.clone(),
+        };
+        let Node::Tmpfs(file) = &target.node else { return Err(Errno::EXDEV) };
+        if !Arc::ptr_eq(&file.fs, &fs) {
+            return Err(Errno::EXDEV);
+        }
+        if self.child(name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        if children.contains_key(name) {
+        if children.get(name).is_some_and(|c| !c.is_whiteout()) {
             return Err(Errno::EEXIST);
         }
         let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(file.clone())));
@@ -149,38 +256,34 @@ impl Dentry {
         if dir && name == b".." {
             return Err(Errno::ENOTEMPTY);
         }
-        let child = match self.cached(name) {
-            Some(c) => c,
-            None => {
-                // Not in a tmpfs: find out whether it exists at all.
-                self.walk(&[name])?.0.into_iter().next().ok_or(Errno::ENOENT)?
-            }
-        };
+        let child = self.child(name)?.ok_or(Errno::ENOENT)?;
         self.writable_dir(creds)?;
-        let Node::Tmpfs(inode) = &child.node else { return Err(not_writable(self)) };
         if child.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
             return Err(Errno::EBUSY);
         }
-        match (dir, inode.is_dir()) {
+        match (dir, child.is_dir()) {
             (true, false) => return Err(Errno::ENOTDIR),
             (false, true) => return Err(Errno::EISDIR),
             _ => {}
         }
-        if dir && !child.children.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        if dir && !child.dir_entries(0, 1)?.is_empty() {
             return Err(Errno::ENOTEMPTY);
         }
         if !self.sticky_allows(&child, creds) {
             return Err(Errno::EPERM);
         }
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        match children.get(name) {
-            Some(c) if Arc::ptr_eq(c, &child) => {
-                children.remove(name);
-            }
-            _ => return Err(Errno::ENOENT),
+        if children.get(name).is_some_and(|c| !Arc::ptr_eq(c, &child)) {
+            return Err(Errno::ENOENT);
+        }
+        if self.keeps_whiteouts() {
+            let w = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Whiteout));
+            children.insert(name.to_vec(), w);
+        } else {
+            children.remove(name);
         }
         drop(children);
-        {
+        if let Node::Tmpfs(inode) = &child.node {
             let mut a = inode.attr();
             a.nlink = if dir { 0 } else { a.nlink.saturating_sub(1) };
             a.ctime = tmpfs::now();
@@ -223,17 +326,18 @@ pub fn rename(
             return Err(Errno::EBUSY);
         }
     }
-    let source =
-        old_dir.cached(old_name).or_else(|| old_dir.walk(&[old_name]).ok().and_then(|(f, _)| f.into_iter().next()));
-    let source = source.ok_or(Errno::ENOENT)?;
+    let source = old_dir.child(old_name)?.ok_or(Errno::ENOENT)?;
     if flags & RENAME_WHITEOUT != 0 {
         return Err(Errno::EINVAL);
     }
     let from = old_dir.writable_dir(creds)?;
     let to = new_dir.writable_dir(creds)?;
-    if !Arc::ptr_eq(&from.fs, &to.fs) {
+    if !Arc::ptr_eq(&from, &to) {
         return Err(Errno::EXDEV);
     }
+    // A lower file moves as its upper copy; lower directories cannot move
+    // (EXDEV, as overlayfs without redirects: mv copies them instead).
+    let source = old_dir.copy_up(&source)?;
     let Node::Tmpfs(src_inode) = &source.node else { return Err(Errno::EXDEV) };
     if source.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
         return Err(Errno::EBUSY);
@@ -244,7 +348,11 @@ pub fn rename(
     if !old_dir.sticky_allows(&source, creds) {
         return Err(Errno::EPERM);
     }
-    let target = new_dir.cached(new_name);
+    let target = match new_dir.child(new_name)? {
+        // Exchanged names move both ways: a lower file goes up first.
+        Some(t) if flags & RENAME_EXCHANGE != 0 => Some(new_dir.copy_up(&t)?),
+        t => t,
+    };
     if let Some(t) = &target {
         if flags & RENAME_NOREPLACE != 0 {
             return Err(Errno::EEXIST);
@@ -302,7 +410,17 @@ pub fn rename(
         let mut a = old_dir.children.lock().unwrap_or_else(|e| e.into_inner());
         match a.get(old_name) {
             Some(c) if Arc::ptr_eq(c, &source) => {
-                a.remove(old_name);
+                if old_dir.keeps_whiteouts() {
+                    let w = Arc::new(Dentry::new(
+                        old_name.to_vec(),
+                        Some(old_dir.clone()),
+                        Attr::default(),
+                        Node::Whiteout,
+                    ));
+                    a.insert(old_name.to_vec(), w);
+                } else {
+                    a.remove(old_name);
+                }
             }
             _ => return Err(Errno::ENOENT),
         }
