@@ -32,4 +32,8 @@ pub struct MountConfig {
     /// `type`: tmpfs, proc, sysfs, bind, ...
     pub kind: String,
     pub options: Vec<String>,
+    /// For a bind mount: the inherited fd of the socket of the gofer that
+    /// serves it.
+    #[serde(default)]
+    pub gofer_fd: Option<i32>,
 }

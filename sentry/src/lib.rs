@@ -154,6 +154,22 @@ fn mount_filesystems(
                     table.push(info(&m.destination, "sysfs", "ro,nosuid,nodev,noexec,relatime"));
                 }
             }
+            "bind" if m.gofer_fd.is_some() => {
+                let Some(fd) = m.gofer_fd.and_then(|fd| gofer::fd::take_inherited(fd).ok()) else { continue };
+                let has = |o: &str| m.options.iter().any(|x| x == o);
+                let mount = Arc::new(vfs::GoferMount {
+                    client: gofer::Client::new(gofer::Channel::new(fd)),
+                    readonly: has("ro"),
+                    noexec: has("noexec"),
+                    upper: None,
+                });
+                if let Some((dir, name)) = target() {
+                    match dir.mount_gofer(&name, mount) {
+                        Ok(()) => table.push(info(&m.destination, "9p", if has("ro") { "ro" } else { "rw" })),
+                        Err(e) => tracing::warn!(target: "sentry::vfs", "bind mount at {}: {e:?}", m.destination),
+                    }
+                }
+            }
             kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
         }
     }
@@ -174,7 +190,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     // A writable root gets an overlay in memory (the gofer's files are never
     // written); a read-only root stays read-only, as runc's.
     let upper = (!cfg.root_readonly).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
-    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly, upper });
+    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly, noexec: false, upper });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);

@@ -172,6 +172,9 @@ fn open_exec(t: &Task, d: &Arc<Dentry>) -> Result<ExecFile, Errno> {
     if a.mode & mode::S_IFMT != mode::S_IFREG || a.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
+    if d.gofer().is_some_and(|(_, m)| m.noexec) {
+        return Err(Errno::EACCES);
+    }
     let _ = t;
     match d.tmpfs() {
         Some(inode) => Ok(ExecFile::Tmpfs(inode.clone())),

@@ -1021,13 +1021,26 @@ impl Sandbox {
     /// asserts the same stdout and status, both with /proc (runc itself
     /// needs it), /sys, and tmpfs mounts on /dev/shm and /tmp.
     pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
+        self.assert_same_as_runc_with(process, &[], opts)
+    }
+
+    /// [`Sandbox::assert_same_as_runc`] with `extra` mounts (config.json
+    /// entries) after the standard ones.
+    pub fn assert_same_as_runc_with(
+        &mut self,
+        process: &Process,
+        extra: &[serde_json::Value],
+        opts: &Compare,
+    ) -> RunOutput {
         let mut config = oci_config(process, &self.bundle.root_path);
-        config["mounts"] = serde_json::json!([
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
-            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] },
-            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }
-        ]);
+        let mut mounts = vec![
+            serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
+            serde_json::json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }),
+            serde_json::json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }),
+            serde_json::json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }),
+        ];
+        mounts.extend(extra.iter().cloned());
+        config["mounts"] = serde_json::Value::Array(mounts);
         self.bundle.write_config_value(&config);
         let runc_root = self.tmp.path().join("runc");
         let id = unique_id(&self.name);

@@ -19,13 +19,16 @@ pub struct BootArgs {
 
 pub fn boot(cli: &Cli, a: &BootArgs) -> Result<u8> {
     super::die_with_parent();
-    // Nothing the CLI's caller leaked to us may reach the sandbox.
-    gofer::sandbox::close_other_fds(&[a.gofer_fd, a.config_fd]);
-    crate::logging::init(cli, "sentry");
     let cfg_fd = gofer::fd::take_inherited(a.config_fd).context("config fd")?;
     let mut text = String::new();
     std::fs::File::from(cfg_fd).read_to_string(&mut text).context("reading the boot config")?;
     let cfg: sentry::BootConfig = serde_json::from_str(&text).context("parsing the boot config")?;
+    // Nothing the CLI's caller leaked to us may reach the sandbox: only the
+    // gofer sockets stay.
+    let mut keep = vec![a.gofer_fd];
+    keep.extend(cfg.mounts.iter().filter_map(|m| m.gofer_fd));
+    gofer::sandbox::close_other_fds(&keep);
+    crate::logging::init(cli, "sentry");
     let sock = gofer::fd::take_inherited(a.gofer_fd).context("gofer fd")?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     crate::isolate::isolate_sentry()?;

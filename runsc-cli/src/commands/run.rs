@@ -52,8 +52,22 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
-/// The sentry's view of the process to run.
-fn boot_config(cli: &Cli, b: &Bundle) -> Result<sentry::BootConfig> {
+/// Whether a config.json mount is a bind mount.
+fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+}
+
+/// The host directory a bind mount serves (relative sources are relative
+/// to the bundle, as runc takes them).
+fn bind_source(b: &Bundle, m: &oci_spec::runtime::Mount) -> Option<PathBuf> {
+    let src = m.source().as_ref()?;
+    Some(if src.is_absolute() { src.clone() } else { b.dir.join(src) })
+}
+
+/// The sentry's view of the process to run; `bind_fds` are the sentry's
+/// gofer sockets of the bind mounts, by index in `mounts`.
+fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentry::BootConfig> {
     let p = b.spec.process().as_ref().ok_or_else(|| anyhow!("config.json has no process"))?;
     let user = p.user();
     let rlimits = p
@@ -98,10 +112,12 @@ fn boot_config(cli: &Cli, b: &Bundle) -> Result<sentry::BootConfig> {
             .as_ref()
             .map(|ms| {
                 ms.iter()
-                    .map(|m| sentry::config::MountConfig {
+                    .enumerate()
+                    .map(|(i, m)| sentry::config::MountConfig {
                         destination: m.destination().to_string_lossy().into_owned(),
-                        kind: m.typ().clone().unwrap_or_default(),
+                        kind: if is_bind(m) { "bind".into() } else { m.typ().clone().unwrap_or_default() },
                         options: m.options().clone().unwrap_or_default(),
+                        gofer_fd: bind_fds.iter().find(|(j, _)| *j == i).map(|(_, fd)| *fd),
                     })
                     .collect()
             })
@@ -161,26 +177,68 @@ fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> Result<Child> {
 
 /// The sandbox processes of one container.
 struct Sandbox {
-    gofer: Child,
+    /// The root's gofer, then one per served bind mount.
+    gofers: Vec<Child>,
     sentry: Child,
 }
 
-impl Sandbox {
-    fn start(cli: &Cli, b: &Bundle) -> Result<Sandbox> {
-        let (sentry_end, gofer_end) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-                .context("creating the gofer socket pair")?;
-        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-        let mut g = child_command(cli)?;
-        g.arg("gofer").arg("--rootfs").arg(&b.rootfs).arg("--sock-fd").arg(gofer_end.as_raw_fd().to_string());
-        if readonly {
-            g.arg("--readonly");
-        }
-        g.stdin(Stdio::null()).stdout(Stdio::null());
-        let mut gofer = spawn_with_fds(&mut g, &[&gofer_end]).context("starting the gofer")?;
-        drop(gofer_end);
+/// Starts a gofer serving `rootfs`; returns it and the sentry's end of its
+/// socket.
+fn start_gofer(cli: &Cli, rootfs: &Path, readonly: bool) -> Result<(Child, OwnedFd)> {
+    let (sentry_end, gofer_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .context("creating the gofer socket pair")?;
+    let mut g = child_command(cli)?;
+    g.arg("gofer").arg("--rootfs").arg(rootfs).arg("--sock-fd").arg(gofer_end.as_raw_fd().to_string());
+    if readonly {
+        g.arg("--readonly");
+    }
+    g.stdin(Stdio::null()).stdout(Stdio::null());
+    let gofer = spawn_with_fds(&mut g, &[&gofer_end]).context("starting the gofer")?;
+    Ok((gofer, sentry_end))
+}
 
-        let cfg = boot_config(cli, b)?;
+impl Sandbox {
+    fn kill_gofers(gofers: &mut [Child]) {
+        for g in gofers {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+    }
+
+    fn start(cli: &Cli, b: &Bundle) -> Result<Sandbox> {
+        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        let (root_gofer, sentry_end) = start_gofer(cli, &b.rootfs, readonly)?;
+        let mut gofers = vec![root_gofer];
+        // One gofer per bind mount of a directory.
+        let mut bind_ends = Vec::new();
+        for (i, m) in b.spec.mounts().iter().flatten().enumerate() {
+            if !is_bind(m) {
+                continue;
+            }
+            let Some(src) = bind_source(b, m).filter(|s| s.is_dir()) else {
+                tracing::warn!(target: "cordon::run", "bind mount of {:?}: only directories are served so far", m.source());
+                continue;
+            };
+            let ro = m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "ro"));
+            match start_gofer(cli, &src, ro) {
+                Ok((g, end)) => {
+                    gofers.push(g);
+                    bind_ends.push((i, end));
+                }
+                Err(e) => {
+                    Self::kill_gofers(&mut gofers);
+                    return Err(e.context(format!("serving the bind mount of {}", src.display())));
+                }
+            }
+        }
+        let bind_fds: Vec<(usize, i32)> = bind_ends.iter().map(|(i, fd)| (*i, fd.as_raw_fd())).collect();
+        let cfg = match boot_config(cli, b, &bind_fds) {
+            Ok(c) => c,
+            Err(e) => {
+                Self::kill_gofers(&mut gofers);
+                return Err(e);
+            }
+        };
         let cfg_fd = nix::sys::memfd::memfd_create(c"cordon-boot", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
             .context("memfd for the boot config")?;
         let mut f = std::fs::File::from(cfg_fd);
@@ -193,15 +251,16 @@ impl Sandbox {
             .arg(sentry_end.as_raw_fd().to_string())
             .arg("--config-fd")
             .arg(cfg_fd.as_raw_fd().to_string());
-        let sentry = match spawn_with_fds(&mut s, &[&sentry_end, &cfg_fd]) {
+        let mut inherited: Vec<&OwnedFd> = vec![&sentry_end, &cfg_fd];
+        inherited.extend(bind_ends.iter().map(|(_, fd)| fd));
+        let sentry = match spawn_with_fds(&mut s, &inherited) {
             Ok(c) => c,
             Err(e) => {
-                let _ = gofer.kill();
-                let _ = gofer.wait();
+                Self::kill_gofers(&mut gofers);
                 return Err(e.context("starting the sentry"));
             }
         };
-        Ok(Sandbox { gofer, sentry })
+        Ok(Sandbox { gofers, sentry })
     }
 
     /// Waits for the sentry, then for the gofer (which exits when the
@@ -209,14 +268,16 @@ impl Sandbox {
     fn wait(mut self) -> Result<u8> {
         let status = self.sentry.wait().context("waiting for the sentry")?;
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match self.gofer.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-                _ => {
-                    let _ = self.gofer.kill();
-                    let _ = self.gofer.wait();
-                    break;
+        for gofer in &mut self.gofers {
+            loop {
+                match gofer.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                    _ => {
+                        let _ = gofer.kill();
+                        let _ = gofer.wait();
+                        break;
+                    }
                 }
             }
         }

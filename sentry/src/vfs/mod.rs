@@ -37,6 +37,8 @@ const MAX_SYMLINKS: u32 = 40;
 pub struct GoferMount {
     pub client: Client,
     pub readonly: bool,
+    /// `noexec`: nothing on it may be executed.
+    pub noexec: bool,
     /// With `--overlay=root:memory`: the tmpfs that takes every change, so
     /// the files the gofer serves are never written.
     pub upper: Option<Arc<tmpfs::Tmpfs>>,
@@ -124,6 +126,14 @@ impl Dentry {
     /// (which need not exist in the underlying file system).
     pub fn mount_synthetic(self: &Arc<Dentry>, name: &[u8], fs: Arc<dyn SynthNode>) {
         self.mount_root(name, Dentry::synthetic(name, Some(self.clone()), fs));
+    }
+
+    /// Mounts the root of a gofer mount (a bind mount) at `name` of `self`.
+    pub fn mount_gofer(self: &Arc<Dentry>, name: &[u8], mount: Arc<GoferMount>) -> Result<(), Errno> {
+        let root = Dentry::root(mount)?;
+        root.set_place(name, self);
+        self.mount_root(name, root);
+        Ok(())
     }
 
     /// Mounts a new tmpfs of at most `limit` bytes, root mode `mode`, at
