@@ -152,9 +152,20 @@ fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64) -> Result<u64
             ExecFile::Tmpfs(_) => {
                 // tmpfs data is copied in (a private mapping of it).
                 t.mm.lock().map(start, end - start, prot, VmaKind::File, None, false)?;
-                let mut bytes = vec![0u8; (lead + p.filesz) as usize];
-                let got = pread_exact(fd, &mut bytes, p.offset - lead)?;
-                t.mm.poke(start, &bytes[..got])?;
+                // In pieces, up to the end of the file: a hostile header
+                // may claim any size.
+                let want = lead + p.filesz;
+                let mut buf = vec![0u8; crate::mm::MAX_COPY];
+                let mut done = 0u64;
+                while done < want {
+                    let n = (want - done).min(buf.len() as u64) as usize;
+                    let got = pread_exact(fd, &mut buf[..n], p.offset - lead + done)?;
+                    t.mm.poke(start + done, &buf[..got])?;
+                    if got < n {
+                        break;
+                    }
+                    done += got as u64;
+                }
             }
         }
         top = top.max(end);

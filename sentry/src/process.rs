@@ -19,6 +19,9 @@ pub struct ThreadGroup {
     /// Signals sent to the process (kill), taken by whichever thread does
     /// not block them.
     pending: Mutex<Pending>,
+    /// Mirrors `GroupState::stopped` for the task loop, which looks at it
+    /// before every return to guest code without taking the state lock.
+    pub stop_flag: AtomicBool,
     /// ITIMER_REAL.
     pub real_timer: Arc<crate::timer::IntervalTimer>,
     /// ITIMER_VIRTUAL and ITIMER_PROF.
@@ -86,6 +89,7 @@ impl ThreadGroup {
             }),
             actions: Mutex::new(actions),
             pending: Mutex::new(Pending::default()),
+            stop_flag: AtomicBool::new(false),
             real_timer: Default::default(),
             cpu_timers: Default::default(),
             timers: Default::default(),
@@ -142,6 +146,7 @@ impl ThreadGroup {
                 if st.stopped.take().is_none() {
                     return;
                 }
+                self.stop_flag.store(false, Ordering::SeqCst);
                 st.stop_unreported = false;
                 st.continue_unreported = true;
                 st.parent.clone()

@@ -188,6 +188,7 @@ impl Task {
                 return;
             }
             st.stopped = Some(sig);
+            group.stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);
             st.stop_unreported = true;
             st.continue_unreported = false;
             (st.parent.clone(), st.threads.clone())
@@ -214,6 +215,25 @@ impl Task {
             }
             self.kernel.events.wait(seen, None);
         }
+    }
+
+    /// Runs a wait (ppoll, pselect, epoll_pwait) with `mask` as the signal
+    /// mask meanwhile. The old mask comes back when the wait ends, or, if
+    /// a signal interrupted it, once that signal's handler returns.
+    pub fn with_wait_mask<T>(
+        &mut self,
+        mask: Option<u64>,
+        wait: impl FnOnce(&mut Task) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let Some(m) = mask else { return wait(self) };
+        let old = std::mem::replace(&mut self.signals.mask, m & !UNBLOCKABLE);
+        let r = wait(self);
+        if r.as_ref().is_err_and(|e| *e == crate::syscalls::ERESTARTNOHAND) {
+            self.signals.saved_mask = Some(old);
+        } else {
+            self.signals.mask = old;
+        }
+        r
     }
 
     /// Signals pending for this thread or its process.

@@ -261,7 +261,7 @@ impl Task {
                 self.begin_group_exit(status);
                 return status;
             }
-            if self.group().state().stopped.is_some() {
+            if self.group().stop_flag.load(Ordering::SeqCst) {
                 self.park_while_stopped();
                 continue;
             }
@@ -590,15 +590,12 @@ impl Task {
         let group = self.group().clone();
         crate::vfs::lock::locks().release(crate::vfs::lock::Owner::Process(group.pid), None);
         group.cancel_timers();
-        let cpu = self
-            .mm
-            .cpu_clock()
-            .and_then(|c| nix::time::clock_gettime(nix::time::ClockId::from_raw(c)).ok())
-            .map_or(std::time::Duration::ZERO, |ts| std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32));
+        let cpu = self.mm.cpu_clock().and_then(crate::timer::cpu_now).unwrap_or_default();
         let (children, parent, exit_signal) = {
             let mut st = group.state();
             st.cpu_time = cpu;
             st.stopped = None;
+            group.stop_flag.store(false, Ordering::SeqCst);
             st.exit = Some(status);
             (std::mem::take(&mut st.children), st.parent.clone(), st.exit_signal)
         };

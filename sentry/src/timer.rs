@@ -10,6 +10,18 @@ use syscalls::structs::Siginfo;
 use crate::kernel::Kernel;
 use crate::process::{TaskShared, ThreadGroup};
 
+/// `from + d`, or far in the future when that would overflow: a guest may
+/// ask for any timeout, which must never panic the sentry.
+pub fn instant_after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d).unwrap_or_else(|| from + Duration::from_secs(1 << 40))
+}
+
+/// `base + step * n`, likewise saturating far in the future.
+pub fn instant_steps(base: Instant, step: Duration, n: u64) -> Instant {
+    let d = u32::try_from(n).ok().and_then(|n| step.checked_mul(n)).unwrap_or(Duration::from_secs(1 << 40));
+    instant_after(base, d)
+}
+
 #[derive(Default)]
 struct State {
     deadline: Option<Instant>,
@@ -77,7 +89,7 @@ impl IntervalTimer {
         let generation = {
             let mut st = self.lock();
             st.generation += 1;
-            st.deadline = (!value.is_zero()).then(|| Instant::now() + value);
+            st.deadline = (!value.is_zero()).then(|| instant_after(Instant::now(), value));
             st.interval = interval;
             st.overrun = 0;
             st.overrun_last = 0;
@@ -109,9 +121,9 @@ impl IntervalTimer {
             // Periodic timers that fell behind count the missed periods.
             let mut next = None;
             if !st.interval.is_zero() {
-                let missed = ((now - deadline).as_nanos() / st.interval.as_nanos()) as u64;
+                let missed = u64::try_from((now - deadline).as_nanos() / st.interval.as_nanos()).unwrap_or(u64::MAX);
                 st.overrun = st.overrun.saturating_add(missed);
-                next = Some(deadline + st.interval * (missed + 1).min(u64::from(u32::MAX)) as u32);
+                next = Some(instant_steps(deadline, st.interval, missed.saturating_add(1)));
             }
             st.deadline = next;
             drop(st);
@@ -269,7 +281,7 @@ impl CpuTimer {
         let generation = {
             let mut st = self.lock();
             st.generation += 1;
-            st.target = (!value.is_zero()).then(|| now + value);
+            st.target = (!value.is_zero()).then(|| now.checked_add(value).unwrap_or(Duration::MAX));
             st.interval = interval;
             st.clock = clock;
             st.generation
@@ -301,8 +313,11 @@ impl CpuTimer {
                 continue;
             }
             st.target = (!st.interval.is_zero()).then(|| {
-                let missed = ((now - target).as_nanos() / st.interval.as_nanos()) as u32;
-                target + st.interval * (missed + 1)
+                let missed = u32::try_from((now - target).as_nanos() / st.interval.as_nanos()).unwrap_or(u32::MAX);
+                st.interval
+                    .checked_mul(missed.saturating_add(1))
+                    .and_then(|d| target.checked_add(d))
+                    .unwrap_or(Duration::MAX)
             });
             drop(st);
             let go_on = fire();

@@ -16,6 +16,8 @@ fn writes_land_in_memory_and_never_on_the_host() {
         mkdir -p /opt/x/y && echo deep > /opt/x/y/z && cat /opt/x/y/z && \\
         rm /data/words.txt && ls /data/words.txt 2>&1; \\
         echo again > /data/words.txt && cat /data/words.txt && \\
+        rm /data/words.txt && ls /data/words.txt 2>&1; \\
+        touch /data/scratch && rm /data/scratch && ls /data/scratch 2>&1; \\
         mv /etc/newfile /etc/renamed && ls /etc/newfile /etc/renamed 2>&1; \\
         chmod 600 /etc/renamed && stat -c %a /etc/renamed && \\
         ln -s /etc/renamed /etc/link && cat /etc/link && \\
@@ -26,7 +28,7 @@ fn writes_land_in_memory_and_never_on_the_host() {
     let id = unique_id("overlay");
     let out = run_cordon(&sb.state_root, &sb.bundle.dir, &id, None);
     assert_status(&out, 0);
-    let expected = "new\nchanged\ndeep\nls: /data/words.txt: No such file or directory\nagain\nls: /etc/newfile: No such file or directory\n/etc/renamed\n600\nnew\n";
+    let expected = "new\nchanged\ndeep\nls: /data/words.txt: No such file or directory\nagain\nls: /data/words.txt: No such file or directory\nls: /data/scratch: No such file or directory\nls: /etc/newfile: No such file or directory\n/etc/renamed\n600\nnew\n";
     assert_eq!(out.stdout_str(), expected, "stderr:\n{}", out.stderr_str());
     // Nothing reached the host.
     assert_eq!(fs::read(rootfs.join("data/words.txt")).expect("fixture"), before);

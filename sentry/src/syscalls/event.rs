@@ -94,22 +94,18 @@ fn epoll_wait_common(
     let ep = f.anon::<Epoll>().ok_or(Errno::EINVAL)?;
     let size = std::mem::size_of::<EpollEvent>();
     t.mm.check_writable(events, max as usize * size)?;
-    let old = t.signals.mask;
-    if let Some(m) = mask {
-        t.signals.mask = m & !UNBLOCKABLE;
-    }
-    let deadline = timeout.map(|d| Instant::now() + d);
-    let got = loop {
+    let deadline = timeout.map(|d| crate::timer::instant_after(Instant::now(), d));
+    let ready = t.with_wait_mask(mask, |t| loop {
         let seen = t.kernel.events.generation();
         let ready = ep.collect(t, max as usize, true);
         if !ready.is_empty() || timeout == Some(Duration::ZERO) {
-            break Ok(ready);
+            return Ok(ready);
         }
         if t.has_deliverable_signal() {
-            break Err(super::ERESTARTNOHAND);
+            return Err(super::ERESTARTNOHAND);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            break Ok(ready);
+            return Ok(ready);
         }
         // Host fds (stdio) cannot wake the event queue: look again soon.
         let slice = ep.has_host_files().then(|| Instant::now() + Duration::from_millis(10));
@@ -118,15 +114,7 @@ fn epoll_wait_common(
             (d, s) => d.or(s),
         };
         t.kernel.events.wait(seen, wake);
-    };
-    if mask.is_some() {
-        if got.is_err() {
-            t.signals.saved_mask = Some(old);
-        } else {
-            t.signals.mask = old;
-        }
-    }
-    let ready = got?;
+    })?;
     for (i, ev) in ready.iter().enumerate() {
         t.write_obj(events + (i * size) as u64, ev)?;
     }

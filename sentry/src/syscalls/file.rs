@@ -587,19 +587,7 @@ pub fn sys_pipe2(t: &mut Task, fds: u64, flags: u32) -> SysResult {
 /// (ppoll, pselect6); the old mask comes back afterwards, or after the
 /// handler of a signal that interrupted the wait.
 fn poll_with_mask(t: &mut Task, pfds: &mut [Pollfd], timeout_ms: i32, mask: Option<u64>) -> Result<usize, Errno> {
-    let old = t.signals.mask;
-    if let Some(m) = mask {
-        t.signals.mask = m & !crate::signal::UNBLOCKABLE;
-    }
-    let r = poll_files(t, pfds, timeout_ms);
-    if mask.is_some() {
-        if r.as_ref().is_err_and(|e| *e == super::ERESTARTNOHAND) {
-            t.signals.saved_mask = Some(old);
-        } else {
-            t.signals.mask = old;
-        }
-    }
-    r
+    t.with_wait_mask(mask, |t| poll_files(t, pfds, timeout_ms))
 }
 
 /// Milliseconds of a timespec timeout (None: wait forever).

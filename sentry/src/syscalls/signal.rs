@@ -249,7 +249,7 @@ pub fn sys_rt_sigtimedwait(t: &mut Task, set: u64, info: u64, timeout: u64, sets
         None
     } else {
         let ts: syscalls::structs::Timespec = t.read_obj(timeout)?;
-        Some(std::time::Instant::now() + crate::vfs::timerfd::duration_of(&ts)?)
+        Some(crate::timer::instant_after(std::time::Instant::now(), crate::vfs::timerfd::duration_of(&ts)?))
     };
     let got = match t.block_on(deadline, || t.take_signal(wanted)) {
         Ok(info) => info,

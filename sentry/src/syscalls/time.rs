@@ -104,7 +104,7 @@ pub fn sys_restart_syscall(t: &mut Task) -> SysResult {
 
 fn deadline_after(ts: &Timespec) -> Instant {
     let d = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-    Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40))
+    crate::timer::instant_after(Instant::now(), d)
 }
 
 pub fn sys_nanosleep(t: &mut Task, req: u64, rem: u64) -> SysResult {
@@ -192,7 +192,10 @@ pub fn sys_futex(t: &mut Task, addr: u64, op: u32, val: u32, timeout: u64, addr2
                     let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
                     let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
                     let left = (want - have).max(0);
-                    Some(Instant::now() + Duration::from_nanos(left.min(u64::MAX as i128) as u64))
+                    Some(crate::timer::instant_after(
+                        Instant::now(),
+                        Duration::from_nanos(left.min(u64::MAX as i128) as u64),
+                    ))
                 }
             };
             let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };
@@ -285,9 +288,7 @@ pub fn sys_alarm(t: &mut Task, secs: u32) -> SysResult {
 
 /// CPU time of the task's guest code (the stub's), as a duration.
 fn cpu_time(t: &Task) -> Duration {
-    t.mm.cpu_clock()
-        .and_then(|c| nix::time::clock_gettime(nix::time::ClockId::from_raw(c)).ok())
-        .map_or(Duration::ZERO, |ts| Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+    t.mm.cpu_clock().and_then(crate::timer::cpu_now).unwrap_or_default()
 }
 
 /// CPU time of this thread's guest code: the stub's process clock when the

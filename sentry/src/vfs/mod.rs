@@ -97,6 +97,9 @@ pub struct Dentry {
     host_fds: Mutex<[Option<Arc<OwnedFd>>; 3]>,
     /// The root of a file system mounted on this directory.
     mounted: Mutex<Option<Arc<Dentry>>>,
+    /// In an overlay directory: this upper entry hides a lower one of the
+    /// same name (its removal must leave a whiteout).
+    covers_lower: std::sync::atomic::AtomicBool,
 }
 
 impl Dentry {
@@ -115,6 +118,7 @@ impl Dentry {
             link: Mutex::new(None),
             host_fds: Mutex::new([None, None, None]),
             mounted: Mutex::new(None),
+            covers_lower: Default::default(),
         }
     }
 
@@ -139,7 +143,11 @@ impl Dentry {
     /// Mounts a new tmpfs of at most `limit` bytes, root mode `mode`, at
     /// the directory `name` of `self`.
     pub fn mount_tmpfs(self: &Arc<Dentry>, name: &[u8], mf: Arc<crate::mm::MemoryFile>, limit: u64, mode: u32) {
-        let inode = tmpfs::Tmpfs::new(mf, limit).inode(S_IFDIR | (mode & 0o7777), 0, 0, tmpfs::Contents::Dir);
+        // The first inode of a new file system is always within its limit.
+        let Ok(inode) = tmpfs::Tmpfs::new(mf, limit).inode(S_IFDIR | (mode & 0o7777), 0, 0, tmpfs::Contents::Dir)
+        else {
+            return;
+        };
         let root = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(inode)));
         self.mount_root(name, root);
     }

@@ -164,7 +164,7 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
         t.creds.euid,
         t.creds.egid,
         super::tmpfs::Contents::File(Default::default()),
-    );
+    )?;
     inode.attr().nlink = 0;
     let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
         | (flags & O::O_ACCMODE);

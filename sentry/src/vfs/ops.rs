@@ -5,6 +5,7 @@
 //! before it changes. Without an overlay gofer mounts are read-only for now
 //! (the gofer protocol's write operations come later), and the sentry's
 //! synthetic trees refuse changes.
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gofer::Attr;
@@ -77,10 +78,21 @@ impl Dentry {
         Ok(found.into_iter().next().filter(|c| !c.is_whiteout()))
     }
 
-    /// Whether removing a name from this directory must leave a whiteout
-    /// (an overlay directory, whose lower layer may still have it).
-    fn keeps_whiteouts(&self) -> bool {
+    /// Whether removing `child` from this directory must leave a whiteout:
+    /// an overlay directory whose lower layer has the name.
+    fn needs_whiteout(&self, child: &Dentry) -> bool {
         matches!(&self.node, Node::Gofer { mount, .. } if mount.upper.is_some())
+            && (matches!(child.node, Node::Gofer { .. }) || child.covers_lower.load(Ordering::Relaxed))
+    }
+
+    /// Puts `d` at `name` of a directory's map, noting whether it hides a
+    /// lower entry (judged by what was there before).
+    fn place_child(children: &mut std::collections::HashMap<Vec<u8>, Arc<Dentry>>, name: &[u8], d: &Arc<Dentry>) {
+        let hides = children.get(name).is_some_and(|old| {
+            old.is_whiteout() || matches!(old.node, Node::Gofer { .. }) || old.covers_lower.load(Ordering::Relaxed)
+        });
+        d.covers_lower.store(hides, Ordering::Relaxed);
+        children.insert(name.to_vec(), d.clone());
     }
 
     /// Copies the lower file `child` of this overlay directory up into the
@@ -93,7 +105,7 @@ impl Dentry {
         };
         let a = child.attr();
         let inode = if child.is_regular() {
-            let inode = fs.inode(a.mode, a.uid, a.gid, Contents::File(Default::default()));
+            let inode = fs.inode(a.mode, a.uid, a.gid, Contents::File(Default::default()))?;
             let fd = child.host_fd(0)?;
             let mut buf = vec![0u8; 1 << 20];
             let mut off = 0u64;
@@ -109,7 +121,7 @@ impl Dentry {
             }
             inode
         } else if child.is_symlink() {
-            fs.inode(a.mode, a.uid, a.gid, Contents::Symlink(child.readlink()?))
+            fs.inode(a.mode, a.uid, a.gid, Contents::Symlink(child.readlink()?))?
         } else {
             // Directories stay in the lower layer (their new entries go up
             // one by one); devices and FIFOs are not copied.
@@ -128,7 +140,7 @@ impl Dentry {
             // Someone copied it up meanwhile.
             Some(c) if !Arc::ptr_eq(c, child) && !c.is_whiteout() => Ok(c.clone()),
             _ => {
-                children.insert(name, up.clone());
+                Dentry::place_child(&mut children, &name, &up);
                 Ok(up)
             }
         }
@@ -205,9 +217,9 @@ impl Dentry {
         if children.get(name).is_some_and(|c| !c.is_whiteout()) {
             return Err(Errno::EEXIST);
         }
-        let child = fs.inode(mode, creds.euid, gid, contents);
+        let child = fs.inode(mode, creds.euid, gid, contents)?;
         let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(child)));
-        children.insert(name.to_vec(), d.clone());
+        Dentry::place_child(&mut children, name, &d);
         drop(children);
         self.touch_dir(dirs);
         Ok(d)
@@ -236,7 +248,7 @@ impl Dentry {
             return Err(Errno::EEXIST);
         }
         let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(file.clone())));
-        children.insert(name.to_vec(), d);
+        Dentry::place_child(&mut children, name, &d);
         drop(children);
         {
             let mut a = file.attr();
@@ -276,7 +288,7 @@ impl Dentry {
         if children.get(name).is_some_and(|c| !Arc::ptr_eq(c, &child)) {
             return Err(Errno::ENOENT);
         }
-        if self.keeps_whiteouts() {
+        if self.needs_whiteout(&child) {
             let w = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Whiteout));
             children.insert(name.to_vec(), w);
         } else {
@@ -382,18 +394,18 @@ pub fn rename(
     } else if flags & RENAME_EXCHANGE != 0 {
         return Err(Errno::ENOENT);
     }
-    // Both directories' maps, locked in one order.
+    // Each directory's map is locked on its own, one after the other.
     let same_dir = Arc::ptr_eq(old_dir, new_dir);
     if flags & RENAME_EXCHANGE != 0 {
         let t = target.ok_or(Errno::ENOENT)?;
-        {
-            let mut a = old_dir.children.lock().unwrap_or_else(|e| e.into_inner());
-            a.insert(old_name.to_vec(), t.clone());
-        }
-        {
-            let mut b = new_dir.children.lock().unwrap_or_else(|e| e.into_inner());
-            b.insert(new_name.to_vec(), source.clone());
-        }
+        // Each name keeps whether it hides a lower entry; the files trade
+        // places.
+        let (src_covers, t_covers) =
+            (source.covers_lower.load(Ordering::Relaxed), t.covers_lower.load(Ordering::Relaxed));
+        old_dir.children.lock().unwrap_or_else(|e| e.into_inner()).insert(old_name.to_vec(), t.clone());
+        new_dir.children.lock().unwrap_or_else(|e| e.into_inner()).insert(new_name.to_vec(), source.clone());
+        t.covers_lower.store(src_covers, Ordering::Relaxed);
+        source.covers_lower.store(t_covers, Ordering::Relaxed);
         t.set_place(old_name, old_dir);
         source.set_place(new_name, new_dir);
         if !same_dir && src_inode.is_dir() != t.is_dir() {
@@ -410,7 +422,7 @@ pub fn rename(
         let mut a = old_dir.children.lock().unwrap_or_else(|e| e.into_inner());
         match a.get(old_name) {
             Some(c) if Arc::ptr_eq(c, &source) => {
-                if old_dir.keeps_whiteouts() {
+                if old_dir.needs_whiteout(&source) {
                     let w = Arc::new(Dentry::new(
                         old_name.to_vec(),
                         Some(old_dir.clone()),
@@ -425,7 +437,12 @@ pub fn rename(
             _ => return Err(Errno::ENOENT),
         }
     }
-    let replaced = new_dir.children.lock().unwrap_or_else(|e| e.into_inner()).insert(new_name.to_vec(), source.clone());
+    let replaced = {
+        let mut b = new_dir.children.lock().unwrap_or_else(|e| e.into_inner());
+        let old = b.get(new_name).cloned();
+        Dentry::place_child(&mut b, new_name, &source);
+        old
+    };
     source.set_place(new_name, new_dir);
     if let Some(old) = replaced {
         if let Node::Tmpfs(i) = &old.node {

@@ -40,9 +40,10 @@ impl TimerState {
             self.ticks += 1;
             self.next = None;
         } else {
-            let missed = ((now - next).as_nanos() / self.interval.as_nanos()) as u64 + 1;
+            let missed =
+                u64::try_from((now - next).as_nanos() / self.interval.as_nanos()).unwrap_or(u64::MAX).saturating_add(1);
             self.ticks = self.ticks.saturating_add(missed);
-            self.next = Some(next + self.interval * missed.min(u64::from(u32::MAX)) as u32);
+            self.next = Some(crate::timer::instant_steps(next, self.interval, missed));
         }
     }
 }
@@ -91,9 +92,9 @@ impl TimerFd {
         } else if absolute {
             let now = crate::syscalls::time::now(self.clock)?;
             let now = Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec as u32);
-            Some(Instant::now() + value.saturating_sub(now))
+            Some(crate::timer::instant_after(Instant::now(), value.saturating_sub(now)))
         } else {
-            Some(Instant::now() + value)
+            Some(crate::timer::instant_after(Instant::now(), value))
         };
         let old = {
             let mut st = self.state();

@@ -26,6 +26,10 @@ pub struct Tmpfs {
     limit: u64,
     used: AtomicU64,
     next_ino: AtomicU64,
+    /// Live inodes, at most `max_inodes` (Linux's nr_inodes: a guest must
+    /// not fill the sentry's memory with empty files).
+    inodes: AtomicU64,
+    max_inodes: u64,
 }
 
 /// What a tmpfs inode holds.
@@ -60,11 +64,17 @@ impl Tmpfs {
             limit,
             used: AtomicU64::new(0),
             next_ino: AtomicU64::new(1),
+            inodes: AtomicU64::new(0),
+            max_inodes: (limit / 4096).max(1024),
         })
     }
 
-    /// A new inode of this file system.
-    pub fn inode(self: &Arc<Tmpfs>, mode: u32, uid: u32, gid: u32, contents: Contents) -> Arc<Inode> {
+    /// A new inode of this file system (ENOSPC past its inode limit).
+    pub fn inode(self: &Arc<Tmpfs>, mode: u32, uid: u32, gid: u32, contents: Contents) -> Result<Arc<Inode>, Errno> {
+        if self.inodes.fetch_add(1, Ordering::SeqCst) >= self.max_inodes {
+            self.inodes.fetch_sub(1, Ordering::SeqCst);
+            return Err(Errno::ENOSPC);
+        }
         let t = now();
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         let is_dir = mode & S_IFMT == S_IFDIR;
@@ -87,7 +97,7 @@ impl Tmpfs {
             dev: self.dev,
             ..Default::default()
         };
-        Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents })
+        Ok(Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents }))
     }
 
     fn charge(&self, bytes: u64) -> Result<(), Errno> {
@@ -241,6 +251,7 @@ impl Inode {
 
 impl Drop for Inode {
     fn drop(&mut self) {
+        self.fs.inodes.fetch_sub(1, Ordering::SeqCst);
         if let Contents::File(c) = &self.contents {
             let n = c.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
             self.fs.uncharge(n * CHUNK);
