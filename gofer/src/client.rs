@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::channel::Channel;
-use crate::protocol::{Attr, Dirent, FsStat, Handle, Request, Response, WalkStep, MAX_WALK};
+use crate::protocol::{Attr, Dirent, FsStat, Handle, Owner, Request, Response, SetAttr, WalkStep, MAX_WALK};
 
 /// A connection to one gofer mount, shareable between sentry threads; one
 /// request is in flight at a time.
@@ -117,6 +117,115 @@ impl Client {
         match self.call(&Request::Close { handle: h })? {
             (Response::Ok, _) => Ok(()),
             (other, _) => Err(self.unexpected("close", &other)),
+        }
+    }
+
+    /// Creates the regular file `name` in `dir` (exclusively) and opens it
+    /// with `flags`: its handle and attributes, and the host fd.
+    pub fn create(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        flags: u32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(WalkStep, OwnedFd), i32> {
+        let req = Request::Create { dir, name: name.to_vec(), flags, mode, owner };
+        match self.call(&req)? {
+            (Response::Created(step), mut fds) if fds.len() == 1 => Ok((step, fds.pop().ok_or(libc::EIO)?)),
+            (other, _) => Err(self.unexpected("create", &other)),
+        }
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&self, dir: Handle, name: &[u8], mode: u32, owner: Owner) -> Result<WalkStep, i32> {
+        self.created("mkdir", &Request::Mkdir { dir, name: name.to_vec(), mode, owner })
+    }
+
+    /// Creates a FIFO, socket or empty regular file (`mode` has the type).
+    pub fn mknod(&self, dir: Handle, name: &[u8], mode: u32, owner: Owner) -> Result<WalkStep, i32> {
+        self.created("mknod", &Request::Mknod { dir, name: name.to_vec(), mode, owner })
+    }
+
+    /// Creates a symlink.
+    pub fn symlink(&self, dir: Handle, name: &[u8], target: &[u8], owner: Owner) -> Result<WalkStep, i32> {
+        self.created("symlink", &Request::Symlink { dir, name: name.to_vec(), target: target.to_vec(), owner })
+    }
+
+    /// Hard-links the file of `target` as `name` in `dir`.
+    pub fn link(&self, dir: Handle, name: &[u8], target: Handle) -> Result<WalkStep, i32> {
+        self.created("link", &Request::Link { dir, name: name.to_vec(), target })
+    }
+
+    /// unlink (`dir_only` false) or rmdir (true).
+    pub fn unlink(&self, dir: Handle, name: &[u8], dir_only: bool) -> Result<(), i32> {
+        self.ok("unlink", &Request::Unlink { dir, name: name.to_vec(), dir_only })
+    }
+
+    /// renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE `flags`.
+    pub fn rename(
+        &self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), i32> {
+        let req = Request::Rename { old_dir, old_name: old_name.to_vec(), new_dir, new_name: new_name.to_vec(), flags };
+        self.ok("rename", &req)
+    }
+
+    /// Changes attributes; returns the new ones.
+    pub fn setstat(&self, handle: Handle, change: SetAttr) -> Result<Attr, i32> {
+        match self.call(&Request::SetStat { handle, change })? {
+            (Response::Attr(a), _) => Ok(a),
+            (other, _) => Err(self.unexpected("setstat", &other)),
+        }
+    }
+
+    /// fsync (or fdatasync) of a file or directory.
+    pub fn fsync(&self, handle: Handle, data_only: bool) -> Result<(), i32> {
+        self.ok("fsync", &Request::Fsync { handle, data_only })
+    }
+
+    /// The value of a `user.` extended attribute.
+    pub fn get_xattr(&self, handle: Handle, name: &[u8]) -> Result<Vec<u8>, i32> {
+        self.xattr("getxattr", &Request::GetXattr { handle, name: name.to_vec() })
+    }
+
+    /// The `user.` extended attribute names, each NUL-terminated.
+    pub fn list_xattr(&self, handle: Handle) -> Result<Vec<u8>, i32> {
+        self.xattr("listxattr", &Request::ListXattr { handle })
+    }
+
+    /// Sets an extended attribute.
+    pub fn set_xattr(&self, handle: Handle, name: &[u8], value: &[u8], flags: u32) -> Result<(), i32> {
+        self.ok("setxattr", &Request::SetXattr { handle, name: name.to_vec(), value: value.to_vec(), flags })
+    }
+
+    /// Removes an extended attribute.
+    pub fn remove_xattr(&self, handle: Handle, name: &[u8]) -> Result<(), i32> {
+        self.ok("removexattr", &Request::RemoveXattr { handle, name: name.to_vec() })
+    }
+
+    fn created(&self, op: &str, req: &Request) -> Result<WalkStep, i32> {
+        match self.call(req)? {
+            (Response::Created(step), _) => Ok(step),
+            (other, _) => Err(self.unexpected(op, &other)),
+        }
+    }
+
+    fn ok(&self, op: &str, req: &Request) -> Result<(), i32> {
+        match self.call(req)? {
+            (Response::Ok, _) => Ok(()),
+            (other, _) => Err(self.unexpected(op, &other)),
+        }
+    }
+
+    fn xattr(&self, op: &str, req: &Request) -> Result<Vec<u8>, i32> {
+        match self.call(req)? {
+            (Response::Xattr(v), _) => Ok(v),
+            (other, _) => Err(self.unexpected(op, &other)),
         }
     }
 

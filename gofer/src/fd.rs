@@ -125,3 +125,89 @@ pub fn take_inherited(n: std::os::fd::RawFd) -> nix::Result<OwnedFd> {
     // calling convention nothing else in this process owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
+
+/// `openat(dir, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+/// mode)`: creates a new file, never following or reusing what is there.
+pub(crate) fn create_at(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
+    let flags = flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::from_bits_truncate(mode))?;
+    // SAFETY: `openat` succeeded, so `raw` is a new descriptor of this process
+    // that nothing else owns yet; the `OwnedFd` becomes its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)`: changes the mode of the file an
+/// `O_PATH` fd refers to (a symlink's mode cannot change: `EOPNOTSUPP`).
+/// Fails with `ENOSYS` before Linux 6.6.
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> nix::Result<()> {
+    const SYS_FCHMODAT2: libc::c_long = 452;
+    // SAFETY: the path is a NUL-terminated static string and the other
+    // arguments are integers; the kernel only reads the path.
+    let r = unsafe { libc::syscall(SYS_FCHMODAT2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH) };
+    Errno::result(r).map(drop)
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`: sets the
+/// access and modification times of the file an `O_PATH` fd refers to
+/// (`UTIME_OMIT` leaves one alone).
+pub(crate) fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> nix::Result<()> {
+    // SAFETY: `times` points at two initialized timespecs that outlive the
+    // call, and the path is a static NUL-terminated string; the kernel only
+    // reads both.
+    let r = unsafe {
+        libc::utimensat(fd.as_raw_fd(), c"".as_ptr(), times.as_ptr(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `fgetxattr(fd, name)`: the whole value.
+pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()`
+        // bytes and `name` is NUL-terminated; the kernel writes at most
+        // `buf.len()` bytes into `buf`.
+        let r = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(r) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).unwrap_or(0));
+                return Ok(buf);
+            }
+            Err(Errno::ERANGE) if buf.len() < 64 * 1024 => buf.resize(64 * 1024, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fsetxattr(fd, name, value, flags)`.
+pub(crate) fn set_xattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: c_int) -> nix::Result<()> {
+    // SAFETY: `value` is a live buffer of `value.len()` bytes and `name` is
+    // NUL-terminated; the kernel only reads them.
+    let r = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), flags) };
+    Errno::result(r).map(drop)
+}
+
+/// `flistxattr(fd)`: every name, each NUL-terminated.
+pub(crate) fn list_xattr(fd: BorrowedFd<'_>) -> nix::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()`
+        // bytes; the kernel writes at most that many.
+        let r = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(r) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).unwrap_or(0));
+                return Ok(buf);
+            }
+            Err(Errno::ERANGE) if buf.len() < 64 * 1024 => buf.resize(64 * 1024, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fremovexattr(fd, name)`.
+pub(crate) fn remove_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
+    // SAFETY: `name` is NUL-terminated; the kernel only reads it.
+    let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    Errno::result(r).map(drop)
+}

@@ -27,7 +27,7 @@ use std::path::Path;
 pub use channel::Channel;
 pub use client::Client;
 pub use error::Error;
-pub use protocol::{Attr, Dirent, FsStat, Handle, Request, Response, WalkStep};
+pub use protocol::{Attr, Dirent, FsStat, Handle, Owner, Request, Response, SetAttr, WalkStep};
 pub use server::Server;
 
 /// The gofer process's main: confines itself to `rootfs` (see
@@ -35,6 +35,9 @@ pub use server::Server;
 /// sentry closes its end.
 pub fn run_gofer(rootfs: &Path, readonly: bool, sock: OwnedFd) -> Result<(), Error> {
     let root = sandbox::enter_rootfs(rootfs, readonly)?;
+    // Modes of new files are exactly what the sentry asks (it applied the
+    // guest's umask).
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let chan = Channel::new(sock);
     tracing::debug!(target: "gofer::rpc", rootfs = %rootfs.display(), readonly, "gofer serving");
     Server::new(root, readonly).serve(&chan)

@@ -75,6 +75,57 @@ pub enum Request {
     Statfs { handle: Handle },
     /// Forget a handle.
     Close { handle: Handle },
+    /// Create the regular file `name` in `dir` (exclusively) with
+    /// permission bits `mode` (exact: the sentry applied the umask), owned
+    /// by `owner`, and open it with `flags`; the fd comes with the reply.
+    Create { dir: Handle, name: Vec<u8>, flags: u32, mode: u32, owner: Owner },
+    /// Create the directory `name` in `dir`.
+    Mkdir { dir: Handle, name: Vec<u8>, mode: u32, owner: Owner },
+    /// Create a FIFO, socket or empty regular file `name` in `dir`
+    /// (`mode` carries the type; device nodes are refused).
+    Mknod { dir: Handle, name: Vec<u8>, mode: u32, owner: Owner },
+    /// Create the symlink `name` in `dir` pointing at `target`.
+    Symlink { dir: Handle, name: Vec<u8>, target: Vec<u8>, owner: Owner },
+    /// Hard-link the file behind `target` as `name` in `dir`.
+    Link { dir: Handle, name: Vec<u8>, target: Handle },
+    /// Remove `name` from `dir`: a directory when `dir_only` (rmdir),
+    /// anything else otherwise (unlink).
+    Unlink { dir: Handle, name: Vec<u8>, dir_only: bool },
+    /// `renameat2(old_dir, old_name, new_dir, new_name, flags)` with
+    /// RENAME_NOREPLACE or RENAME_EXCHANGE.
+    Rename { old_dir: Handle, old_name: Vec<u8>, new_dir: Handle, new_name: Vec<u8>, flags: u32 },
+    /// Change the attributes set in `change`; replies with the new ones.
+    SetStat { handle: Handle, change: SetAttr },
+    /// Flush a file's data (and metadata unless `data_only`) to the host.
+    Fsync { handle: Handle, data_only: bool },
+    /// The value of the extended attribute `name` (a `user.` name).
+    GetXattr { handle: Handle, name: Vec<u8> },
+    /// Set an extended attribute (`flags`: XATTR_CREATE / XATTR_REPLACE).
+    SetXattr { handle: Handle, name: Vec<u8>, value: Vec<u8>, flags: u32 },
+    /// The `user.` extended attribute names of a file.
+    ListXattr { handle: Handle },
+    /// Remove an extended attribute.
+    RemoveXattr { handle: Handle, name: Vec<u8> },
+}
+
+/// Who owns a new file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The attributes a `SetStat` changes (`None`: left alone). Times are
+/// absolute; the sentry resolves `UTIME_NOW`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttr {
+    /// Permission bits (07777).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, u32)>,
+    pub mtime: Option<(i64, u32)>,
 }
 
 /// What one step of a walk found.
@@ -105,6 +156,11 @@ pub enum Response {
     Link(Vec<u8>),
     /// `Statfs`.
     FsStat(FsStat),
+    /// `Create` (with the fd), `Mkdir`, `Mknod`, `Symlink`, `Link`: the new
+    /// name's handle and attributes.
+    Created(WalkStep),
+    /// `GetXattr`: the value; `ListXattr`: the names, each NUL-terminated.
+    Xattr(Vec<u8>),
     /// `Close` and other calls with nothing to say.
     Ok,
 }
@@ -112,6 +168,9 @@ pub enum Response {
 /// Largest datagram either side sends; replies bigger than this are split by
 /// the caller (Getdents `count`).
 pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Largest extended attribute value (Linux's XATTR_SIZE_MAX).
+pub const MAX_XATTR: usize = 64 * 1024;
 
 /// Largest number of names in one walk.
 pub const MAX_WALK: usize = 256;

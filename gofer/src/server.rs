@@ -7,7 +7,7 @@
 //! (short of a mount inside it).
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use libc::c_int;
@@ -18,7 +18,10 @@ use nix::sys::stat::{self, FileStat};
 
 use crate::channel::Channel;
 use crate::fd;
-use crate::protocol::{valid_name, Attr, Dirent, FsStat, Handle, Request, Response, WalkStep, MAX_MESSAGE, MAX_WALK};
+use crate::protocol::{
+    valid_name, Attr, Dirent, FsStat, Handle, Owner, Request, Response, SetAttr, WalkStep, MAX_MESSAGE, MAX_WALK,
+    MAX_XATTR,
+};
 use crate::Error;
 
 /// Room kept in a `Dirents` reply for the enum tag and the vector length.
@@ -41,13 +44,28 @@ const OPEN_ALLOWED: c_int = libc::O_ACCMODE
     | libc::O_LARGEFILE
     | libc::O_PATH;
 
+/// Where a non-directory was found: the directory holding it and its name
+/// there, by which it is reopened (an `O_PATH` fd cannot be reopened
+/// without /proc).
+#[derive(Clone)]
+struct Place {
+    dir: Arc<OwnedFd>,
+    /// `(st_dev, st_ino)` of `dir`.
+    dir_id: (u64, u64),
+    name: CString,
+}
+
 /// A file held for the sentry.
 struct Node {
     /// `O_PATH|O_NOFOLLOW` fd of the file itself.
     fd: Arc<OwnedFd>,
-    /// The directory it was found in and its name there, to reopen a
-    /// non-directory; `None` for the root.
-    parent: Option<(Arc<OwnedFd>, CString)>,
+    /// `(st_dev, st_ino)` of the file: a reopen by name must find this
+    /// file, or fail with `ESTALE`.
+    id: (u64, u64),
+    /// Where a non-directory lives (kept up to date across renames made
+    /// through this server); `None` for directories, which reopen through
+    /// their own fd.
+    place: Option<Place>,
     /// `st_mode & S_IFMT` when it was looked up.
     kind: u32,
     /// Directory listing of the scan in progress (Getdents).
@@ -62,24 +80,62 @@ impl Node {
     /// Opens the file for I/O with `flags` (which carry O_NOFOLLOW).
     ///
     /// A directory reopens through its own fd (`openat(fd, ".")`), which
-    /// always names the same inode; anything else reopens by name in its
-    /// parent, without following a symlink.
+    /// always names the same inode. Anything else reopens by name in its
+    /// directory, without following a symlink, without blocking (a FIFO
+    /// swapped in by a rename must not stall the gofer) and without
+    /// truncating; the result must be the same file or the open fails with
+    /// `ESTALE`.
     fn reopen(&self, flags: OFlag) -> nix::Result<OwnedFd> {
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-        match &self.parent {
-            Some((parent, name)) if !self.is_dir() => fd::openat(parent.as_fd(), name, flags),
-            _ => fd::openat(self.fd.as_fd(), c".", flags),
+        let place = match &self.place {
+            _ if self.is_dir() => return fd::openat(self.fd.as_fd(), c".", flags),
+            Some(p) => p,
+            // Replaced by a rename: the file has no name any more.
+            None => return Err(Errno::ESTALE),
+        };
+        let f = fd::openat(place.dir.as_fd(), &place.name, (flags | OFlag::O_NONBLOCK) - OFlag::O_TRUNC)?;
+        let st = stat::fstat(f.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != self.id {
+            return Err(Errno::ESTALE);
         }
+        if !flags.contains(OFlag::O_NONBLOCK) {
+            nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags & OPEN_STATUS))?;
+        }
+        if flags.contains(OFlag::O_TRUNC) {
+            nix::unistd::ftruncate(&f, 0)?;
+        }
+        Ok(f)
+    }
+
+    /// An fd on which f*xattr and fsync work: the file opened read-only.
+    fn data_fd(&self) -> Result<OwnedFd, i32> {
+        let flags = if self.is_dir() { OFlag::O_RDONLY | OFlag::O_DIRECTORY } else { OFlag::O_RDONLY };
+        self.reopen(flags).map_err(|e| e as i32)
     }
 }
 
+/// Status flags `fcntl(F_SETFL)` can set.
+const OPEN_STATUS: OFlag = OFlag::O_APPEND.union(OFlag::O_NONBLOCK).union(OFlag::O_DIRECT).union(OFlag::O_NOATIME);
+
 /// Serves one mount over one channel.
+///
+/// Requests are served one at a time, and every change is made relative to
+/// a directory fd the server holds, by a single name, never following a
+/// symlink (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `O_EXCL` creates,
+/// `unlinkat`/`renameat2` act on the final name itself), so a rename (by
+/// the guest or the host) can change which file a name means but never
+/// make the server reach outside the tree.
 pub struct Server {
     root: Arc<OwnedFd>,
     readonly: bool,
     nodes: HashMap<Handle, Node>,
     /// The next handle; handles start at 1 and are never reused.
     next: Handle,
+    /// Handles of non-directories by place (directory id, name), to follow
+    /// renames.
+    by_place: HashMap<((u64, u64), CString), Vec<Handle>>,
+    /// The ids files are created with when no change is asked.
+    own: Owner,
 }
 
 impl Server {
@@ -87,7 +143,8 @@ impl Server {
     /// the mount's root as the gofer sees it. With `readonly`, every open
     /// for writing fails with `EROFS`.
     pub fn new(root: OwnedFd, readonly: bool) -> Self {
-        Server { root: Arc::new(root), readonly, nodes: HashMap::new(), next: 1 }
+        let own = Owner { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+        Server { root: Arc::new(root), readonly, nodes: HashMap::new(), next: 1, by_place: HashMap::new(), own }
     }
 
     /// Answers requests until the peer closes the channel (then `Ok`).
@@ -157,9 +214,74 @@ impl Server {
             Request::Readlink { handle } => self.readlink(handle),
             Request::Statfs { handle } => self.node(handle).and_then(|n| statfs_fd(&n.fd)).map(Response::FsStat),
             Request::Close { handle } => match self.nodes.remove(&handle) {
-                Some(_) => Ok(Response::Ok),
+                Some(n) => {
+                    self.unindex(handle, &n);
+                    Ok(Response::Ok)
+                }
                 None => Err(libc::EBADF),
             },
+            Request::Create { dir, name, flags, mode, owner } => {
+                return match self.create(dir, &name, flags, mode, owner) {
+                    Ok((step, f)) => (Response::Created(step), Some(f)),
+                    Err(e) => (Response::Error(e), None),
+                }
+            }
+            Request::Mkdir { dir, name, mode, owner } => self.make(dir, &name, owner, mode & 0o7777, |d, n| {
+                stat::mkdirat(Some(d), n, stat::Mode::from_bits_truncate(mode & 0o7777))
+            }),
+            Request::Mknod { dir, name, mode, owner } => {
+                let kind = mode & libc::S_IFMT;
+                if ![libc::S_IFIFO, libc::S_IFSOCK, libc::S_IFREG, 0].contains(&kind) {
+                    // Device nodes would reach the host's devices.
+                    Err(libc::EPERM)
+                } else {
+                    let sflag = stat::SFlag::from_bits_truncate(if kind == 0 { libc::S_IFREG } else { kind });
+                    self.make(dir, &name, owner, mode & 0o7777, |d, n| {
+                        stat::mknodat(Some(d), n, sflag, stat::Mode::from_bits_truncate(mode & 0o7777), 0)
+                    })
+                }
+            }
+            Request::Symlink { dir, name, target, owner } => {
+                if target.is_empty() || target.contains(&0) {
+                    Err(libc::ENOENT)
+                } else {
+                    let target = CString::new(target).unwrap_or_default();
+                    self.make(dir, &name, owner, 0o777, |d, n| nix::unistd::symlinkat(target.as_c_str(), Some(d), n))
+                }
+            }
+            Request::Link { dir, name, target } => self.link(dir, &name, target),
+            Request::Unlink { dir, name, dir_only } => self.unlink(dir, &name, dir_only),
+            Request::Rename { old_dir, old_name, new_dir, new_name, flags } => {
+                self.rename(old_dir, &old_name, new_dir, &new_name, flags)
+            }
+            Request::SetStat { handle, change } => self.setstat(handle, change),
+            Request::Fsync { handle, data_only } => self.fsync(handle, data_only),
+            Request::GetXattr { handle, name } => self.xattr(handle, Some(&name), fd::get_xattr),
+            Request::ListXattr { handle } => self.xattr(handle, None, |f, _| fd::list_xattr(f)).map(|r| match r {
+                Response::Xattr(names) => Response::Xattr(user_names(&names)),
+                other => other,
+            }),
+            Request::SetXattr { handle, name, value, flags } => {
+                if value.len() > MAX_XATTR {
+                    Err(libc::E2BIG)
+                } else if flags & !(libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32 != 0 {
+                    Err(libc::EINVAL)
+                } else if self.readonly {
+                    Err(libc::EROFS)
+                } else {
+                    let flags = c_int::from_ne_bytes(flags.to_ne_bytes());
+                    self.xattr(handle, Some(&name), |f, n| fd::set_xattr(f, n, &value, flags).map(|()| Vec::new()))
+                        .map(|_| Response::Ok)
+                }
+            }
+            Request::RemoveXattr { handle, name } => {
+                if self.readonly {
+                    Err(libc::EROFS)
+                } else {
+                    self.xattr(handle, Some(&name), |f, n| fd::remove_xattr(f, n).map(|()| Vec::new()))
+                        .map(|_| Response::Ok)
+                }
+            }
         };
         (resp.unwrap_or_else(Response::Error), None)
     }
@@ -171,15 +293,295 @@ impl Server {
     fn insert(&mut self, node: Node) -> Handle {
         let h = self.next;
         self.next += 1;
+        if let Some(p) = &node.place {
+            if !node.is_dir() {
+                self.by_place.entry((p.dir_id, p.name.clone())).or_default().push(h);
+            }
+        }
         self.nodes.insert(h, node);
         h
+    }
+
+    fn unindex(&mut self, h: Handle, node: &Node) {
+        if let Some(p) = &node.place {
+            let key = (p.dir_id, p.name.clone());
+            if let Some(v) = self.by_place.get_mut(&key) {
+                v.retain(|x| *x != h);
+                if v.is_empty() {
+                    self.by_place.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// A directory handle that may change, and a valid name in it.
+    fn dir_for_change(&self, dir: Handle, name: &[u8]) -> Result<(&Node, CString), i32> {
+        if !valid_name(name) {
+            return Err(libc::EINVAL);
+        }
+        let d = self.node(dir)?;
+        if !d.is_dir() {
+            return Err(libc::ENOTDIR);
+        }
+        if self.readonly {
+            return Err(libc::EROFS);
+        }
+        Ok((d, CString::new(name).map_err(|_| libc::EINVAL)?))
+    }
+
+    /// Looks up the new `name` in `dir` (a directory node's fd) and records
+    /// it as a node.
+    fn adopt(&mut self, dir: &Arc<OwnedFd>, name: CString) -> Result<WalkStep, i32> {
+        let child = fd::openat(dir.as_fd(), &name, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(|e| e as i32)?;
+        let attr = stat_fd(&child)?;
+        let dir_attr = stat_fd(dir)?;
+        let node = Node {
+            fd: Arc::new(child),
+            id: (attr.dev, attr.ino),
+            place: Some(Place { dir: dir.clone(), dir_id: (dir_attr.dev, dir_attr.ino), name }),
+            kind: attr.mode & libc::S_IFMT,
+            listing: None,
+        };
+        Ok(WalkStep { handle: self.insert(node), attr })
+    }
+
+    /// Gives a new file its owner and exact permission bits (chown first:
+    /// it clears set-id bits).
+    fn settle(&self, fd: &OwnedFd, owner: Owner, perm: Option<u32>) -> Result<(), i32> {
+        if owner != self.own {
+            nix::unistd::fchownat(
+                Some(fd.as_raw_fd()),
+                c"",
+                Some(nix::unistd::Uid::from_raw(owner.uid)),
+                Some(nix::unistd::Gid::from_raw(owner.gid)),
+                AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| e as i32)?;
+        }
+        if let Some(perm) = perm {
+            if stat_fd(fd)?.mode & 0o7777 != perm {
+                set_mode(fd, perm)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        flags: u32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(WalkStep, OwnedFd), i32> {
+        let (d, cname) = self.dir_for_change(dir, name)?;
+        let dirfd = d.fd.clone();
+        let flags = c_int::from_ne_bytes(flags.to_ne_bytes()) & (libc::O_ACCMODE | OPEN_ALLOWED) & !libc::O_TRUNC;
+        if flags & libc::O_ACCMODE == libc::O_ACCMODE || flags & (libc::O_DIRECTORY | libc::O_PATH) != 0 {
+            return Err(libc::EINVAL);
+        }
+        let f = fd::create_at(dirfd.as_fd(), &cname, OFlag::from_bits_retain(flags), mode & 0o7777)
+            .map_err(|e| e as i32)?;
+        let pathfd = fd::openat(dirfd.as_fd(), &cname, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(|e| e as i32)?;
+        self.settle(&pathfd, owner, Some(mode & 0o7777))?;
+        let step = self.adopt(&dirfd, cname)?;
+        Ok((step, f))
+    }
+
+    /// Makes a new name with `op(dir fd, name)` and records it.
+    fn make(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        owner: Owner,
+        perm: u32,
+        op: impl FnOnce(std::os::fd::RawFd, &std::ffi::CStr) -> nix::Result<()>,
+    ) -> Result<Response, i32> {
+        let (d, cname) = self.dir_for_change(dir, name)?;
+        let dirfd = d.fd.clone();
+        op(dirfd.as_raw_fd(), &cname).map_err(|e| e as i32)?;
+        let step = self.adopt(&dirfd, cname)?;
+        let node = self.node(step.handle)?;
+        let perm = (node.kind != libc::S_IFLNK).then_some(perm);
+        let fd = node.fd.clone();
+        self.settle(&fd, owner, perm)?;
+        let attr = stat_fd(&fd)?;
+        Ok(Response::Created(WalkStep { handle: step.handle, attr }))
+    }
+
+    fn link(&mut self, dir: Handle, name: &[u8], target: Handle) -> Result<Response, i32> {
+        let (d, cname) = self.dir_for_change(dir, name)?;
+        let dirfd = d.fd.clone();
+        let t = self.node(target)?;
+        if t.is_dir() {
+            return Err(libc::EPERM);
+        }
+        let place = t.place.clone().ok_or(libc::EPERM)?;
+        let id = t.id;
+        nix::unistd::linkat(
+            Some(place.dir.as_raw_fd()),
+            place.name.as_c_str(),
+            Some(dirfd.as_raw_fd()),
+            cname.as_c_str(),
+            AtFlags::empty(),
+        )
+        .map_err(|e| e as i32)?;
+        let step = self.adopt(&dirfd, cname.clone())?;
+        if (step.attr.dev, step.attr.ino) != id {
+            // The target's name meant another file by now: undo.
+            let _ = nix::unistd::unlinkat(
+                Some(dirfd.as_raw_fd()),
+                cname.as_c_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(libc::ESTALE);
+        }
+        Ok(Response::Created(step))
+    }
+
+    fn unlink(&mut self, dir: Handle, name: &[u8], dir_only: bool) -> Result<Response, i32> {
+        let (d, cname) = self.dir_for_change(dir, name)?;
+        let flag =
+            if dir_only { nix::unistd::UnlinkatFlags::RemoveDir } else { nix::unistd::UnlinkatFlags::NoRemoveDir };
+        nix::unistd::unlinkat(Some(d.fd.as_raw_fd()), cname.as_c_str(), flag).map_err(|e| e as i32)?;
+        Ok(Response::Ok)
+    }
+
+    fn rename(
+        &mut self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<Response, i32> {
+        let allowed = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
+        if flags & !allowed != 0 || flags == allowed {
+            return Err(libc::EINVAL);
+        }
+        let (od, oname) = self.dir_for_change(old_dir, old_name)?;
+        let ofd = od.fd.clone();
+        let (nd, nname) = self.dir_for_change(new_dir, new_name)?;
+        let nfd = nd.fd.clone();
+        nix::fcntl::renameat2(
+            Some(ofd.as_raw_fd()),
+            oname.as_c_str(),
+            Some(nfd.as_raw_fd()),
+            nname.as_c_str(),
+            nix::fcntl::RenameFlags::from_bits_retain(flags),
+        )
+        .map_err(|e| e as i32)?;
+        let oa = stat_fd(&ofd)?;
+        let na = stat_fd(&nfd)?;
+        let old_key = ((oa.dev, oa.ino), oname);
+        let new_key = ((na.dev, na.ino), nname);
+        let moved = self.by_place.remove(&old_key).unwrap_or_default();
+        let back = self.by_place.remove(&new_key).unwrap_or_default();
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            self.replace_place(&back, &ofd, &old_key);
+        } else {
+            // What the new name meant is gone (its handles go stale).
+            for h in &back {
+                if let Some(n) = self.nodes.get_mut(h) {
+                    n.place = None;
+                }
+            }
+        }
+        self.replace_place(&moved, &nfd, &new_key);
+        Ok(Response::Ok)
+    }
+
+    /// Records that the files of `handles` now live at `key` in `dir`.
+    fn replace_place(&mut self, handles: &[Handle], dir: &Arc<OwnedFd>, key: &((u64, u64), CString)) {
+        for h in handles {
+            if let Some(n) = self.nodes.get_mut(h) {
+                n.place = Some(Place { dir: dir.clone(), dir_id: key.0, name: key.1.clone() });
+            }
+        }
+        if !handles.is_empty() {
+            self.by_place.insert(key.clone(), handles.to_vec());
+        }
+    }
+
+    fn setstat(&mut self, h: Handle, c: SetAttr) -> Result<Response, i32> {
+        let node = self.node(h)?;
+        if self.readonly {
+            return Err(libc::EROFS);
+        }
+        if let Some(size) = c.size {
+            if node.is_dir() {
+                return Err(libc::EISDIR);
+            }
+            if node.kind != libc::S_IFREG {
+                return Err(libc::EINVAL);
+            }
+            let f = node.reopen(OFlag::O_WRONLY).map_err(|e| e as i32)?;
+            let size = i64::try_from(size).map_err(|_| libc::EFBIG)?;
+            nix::unistd::ftruncate(&f, size).map_err(|e| e as i32)?;
+        }
+        if c.uid.is_some() || c.gid.is_some() {
+            nix::unistd::fchownat(
+                Some(node.fd.as_raw_fd()),
+                c"",
+                c.uid.map(nix::unistd::Uid::from_raw),
+                c.gid.map(nix::unistd::Gid::from_raw),
+                AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| e as i32)?;
+        }
+        if let Some(mode) = c.mode {
+            if node.kind == libc::S_IFLNK {
+                return Err(libc::EOPNOTSUPP);
+            }
+            set_mode(&node.fd, mode & 0o7777)?;
+        }
+        if c.atime.is_some() || c.mtime.is_some() {
+            let ts = |t: Option<(i64, u32)>| match t {
+                Some((sec, nsec)) => libc::timespec { tv_sec: sec, tv_nsec: i64::from(nsec.min(999_999_999)) },
+                None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+            };
+            fd::utimens_fd(node.fd.as_fd(), &[ts(c.atime), ts(c.mtime)]).map_err(|e| e as i32)?;
+        }
+        stat_fd(&node.fd).map(Response::Attr)
+    }
+
+    fn fsync(&self, h: Handle, data_only: bool) -> Result<Response, i32> {
+        let node = self.node(h)?;
+        if !matches!(node.kind, libc::S_IFREG | libc::S_IFDIR) {
+            return Ok(Response::Ok);
+        }
+        let f = node.data_fd()?;
+        let r = if data_only { nix::unistd::fdatasync(f.as_raw_fd()) } else { nix::unistd::fsync(f.as_raw_fd()) };
+        r.map(|()| Response::Ok).map_err(|e| e as i32)
+    }
+
+    /// Runs an xattr operation on a regular file or directory (user.*
+    /// attributes exist only there: `EPERM` elsewhere, as Linux).
+    fn xattr(
+        &self,
+        h: Handle,
+        name: Option<&[u8]>,
+        op: impl FnOnce(BorrowedFd<'_>, &std::ffi::CStr) -> nix::Result<Vec<u8>>,
+    ) -> Result<Response, i32> {
+        let node = self.node(h)?;
+        let name = match name {
+            Some(n) if !n.starts_with(b"user.") || n.len() > 255 || n.contains(&0) => return Err(libc::EOPNOTSUPP),
+            Some(n) => CString::new(n).map_err(|_| libc::EINVAL)?,
+            None => CString::default(),
+        };
+        if !matches!(node.kind, libc::S_IFREG | libc::S_IFDIR) {
+            return if name.is_empty() { Ok(Response::Xattr(Vec::new())) } else { Err(libc::EPERM) };
+        }
+        let f = node.data_fd()?;
+        op(f.as_fd(), &name).map(Response::Xattr).map_err(|e| e as i32)
     }
 
     fn mount(&mut self) -> Result<Response, i32> {
         let attr = stat_fd(&self.root)?;
         let root = self.insert(Node {
             fd: Arc::clone(&self.root),
-            parent: None,
+            id: (attr.dev, attr.ino),
+            place: None,
             kind: attr.mode & libc::S_IFMT,
             listing: None,
         });
@@ -193,6 +595,7 @@ impl Server {
         let start = self.node(dir)?;
         let mut cur = Arc::clone(&start.fd);
         let mut cur_kind = start.kind;
+        let mut cur_id = start.id;
         let mut found: Vec<(Node, Attr)> = Vec::with_capacity(names.len());
         let mut missing = false;
         for name in names {
@@ -213,12 +616,16 @@ impl Server {
             };
             let attr = stat_fd(&child)?;
             let kind = attr.mode & libc::S_IFMT;
-            found.push((Node { fd: Arc::clone(&child), parent: Some((cur, name)), kind, listing: None }, attr));
+            let place = Place { dir: cur, dir_id: cur_id, name };
+            let node =
+                Node { fd: Arc::clone(&child), id: (attr.dev, attr.ino), place: Some(place), kind, listing: None };
+            found.push((node, attr));
             if kind == libc::S_IFLNK {
                 break;
             }
             cur = child;
             cur_kind = kind;
+            cur_id = (attr.dev, attr.ino);
         }
         let steps = found.into_iter().map(|(node, attr)| WalkStep { handle: self.insert(node), attr }).collect();
         Ok(Response::Walked { steps, missing })
@@ -291,6 +698,31 @@ impl Server {
         let target = nix::fcntl::readlinkat(Some(node.fd.as_raw_fd()), c"").map_err(|e| e as i32)?;
         Ok(Response::Link(std::os::unix::ffi::OsStringExt::into_vec(target)))
     }
+}
+
+/// Sets the permission bits of the file an `O_PATH` fd refers to.
+fn set_mode(f: &OwnedFd, mode: u32) -> Result<(), i32> {
+    match fd::chmod_fd(f.as_fd(), mode) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOSYS) => {
+            // Before Linux 6.6: through a real fd of the (non-symlink) file.
+            // Only directories reopen through their own fd.
+            let real =
+                fd::openat(f.as_fd(), c".", OFlag::O_RDONLY | OFlag::O_NONBLOCK).map_err(|_| libc::EOPNOTSUPP)?;
+            stat::fchmod(real.as_raw_fd(), stat::Mode::from_bits_truncate(mode)).map_err(|e| e as i32)
+        }
+        Err(e) => Err(e as i32),
+    }
+}
+
+/// The `user.` names of a NUL-separated xattr name list.
+fn user_names(list: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in list.split(|b| *b == 0).filter(|n| n.starts_with(b"user.")) {
+        out.extend_from_slice(n);
+        out.push(0);
+    }
+    out
 }
 
 /// Every entry of a directory but `.` and `..`.
@@ -645,6 +1077,218 @@ mod tests {
         // `..` is refused at every position.
         assert_eq!(c.walk(root, &[b".."]), Err(libc::EINVAL));
         assert_eq!(c.walk(root, &[b"a", b"..", b".."]), Err(libc::EINVAL));
+        stop(c, t);
+    }
+
+    fn owner() -> Owner {
+        Owner { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
+    }
+
+    #[test]
+    fn creates_names_of_every_kind() {
+        let dir = TempDir::new();
+        let (c, t) = start(dir.path(), false);
+        let (root, _) = c.mount().unwrap();
+        let (step, fd) = c.create(root, b"f", libc::O_RDWR as u32, 0o640, owner()).unwrap();
+        nix::unistd::write(&fd, b"hello").unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"hello");
+        assert_eq!(step.attr.mode, libc::S_IFREG | 0o640);
+        assert_eq!(c.create(root, b"f", libc::O_RDWR as u32, 0o640, owner()).unwrap_err(), libc::EEXIST);
+        let d = c.mkdir(root, b"d", 0o2751, owner()).unwrap();
+        assert_eq!(fs::metadata(dir.path().join("d")).unwrap().mode(), libc::S_IFDIR | 0o2751);
+        assert_eq!(d.attr.mode, libc::S_IFDIR | 0o2751);
+        let p = c.mknod(d.handle, b"p", libc::S_IFIFO | 0o600, owner()).unwrap();
+        assert_eq!(p.attr.mode, libc::S_IFIFO | 0o600);
+        assert_eq!(c.mknod(root, b"null", libc::S_IFCHR | 0o666, owner()).unwrap_err(), libc::EPERM);
+        let l = c.symlink(d.handle, b"l", b"../f", owner()).unwrap();
+        assert_eq!(l.attr.mode & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(fs::read_link(dir.path().join("d/l")).unwrap(), Path::new("../f"));
+        let h = c.link(d.handle, b"hard", step.handle).unwrap();
+        assert_eq!(h.attr.ino, step.attr.ino);
+        assert_eq!(h.attr.nlink, 2);
+        assert_eq!(c.link(root, b"x", d.handle).unwrap_err(), libc::EPERM);
+        for bad in [&b".."[..], b"a/b", b"", b"."] {
+            assert_eq!(c.mkdir(root, bad, 0o755, owner()).unwrap_err(), libc::EINVAL);
+        }
+        // Directory entries see them all.
+        let names: Vec<Vec<u8>> = c.getdents(d.handle, 0, 100).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), 3);
+        // Removal.
+        assert_eq!(c.unlink(root, b"d", false).unwrap_err(), libc::EISDIR);
+        assert_eq!(c.unlink(root, b"d", true).unwrap_err(), libc::ENOTEMPTY);
+        for n in [&b"p"[..], b"l", b"hard"] {
+            c.unlink(d.handle, n, false).unwrap();
+        }
+        c.unlink(root, b"d", true).unwrap();
+        assert!(!dir.path().join("d").exists());
+        stop(c, t);
+    }
+
+    #[test]
+    fn chown_and_exact_modes_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = TempDir::new();
+        let (c, t) = start(dir.path(), false);
+        let (root, _) = c.mount().unwrap();
+        let who = Owner { uid: 1234, gid: 5678 };
+        let (f, _) = c.create(root, b"f", libc::O_WRONLY as u32, 0o4755, who).unwrap();
+        let m = fs::metadata(dir.path().join("f")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode()), (1234, 5678, libc::S_IFREG | 0o4755));
+        assert_eq!((f.attr.uid, f.attr.gid), (1234, 5678));
+        let l = c.symlink(root, b"l", b"f", who).unwrap();
+        assert_eq!((l.attr.uid, l.attr.gid), (1234, 5678));
+        assert_eq!(fs::metadata(dir.path().join("f")).unwrap().uid(), 1234);
+        let a = c.setstat(f.handle, SetAttr { uid: Some(1), gid: None, ..Default::default() }).unwrap();
+        assert_eq!((a.uid, a.gid), (1, 5678));
+        stop(c, t);
+    }
+
+    #[test]
+    fn setstat_changes_modes_sizes_and_times() {
+        let dir = TempDir::new();
+        fs::write(dir.path().join("f"), b"0123456789").unwrap();
+        let (c, t) = start(dir.path(), false);
+        let (root, _) = c.mount().unwrap();
+        let (steps, _) = c.walk(root, &[b"f"]).unwrap();
+        let f = steps[0].handle;
+        let change = SetAttr {
+            mode: Some(0o600),
+            size: Some(4),
+            atime: Some((1_000_000_000, 123_456_789)),
+            mtime: Some((1_100_000_000, 5)),
+            ..Default::default()
+        };
+        let a = c.setstat(f, change).unwrap();
+        assert_eq!(a.mode, libc::S_IFREG | 0o600);
+        assert_eq!(a.size, 4);
+        assert_eq!(a.atime, (1_000_000_000, 123_456_789));
+        assert_eq!(a.mtime, (1_100_000_000, 5));
+        let m = fs::metadata(dir.path().join("f")).unwrap();
+        assert_eq!((m.len(), m.mode(), m.mtime(), m.mtime_nsec()), (4, libc::S_IFREG | 0o600, 1_100_000_000, 5));
+        // Only mtime: atime stays.
+        let a = c.setstat(f, SetAttr { mtime: Some((7, 0)), ..Default::default() }).unwrap();
+        assert_eq!((a.atime.0, a.mtime.0), (1_000_000_000, 7));
+        // A symlink's mode cannot change; a directory has no size.
+        let l = c.symlink(root, b"l", b"f", owner()).unwrap();
+        assert_eq!(c.setstat(l.handle, SetAttr { mode: Some(0o600), ..Default::default() }), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.setstat(root, SetAttr { size: Some(0), ..Default::default() }), Err(libc::EISDIR));
+        c.fsync(f, false).unwrap();
+        c.fsync(root, true).unwrap();
+        stop(c, t);
+    }
+
+    #[test]
+    fn renames_follow_the_handle() {
+        let dir = TempDir::new();
+        fs::create_dir(dir.path().join("a")).unwrap();
+        fs::create_dir(dir.path().join("b")).unwrap();
+        fs::write(dir.path().join("a/x"), b"x").unwrap();
+        fs::write(dir.path().join("b/y"), b"y").unwrap();
+        let (c, t) = start(dir.path(), false);
+        let (root, _) = c.mount().unwrap();
+        let (a, _) = c.walk(root, &[b"a", b"x"]).unwrap();
+        let (b, _) = c.walk(root, &[b"b", b"y"]).unwrap();
+        let (x, y) = (a[1].handle, b[1].handle);
+        // Moved to another directory: still opens the same file.
+        c.rename(a[0].handle, b"x", b[0].handle, b"z", 0).unwrap();
+        let read = |h| {
+            let mut s = String::new();
+            fs::File::from(c.open(h, libc::O_RDONLY as u32).unwrap()).read_to_string(&mut s).unwrap();
+            s
+        };
+        assert_eq!(read(x), "x");
+        // Exchanged: each handle keeps its file.
+        c.rename(b[0].handle, b"z", b[0].handle, b"y", libc::RENAME_EXCHANGE).unwrap();
+        assert_eq!(read(x), "x");
+        assert_eq!(read(y), "y");
+        assert_eq!(fs::read(dir.path().join("b/y")).unwrap(), b"x");
+        assert_eq!(c.rename(b[0].handle, b"z", b[0].handle, b"y", libc::RENAME_NOREPLACE).unwrap_err(), libc::EEXIST);
+        // Replaced: the handle of the file that went away is stale, the
+        // moved one is not.
+        c.rename(b[0].handle, b"z", b[0].handle, b"y", 0).unwrap();
+        assert_eq!(c.open(x, libc::O_RDONLY as u32).unwrap_err(), libc::ESTALE);
+        assert_eq!(read(y), "y");
+        assert_eq!(c.rename(root, b"a", root, b"a", libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE), Err(libc::EINVAL));
+        stop(c, t);
+    }
+
+    #[test]
+    fn a_name_swapped_under_a_handle_is_never_followed() {
+        let dir = TempDir::new();
+        let root_dir = dir.path().join("root");
+        fs::create_dir(&root_dir).unwrap();
+        fs::write(root_dir.join("f"), b"mine").unwrap();
+        fs::write(dir.path().join("secret"), b"secret").unwrap();
+        let (c, t) = start(&root_dir, false);
+        let (root, _) = c.mount().unwrap();
+        let (steps, _) = c.walk(root, &[b"f"]).unwrap();
+        // The host (or a racing rename) swaps the name for a symlink out
+        // of the tree, then for a FIFO.
+        fs::remove_file(root_dir.join("f")).unwrap();
+        symlink(dir.path().join("secret"), root_dir.join("f")).unwrap();
+        assert_eq!(c.open(steps[0].handle, libc::O_RDWR as u32).unwrap_err(), libc::ELOOP);
+        let a = c.setstat(steps[0].handle, SetAttr { size: Some(0), ..Default::default() });
+        assert!(a.is_err());
+        assert_eq!(fs::read(dir.path().join("secret")).unwrap(), b"secret");
+        fs::remove_file(root_dir.join("f")).unwrap();
+        nix::unistd::mkfifo(&root_dir.join("f"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(c.open(steps[0].handle, libc::O_RDONLY as u32).unwrap_err(), libc::ESTALE);
+        // Linking a symlink links the symlink itself.
+        c.symlink(root, b"l", b"/etc/passwd", owner()).unwrap();
+        let (l, _) = c.walk(root, &[b"l"]).unwrap();
+        let h = c.link(root, b"l2", l[0].handle).unwrap();
+        assert_eq!(h.attr.mode & libc::S_IFMT, libc::S_IFLNK);
+        stop(c, t);
+    }
+
+    #[test]
+    fn xattrs_of_user_names() {
+        let dir = TempDir::new();
+        fs::write(dir.path().join("f"), b"").unwrap();
+        let (c, t) = start(dir.path(), false);
+        let (root, _) = c.mount().unwrap();
+        let (steps, _) = c.walk(root, &[b"f"]).unwrap();
+        let f = steps[0].handle;
+        match c.set_xattr(f, b"user.k", b"v1", 0) {
+            // Some host file systems (old tmpfs) have no user xattrs.
+            Err(libc::EOPNOTSUPP) => return stop(c, t),
+            r => r.unwrap(),
+        }
+        assert_eq!(c.get_xattr(f, b"user.k").unwrap(), b"v1");
+        assert_eq!(c.set_xattr(f, b"user.k", b"v", libc::XATTR_CREATE as u32), Err(libc::EEXIST));
+        assert_eq!(c.set_xattr(f, b"user.n", b"v", libc::XATTR_REPLACE as u32), Err(libc::ENODATA));
+        c.set_xattr(f, b"user.big", &vec![7u8; 1000], 0).unwrap();
+        assert_eq!(c.get_xattr(f, b"user.big").unwrap().len(), 1000);
+        let list = c.list_xattr(f).unwrap();
+        let mut names: Vec<&[u8]> = list.split(|b| *b == 0).filter(|n| !n.is_empty()).collect();
+        names.sort();
+        assert_eq!(names, vec![&b"user.big"[..], b"user.k"]);
+        c.remove_xattr(f, b"user.k").unwrap();
+        assert_eq!(c.get_xattr(f, b"user.k"), Err(libc::ENODATA));
+        assert_eq!(c.get_xattr(f, b"trusted.k"), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.set_xattr(f, b"user.huge", &vec![0u8; MAX_XATTR + 1], 0), Err(libc::E2BIG));
+        stop(c, t);
+    }
+
+    #[test]
+    fn readonly_refuses_every_change() {
+        let dir = TempDir::new();
+        fs::write(dir.path().join("f"), b"keep").unwrap();
+        let (c, t) = start(dir.path(), true);
+        let (root, _) = c.mount().unwrap();
+        let (steps, _) = c.walk(root, &[b"f"]).unwrap();
+        let f = steps[0].handle;
+        assert_eq!(c.create(root, b"n", 1, 0o644, owner()).unwrap_err(), libc::EROFS);
+        assert_eq!(c.mkdir(root, b"n", 0o755, owner()).unwrap_err(), libc::EROFS);
+        assert_eq!(c.symlink(root, b"n", b"f", owner()).unwrap_err(), libc::EROFS);
+        assert_eq!(c.link(root, b"n", f).unwrap_err(), libc::EROFS);
+        assert_eq!(c.unlink(root, b"f", false).unwrap_err(), libc::EROFS);
+        assert_eq!(c.rename(root, b"f", root, b"g", 0).unwrap_err(), libc::EROFS);
+        assert_eq!(c.setstat(f, SetAttr { size: Some(0), ..Default::default() }).unwrap_err(), libc::EROFS);
+        assert_eq!(c.set_xattr(f, b"user.a", b"b", 0).unwrap_err(), libc::EROFS);
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"keep");
         stop(c, t);
     }
 
