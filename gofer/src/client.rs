@@ -137,6 +137,14 @@ impl Client {
         }
     }
 
+    /// An unnamed regular file in `dir` (`O_TMPFILE`), opened with `flags`.
+    pub fn create_unnamed(&self, dir: Handle, flags: u32, mode: u32, owner: Owner) -> Result<OwnedFd, i32> {
+        match self.call(&Request::CreateUnnamed { dir, flags, mode, owner })? {
+            (Response::Opened, mut fds) if fds.len() == 1 => fds.pop().ok_or(libc::EIO),
+            (other, _) => Err(self.unexpected("create_unnamed", &other)),
+        }
+    }
+
     /// Creates a directory.
     pub fn mkdir(&self, dir: Handle, name: &[u8], mode: u32, owner: Owner) -> Result<WalkStep, i32> {
         self.created("mkdir", &Request::Mkdir { dir, name: name.to_vec(), mode, owner })

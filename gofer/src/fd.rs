@@ -211,3 +211,13 @@ pub(crate) fn remove_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<()> {
     let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
     Errno::result(r).map(drop)
 }
+
+/// `openat(dir, ".", flags | O_CLOEXEC, mode)` where `flags` carry
+/// `O_TMPFILE`: an unnamed file in `dir`.
+pub(crate) fn open_unnamed(dir: BorrowedFd<'_>, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
+    let raw =
+        nix::fcntl::openat(Some(dir.as_raw_fd()), c".", flags | OFlag::O_CLOEXEC, Mode::from_bits_truncate(mode))?;
+    // SAFETY: `openat` succeeded, so `raw` is a new descriptor of this process
+    // that nothing else owns yet; the `OwnedFd` becomes its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}

@@ -79,6 +79,9 @@ pub enum Request {
     /// permission bits `mode` (exact: the sentry applied the umask), owned
     /// by `owner`, and open it with `flags`; the fd comes with the reply.
     Create { dir: Handle, name: Vec<u8>, flags: u32, mode: u32, owner: Owner },
+    /// An unnamed regular file in `dir` (`O_TMPFILE`), opened with
+    /// `flags`; the fd comes with the reply.
+    CreateUnnamed { dir: Handle, flags: u32, mode: u32, owner: Owner },
     /// Create the directory `name` in `dir`.
     Mkdir { dir: Handle, name: Vec<u8>, mode: u32, owner: Owner },
     /// Create a FIFO, socket or empty regular file `name` in `dir`
@@ -148,7 +151,7 @@ pub enum Response {
     Walked { steps: Vec<WalkStep>, missing: bool },
     /// `Stat`.
     Attr(Attr),
-    /// `Open`: the fd comes with the message.
+    /// `Open`, `CreateUnnamed`: the fd comes with the message.
     Opened,
     /// `Getdents`: entries; empty at the end.
     Dirents(Vec<Dirent>),

@@ -226,6 +226,12 @@ impl Server {
                     Err(e) => (Response::Error(e), None),
                 }
             }
+            Request::CreateUnnamed { dir, flags, mode, owner } => {
+                return match self.create_unnamed(dir, flags, mode, owner) {
+                    Ok(f) => (Response::Opened, Some(f)),
+                    Err(e) => (Response::Error(e), None),
+                }
+            }
             Request::Mkdir { dir, name, mode, owner } => self.make(dir, &name, owner, mode & 0o7777, |d, n| {
                 stat::mkdirat(Some(d), n, stat::Mode::from_bits_truncate(mode & 0o7777))
             }),
@@ -386,6 +392,19 @@ impl Server {
         self.settle(&pathfd, owner, Some(mode & 0o7777))?;
         let step = self.adopt(&dirfd, cname)?;
         Ok((step, f))
+    }
+
+    fn create_unnamed(&mut self, dir: Handle, flags: u32, mode: u32, owner: Owner) -> Result<OwnedFd, i32> {
+        let (d, _) = self.dir_for_change(dir, b"x")?;
+        let flags = c_int::from_ne_bytes(flags.to_ne_bytes()) & (libc::O_ACCMODE | libc::O_EXCL | OPEN_ALLOWED);
+        if flags & libc::O_ACCMODE == libc::O_RDONLY || flags & libc::O_ACCMODE == libc::O_ACCMODE {
+            return Err(libc::EINVAL);
+        }
+        let flags =
+            OFlag::from_bits_retain((flags & !(libc::O_DIRECTORY | libc::O_PATH | libc::O_TRUNC)) | libc::O_TMPFILE);
+        let f = fd::open_unnamed(d.fd.as_fd(), flags, mode & 0o7777).map_err(|e| e as i32)?;
+        self.settle(&f, owner, Some(mode & 0o7777))?;
+        Ok(f)
     }
 
     /// Makes a new name with `op(dir fd, name)` and records it.

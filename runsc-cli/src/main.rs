@@ -33,6 +33,11 @@ pub struct Cli {
     /// Format of --log: text or json.
     #[arg(long, global = true, default_value = "text")]
     pub log_format: String,
+    /// Where a writable root's changes go: `root:memory` keeps them in an
+    /// overlay in the sandbox's memory (the host rootfs is never written);
+    /// `none` writes them through the gofer to the host rootfs, like runc.
+    #[arg(long, global = true, default_value = "root:memory", value_parser = ["root:memory", "none"])]
+    pub overlay: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -13,6 +13,10 @@ pub struct BootConfig {
     pub additional_gids: Vec<u32>,
     pub hostname: String,
     pub root_readonly: bool,
+    /// A writable root keeps its changes in an overlay in memory
+    /// (`--overlay=root:memory`) instead of writing the host rootfs.
+    #[serde(default = "overlay_default")]
+    pub root_overlay: bool,
     /// `(resource, soft, hard)` from `process.rlimits`.
     pub rlimits: Vec<(u32, u64, u64)>,
     /// `linux.resources.pids.limit`: most processes and threads.
@@ -36,4 +40,8 @@ pub struct MountConfig {
     /// serves it.
     #[serde(default)]
     pub gofer_fd: Option<i32>,
+}
+
+fn overlay_default() -> bool {
+    true
 }

@@ -104,7 +104,7 @@ fn mount_filesystems(
     root: &Arc<vfs::Dentry>,
     memory: &Arc<mm::MemoryFile>,
     mounts: &[config::MountConfig],
-    readonly: bool,
+    (readonly, overlay): (bool, bool),
     kernel: &vfs::procfs::KernelSlot,
     ncpus: usize,
 ) -> Vec<kernel::MountInfo> {
@@ -115,7 +115,11 @@ fn mount_filesystems(
         options: options.into(),
     };
     let mut table = vec![
-        if readonly { info("/", "9p", "ro") } else { info("/", "overlay", "rw") },
+        match (readonly, overlay) {
+            (true, _) => info("/", "9p", "ro"),
+            (false, true) => info("/", "overlay", "rw"),
+            (false, false) => info("/", "9p", "rw"),
+        },
         info("/dev", "tmpfs", "rw,nosuid,mode=755"),
     ];
     let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
@@ -189,13 +193,15 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
     // A writable root gets an overlay in memory (the gofer's files are never
     // written); a read-only root stays read-only, as runc's.
-    let upper = (!cfg.root_readonly).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
+    let upper =
+        (!cfg.root_readonly && cfg.root_overlay).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
     let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly, noexec: false, upper });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let kernel_slot: vfs::procfs::KernelSlot = Default::default();
-    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, cfg.root_readonly, &kernel_slot, ncpus);
+    let mounts =
+        mount_filesystems(&root, &memory, &cfg.mounts, (cfg.root_readonly, cfg.root_overlay), &kernel_slot, ncpus);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,

@@ -33,12 +33,18 @@ struct PipeState {
     cap: usize,
     readers: usize,
     writers: usize,
+    /// Opens of a named pipe for reading and for writing so far: a blocking
+    /// open waits for the other side's count to move.
+    read_opens: u64,
+    write_opens: u64,
 }
 
-/// One end of a pipe, counted while it lives.
+/// One end of a pipe, counted while it lives. An end of a named pipe
+/// opened `O_RDWR` both reads and writes.
 pub struct PipeEnd {
     pub pipe: Arc<Pipe>,
     pub write: bool,
+    pub read: bool,
 }
 
 impl Pipe {
@@ -47,12 +53,76 @@ impl Pipe {
         static NEXT_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
         let ino = NEXT_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pipe = Arc::new(Pipe {
-            state: Mutex::new(PipeState { buf: VecDeque::new(), cap: PIPE_DEFAULT_SIZE, readers: 1, writers: 1 }),
+            state: Mutex::new(PipeState {
+                buf: VecDeque::new(),
+                cap: PIPE_DEFAULT_SIZE,
+                readers: 1,
+                writers: 1,
+                read_opens: 1,
+                write_opens: 1,
+            }),
             events,
             ino,
             seq: Default::default(),
         });
-        (PipeEnd { pipe: pipe.clone(), write: false }, PipeEnd { pipe, write: true })
+        (PipeEnd { pipe: pipe.clone(), write: false, read: true }, PipeEnd { pipe, write: true, read: false })
+    }
+
+    /// The pipe behind a FIFO file (mkfifo): no ends until opened.
+    pub fn named(events: Arc<EventQueue>, ino: u64) -> Arc<Pipe> {
+        Arc::new(Pipe {
+            state: Mutex::new(PipeState {
+                buf: VecDeque::new(),
+                cap: PIPE_DEFAULT_SIZE,
+                readers: 0,
+                writers: 0,
+                read_opens: 0,
+                write_opens: 0,
+            }),
+            events,
+            ino,
+            seq: Default::default(),
+        })
+    }
+
+    /// Opens an end of a named pipe, as open(2) of a FIFO: for reading
+    /// waits for a writer and for writing waits for a reader (ENXIO with
+    /// `nonblock` and no reader), unless `nonblock`; `O_RDWR` never waits.
+    pub fn open_end(self: &Arc<Pipe>, t: &Task, read: bool, write: bool, nonblock: bool) -> Result<PipeEnd, Errno> {
+        let end = {
+            let mut st = self.state();
+            if write && !read && nonblock && st.readers == 0 {
+                return Err(Errno::ENXIO);
+            }
+            if read {
+                st.readers += 1;
+                st.read_opens += 1;
+            }
+            if write {
+                st.writers += 1;
+                st.write_opens += 1;
+            }
+            PipeEnd { pipe: self.clone(), write, read }
+        };
+        self.changed();
+        if nonblock || (read && write) {
+            return Ok(end);
+        }
+        let (reads0, writes0) = {
+            let st = self.state();
+            (st.read_opens, st.write_opens)
+        };
+        // Dropping `end` on an interrupted wait takes its count back.
+        t.block_on(None, || {
+            let st = self.state();
+            let ready = if read {
+                st.writers > 0 || st.write_opens != writes0
+            } else {
+                st.readers > 0 || st.read_opens != reads0
+            };
+            ready.then_some(())
+        })?;
+        Ok(end)
     }
 
     fn state(&self) -> MutexGuard<'_, PipeState> {
@@ -253,7 +323,8 @@ impl Drop for PipeEnd {
             let mut st = self.pipe.state();
             if self.write {
                 st.writers -= 1;
-            } else {
+            }
+            if self.read {
                 st.readers -= 1;
             }
         }

@@ -1,5 +1,7 @@
-/* A writable scratch file system (/dev/shm: the sandbox's tmpfs, a
- * directory natively): create, O_EXCL, O_TRUNC, O_APPEND, holes and
+/* A writable scratch file system: argv[1], /dev/shm by default (the
+ * sandbox's tmpfs, a directory natively), or a directory of a gofer mount
+ * that writes through to the host; argv[2] "nomap" skips the shared
+ * mapping part. Checks create, O_EXCL, O_TRUNC, O_APPEND, holes and
  * truncation, unlink of an open file, hard links, rename (over files and
  * directories, NOREPLACE, EXCHANGE), rmdir, symlinks, directory listing,
  * chmod and times, O_TMPFILE, and MAP_SHARED mappings seen by another
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sys/sysmacros.h>
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE 1
@@ -36,8 +39,10 @@ static long fsize(const char *p) {
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
-int main(void) {
-    CHECK(chdir("/dev/shm") == 0);
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "/dev/shm";
+    int map = !(argc > 2 && strcmp(argv[2], "nomap") == 0);
+    CHECK(chdir(dir) == 0);
     umask(022);
     int fd = open("f", O_CREAT | O_EXCL | O_RDWR, 0640);
     CHECK(fd >= 0);
@@ -110,7 +115,7 @@ int main(void) {
     CHECK(stat("other", &st) == 0);
     SHOW("exchanged: other is dir=%d", S_ISDIR(st.st_mode));
     CHECK(rename("other", "d/sub") == 0 || errno == ENOTDIR);
-    list("/dev/shm");
+    list(dir);
     list("d");
     CHECK(rename("d/moved", "f") == 0);
     CHECK(stat("f", &st) == 0);
@@ -149,14 +154,44 @@ int main(void) {
         SHOW("O_TMPFILE: errno=%s", check_errname(errno));
     }
 
+    /* A FIFO: opens wait for the other side, data flows between processes. */
+    CHECK(mkfifo("fifo", 0640) == 0);
+    CHECK_ERRNO(mkfifo("fifo", 0640), EEXIST);
+    CHECK(lstat("fifo", &st) == 0);
+    SHOW("fifo: isfifo=%d mode=%o", S_ISFIFO(st.st_mode), st.st_mode & 07777);
+    CHECK_ERRNO(open("fifo", O_WRONLY | O_NONBLOCK), ENXIO);
+    int rw = open("fifo", O_RDWR);
+    CHECK(rw >= 0);
+    close(rw);
+    pid_t w = fork();
+    if (w == 0) {
+        int wfd = open("fifo", O_WRONLY);
+        _exit(wfd >= 0 && write(wfd, "through the fifo", 16) == 16 ? 0 : 1);
+    }
+    int rfd = open("fifo", O_RDONLY);
+    CHECK(rfd >= 0);
+    char fb[32] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(rfd, fb + got, sizeof fb - 1 - got)) > 0) got += r;
+    int wst2;
+    CHECK(waitpid(w, &wst2, 0) == w);
+    SHOW("fifo read '%s' then eof=%d, writer status %d", fb, r == 0, WEXITSTATUS(wst2));
+    CHECK(fstat(rfd, &st) == 0 && S_ISFIFO(st.st_mode));
+    close(rfd);
+    CHECK(unlink("fifo") == 0);
+    CHECK(mknod("plain", S_IFREG | 0600, 0) == 0);
+    CHECK(unlink("plain") == 0);
+
     /* MAP_SHARED: another process and read() see the writes. */
     fd = open("shared", O_CREAT | O_RDWR, 0600);
+    if (!map) goto cleanup;
     CHECK(ftruncate(fd, 8192) == 0);
     char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     CHECK(m != MAP_FAILED);
     pid_t c = fork();
     if (c == 0) {
-        int cfd = open("/dev/shm/shared", O_RDWR);
+        int cfd = open("shared", O_RDWR);
         char *cm = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
         strcpy(cm + 4096, "from the child");
         _exit(0);
@@ -174,6 +209,7 @@ int main(void) {
     SHOW("private copy: %.7s, file keeps %.7s", p, m);
     munmap(m, 8192);
     munmap(p, 4096);
+cleanup:
     close(fd);
 
     /* Clean up, the directory is empty again. */
@@ -181,6 +217,6 @@ int main(void) {
     CHECK(unlink("other") == 0 || rmdir("other") == 0);
     CHECK(rmdir("d/sub") == 0 || unlink("d/sub") == 0);
     CHECK(rmdir("d") == 0);
-    list("/dev/shm");
+    list(dir);
     return 0;
 }

@@ -1007,6 +1007,32 @@ impl Sandbox {
         run_cordon(&self.state_root, &self.bundle.dir, &id, self.log_dir.as_deref())
     }
 
+    /// Writes `config` as config.json and runs `cordon [flags] run` under a
+    /// fresh id.
+    pub fn run_cordon_config(&mut self, config: &serde_json::Value, flags: &[&str]) -> RunOutput {
+        self.bundle.write_config_value(config);
+        let id = unique_id(&self.name);
+        self.last_id = Some(id.clone());
+        let mut cmd = cordon_command(&self.state_root, self.log_dir.as_deref());
+        cmd.args(flags).arg("run").arg("--bundle").arg(&self.bundle.dir).arg(&id);
+        run_with_timeout(cmd, run_timeout()).unwrap_or_else(|e| panic!("spawn cordon: {e}"))
+    }
+
+    /// Writes `config` as config.json and runs `runc run` on the bundle.
+    pub fn run_runc_config(&mut self, config: &serde_json::Value) -> RunOutput {
+        self.bundle.write_config_value(config);
+        let runc_root = self.tmp.path().join("runc");
+        let id = unique_id(&self.name);
+        let mut cmd = Command::new(runc_bin());
+        cmd.arg("--root").arg(&runc_root).arg("run").arg("--bundle").arg(&self.bundle.dir).arg(&id);
+        run_with_timeout(cmd, run_timeout()).unwrap_or_else(|e| panic!("spawn runc: {e}"))
+    }
+
+    /// `config.json` of [`oci_config`] for this bundle's rootfs.
+    pub fn config(&self, process: &Process) -> serde_json::Value {
+        oci_config(process, &self.bundle.root_path)
+    }
+
     /// Runs `process` both ways and asserts the same stdout and status.
     /// Returns the cordon run for further checks.
     pub fn assert_same(&mut self, process: &Process, opts: &Compare) -> RunOutput {

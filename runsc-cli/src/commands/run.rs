@@ -96,6 +96,7 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         hostname,
         root_readonly: b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        root_overlay: cli.overlay != "none",
         rlimits,
         pids_limit: b
             .spec
@@ -206,7 +207,9 @@ impl Sandbox {
     }
 
     fn start(cli: &Cli, b: &Bundle) -> Result<Sandbox> {
-        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+        // Under the overlay the root's gofer never writes: it serves a
+        // read-only mount even when the root is writable.
+        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) || cli.overlay != "none";
         let (root_gofer, sentry_end) = start_gofer(cli, &b.rootfs, readonly)?;
         let mut gofers = vec![root_gofer];
         // One gofer per bind mount of a directory.

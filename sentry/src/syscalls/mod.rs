@@ -17,6 +17,7 @@ pub(crate) mod process;
 mod signal;
 mod table;
 pub(crate) mod time;
+mod xattr;
 
 pub use table::{entries, Support};
 

@@ -34,6 +34,27 @@ pub fn sys_mkdirat(t: &mut Task, dirfd: i32, path: u64, mode: u32) -> SysResult 
     Ok(0)
 }
 
+/// mknod(2): regular files, FIFOs and socket files; device nodes need a
+/// host device, which the sandbox never exposes (EPERM).
+pub fn sys_mknodat(t: &mut Task, dirfd: i32, path: u64, mode: u32, _dev: u64) -> SysResult {
+    use syscalls::flags::mode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+    let p = t.read_path(path)?;
+    let new = match mode & S_IFMT {
+        0 | S_IFREG => NewFile::Regular,
+        S_IFIFO => NewFile::Fifo,
+        S_IFSOCK => NewFile::Socket,
+        S_IFCHR | S_IFBLK | S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    };
+    let (dir, name) = parent_of(t, dirfd, &p)?;
+    if name == b"/" || name.is_empty() {
+        return Err(Errno::EEXIST);
+    }
+    let perm = mode & 0o7777 & !t.fs().umask;
+    dir.create(&name, new, perm, &t.creds)?;
+    Ok(0)
+}
+
 pub fn sys_unlinkat(t: &mut Task, dirfd: i32, path: u64, flags: u32) -> SysResult {
     if flags & !AT_REMOVEDIR != 0 {
         return Err(Errno::EINVAL);
@@ -91,33 +112,35 @@ pub fn sys_linkat(t: &mut Task, olddir: i32, oldpath: u64, newdir: i32, newpath:
     Ok(0)
 }
 
-/// The tmpfs inode of a file the caller may write, for truncate (a lower
-/// file of the overlay is copied up first).
-fn writable_inode(t: &Task, d: &Arc<Dentry>) -> Result<Arc<tmpfs::Inode>, Errno> {
-    if d.is_dir() {
-        return Err(Errno::EISDIR);
-    }
-    if !crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false) {
-        return Err(Errno::EACCES);
-    }
-    let d = match (d.overlay_upper().is_some(), d.parent()) {
-        (true, Some(dir)) => dir.copy_up(d)?,
-        _ => d.clone(),
-    };
-    match d.tmpfs() {
-        Some(i) => Ok(i.clone()),
-        None if d.gofer().is_some() => Err(Errno::EROFS),
-        None => Err(Errno::EINVAL),
-    }
-}
-
+/// truncate(2): the file must be a regular file the caller may write (a
+/// lower file of the overlay is copied up first; a gofer file is truncated
+/// on the host).
 pub fn sys_truncate(t: &mut Task, path: u64, len: i64) -> SysResult {
     if len < 0 {
         return Err(Errno::EINVAL);
     }
     let p = t.read_path(path)?;
     let d = t.lookup(AT_FDCWD, &p, true)?;
-    writable_inode(t, &d)?.truncate(len as u64)?;
+    if d.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !d.is_regular() {
+        return Err(Errno::EINVAL);
+    }
+    if d.readonly() {
+        return Err(Errno::EROFS);
+    }
+    if !crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false) {
+        return Err(Errno::EACCES);
+    }
+    let d = match (d.overlay_upper().is_some(), d.parent()) {
+        (true, Some(dir)) => dir.copy_up(&d)?,
+        _ => d,
+    };
+    match d.tmpfs() {
+        Some(i) => i.truncate(len as u64)?,
+        None => d.update_attr(|a| a.size = len as u64)?,
+    }
     Ok(0)
 }
 
@@ -131,7 +154,9 @@ pub fn sys_ftruncate(t: &mut Task, fd: i32, len: i64) -> SysResult {
     }
     match &f.kind {
         FileKind::Tmpfs(inode) => inode.truncate(len as u64)?,
-        FileKind::Regular(_) => return Err(Errno::EROFS),
+        FileKind::Regular(fd) => {
+            nix::unistd::ftruncate(fd.as_ref(), len).map_err(|e| Errno::from_raw(e as i32))?;
+        }
         FileKind::Dir(_) => return Err(Errno::EISDIR),
         _ => return Err(Errno::EINVAL),
     }
@@ -146,8 +171,24 @@ pub fn sys_fallocate(t: &mut Task, fd: i32, mode: i32, off: i64, len: i64) -> Sy
     if !f.writable() {
         return Err(Errno::EBADF);
     }
+    if let FileKind::Regular(fd) = &f.kind {
+        // A host file: the host's fallocate, with the modes Linux file
+        // systems commonly have.
+        const KNOWN: i32 = libc::FALLOC_FL_KEEP_SIZE
+            | libc::FALLOC_FL_PUNCH_HOLE
+            | libc::FALLOC_FL_ZERO_RANGE
+            | libc::FALLOC_FL_COLLAPSE_RANGE
+            | libc::FALLOC_FL_INSERT_RANGE;
+        if mode & !KNOWN != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let flags = nix::fcntl::FallocateFlags::from_bits_retain(mode);
+        nix::fcntl::fallocate(std::os::fd::AsRawFd::as_raw_fd(fd.as_ref()), flags, off, len)
+            .map_err(|e| Errno::from_raw(e as i32))?;
+        return Ok(0);
+    }
     let FileKind::Tmpfs(inode) = &f.kind else {
-        return Err(if matches!(f.kind, FileKind::Regular(_)) { Errno::EROFS } else { Errno::ENODEV });
+        return Err(Errno::ENODEV);
     };
     if mode != 0 {
         return Err(Errno::EOPNOTSUPP);
@@ -159,9 +200,28 @@ pub fn sys_fallocate(t: &mut Task, fd: i32, mode: i32, off: i64, len: i64) -> Sy
     Ok(0)
 }
 
-/// Data already lives in memory or the gofer's host files: syncing has
-/// nothing to wait for.
-pub fn sys_fsync(t: &mut Task, fd: i32) -> SysResult {
+/// fsync/fdatasync: a host file is flushed to its disk (its fd directly, a
+/// directory through the gofer); memory-backed files have nothing to wait
+/// for.
+pub fn sys_fsync(t: &mut Task, fd: i32, data_only: bool) -> SysResult {
+    let f = t.fds.get(fd)?;
+    match (&f.kind, f.dentry.as_ref().and_then(|d| d.gofer())) {
+        (FileKind::Regular(hfd), _) => {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(hfd.as_ref());
+            let r = if data_only { nix::unistd::fdatasync(raw) } else { nix::unistd::fsync(raw) };
+            r.map_err(|e| Errno::from_raw(e as i32))?;
+        }
+        (FileKind::Dir(_), Some((h, mount))) if mount.writes_through() => {
+            mount.client.fsync(h, data_only).map_err(Errno::from_raw)?;
+        }
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// syncfs: every host file is written through already; nothing is
+/// buffered in the sentry.
+pub fn sys_syncfs(t: &mut Task, fd: i32) -> SysResult {
     t.fds.get(fd)?;
     Ok(0)
 }

@@ -2,7 +2,7 @@
 use syscalls::flags::{AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use syscalls::Sysno;
 
-use super::{event, file, fs, mm, namespace as ns, process, signal, time, Handler};
+use super::{event, file, fs, mm, namespace as ns, process, signal, time, xattr, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,23 +116,14 @@ static ENTRIES: &[Entry] = &[
         file::sys_splice(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.usize(4), a.u32(5))
     }),
     e!(tee, Full, &[I, I, I, H], "", |t, a| file::sys_tee(t, a.i32(0), a.i32(1), a.usize(2), a.u32(3))),
-    e!(mkdir, Partial, &[S, H], "tmpfs only; gofer mounts read-only", |t, a| ns::sys_mkdirat(
-        t,
-        AT_FDCWD,
-        a.u64(0),
-        a.u32(1)
-    )),
-    e!(mkdirat, Partial, &[I, S, H], "tmpfs only; gofer mounts read-only", |t, a| {
-        ns::sys_mkdirat(t, a.i32(0), a.u64(1), a.u32(2))
-    }),
-    e!(unlink, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0)),
-    e!(rmdir, Partial, &[S], "tmpfs only; gofer mounts read-only", |t, a| {
-        ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), syscalls::flags::AT_REMOVEDIR)
-    }),
-    e!(unlinkat, Partial, &[I, S, H], "tmpfs only; gofer mounts read-only", |t, a| {
-        ns::sys_unlinkat(t, a.i32(0), a.u64(1), a.u32(2))
-    }),
-    e!(rename, Partial, &[S, S], "within one tmpfs", |t, a| ns::sys_renameat2(
+    e!(mknod, Full, &[S, H, H], "", |t, a| ns::sys_mknodat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u64(2))),
+    e!(mknodat, Full, &[I, S, H, H], "", |t, a| ns::sys_mknodat(t, a.i32(0), a.u64(1), a.u32(2), a.u64(3))),
+    e!(mkdir, Full, &[S, H], "", |t, a| ns::sys_mkdirat(t, AT_FDCWD, a.u64(0), a.u32(1))),
+    e!(mkdirat, Full, &[I, S, H], "", |t, a| { ns::sys_mkdirat(t, a.i32(0), a.u64(1), a.u32(2)) }),
+    e!(unlink, Full, &[S], "", |t, a| ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), 0)),
+    e!(rmdir, Full, &[S], "", |t, a| { ns::sys_unlinkat(t, AT_FDCWD, a.u64(0), syscalls::flags::AT_REMOVEDIR) }),
+    e!(unlinkat, Full, &[I, S, H], "", |t, a| { ns::sys_unlinkat(t, a.i32(0), a.u64(1), a.u32(2)) }),
+    e!(rename, Partial, &[S, S], "the overlay\'s lower directories do not move (EXDEV)", |t, a| ns::sys_renameat2(
         t,
         AT_FDCWD,
         a.u64(0),
@@ -140,42 +131,44 @@ static ENTRIES: &[Entry] = &[
         a.u64(1),
         0
     )),
-    e!(renameat, Partial, &[I, S, I, S], "within one tmpfs", |t, a| {
+    e!(renameat, Partial, &[I, S, I, S], "the overlay\'s lower directories do not move (EXDEV)", |t, a| {
         ns::sys_renameat2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), 0)
     }),
-    e!(renameat2, Partial, &[I, S, I, S, H], "within one tmpfs; no RENAME_WHITEOUT", |t, a| {
-        ns::sys_renameat2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))
-    }),
-    e!(symlink, Partial, &[S, S], "tmpfs only", |t, a| ns::sys_symlinkat(t, a.u64(0), AT_FDCWD, a.u64(1))),
-    e!(symlinkat, Partial, &[S, I, S], "tmpfs only", |t, a| ns::sys_symlinkat(t, a.u64(0), a.i32(1), a.u64(2))),
-    e!(link, Partial, &[S, S], "within one tmpfs", |t, a| ns::sys_linkat(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)),
-    e!(linkat, Partial, &[I, S, I, S, H], "within one tmpfs", |t, a| {
+    e!(
+        renameat2,
+        Partial,
+        &[I, S, I, S, H],
+        "no RENAME_WHITEOUT; the overlay\'s lower directories do not move (EXDEV)",
+        |t, a| { ns::sys_renameat2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4)) }
+    ),
+    e!(symlink, Full, &[S, S], "", |t, a| ns::sys_symlinkat(t, a.u64(0), AT_FDCWD, a.u64(1))),
+    e!(symlinkat, Full, &[S, I, S], "", |t, a| ns::sys_symlinkat(t, a.u64(0), a.i32(1), a.u64(2))),
+    e!(link, Full, &[S, S], "", |t, a| ns::sys_linkat(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)),
+    e!(linkat, Full, &[I, S, I, S, H], "", |t, a| {
         ns::sys_linkat(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))
     }),
-    e!(truncate, Partial, &[S, I], "tmpfs only", |t, a| ns::sys_truncate(t, a.u64(0), a.i64(1))),
-    e!(ftruncate, Partial, &[I, I], "tmpfs only", |t, a| ns::sys_ftruncate(t, a.i32(0), a.i64(1))),
-    e!(fallocate, Partial, &[I, H, I, I], "tmpfs, mode 0", |t, a| {
+    e!(truncate, Full, &[S, I], "", |t, a| ns::sys_truncate(t, a.u64(0), a.i64(1))),
+    e!(ftruncate, Full, &[I, I], "", |t, a| ns::sys_ftruncate(t, a.i32(0), a.i64(1))),
+    e!(fallocate, Partial, &[I, H, I, I], "tmpfs: mode 0 only", |t, a| {
         ns::sys_fallocate(t, a.i32(0), a.i32(1), a.i64(2), a.i64(3))
     }),
     e!(flock, Full, &[I, H], "", |t, a| file::sys_flock(t, a.i32(0), a.i32(1))),
-    e!(fsync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
-    e!(fdatasync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
-    e!(syncfs, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0))),
+    e!(fsync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0), false)),
+    e!(fdatasync, Full, &[I], "", |t, a| ns::sys_fsync(t, a.i32(0), true)),
+    e!(syncfs, Full, &[I], "", |t, a| ns::sys_syncfs(t, a.i32(0))),
     e!(sync, Full, &[], "", |_, _| Ok(0)),
-    e!(chmod, Partial, &[S, H], "tmpfs only", |t, a| ns::sys_fchmodat(t, AT_FDCWD, a.u64(0), a.u32(1))),
-    e!(fchmod, Partial, &[I, H], "tmpfs only", |t, a| ns::sys_fchmod(t, a.i32(0), a.u32(1))),
-    e!(fchmodat, Partial, &[I, S, H], "tmpfs only", |t, a| ns::sys_fchmodat(t, a.i32(0), a.u64(1), a.u32(2))),
-    e!(chown, Partial, &[S, I, I], "tmpfs only", |t, a| ns::sys_fchownat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2), 0)),
-    e!(lchown, Partial, &[S, I, I], "tmpfs only", |t, a| {
+    e!(chmod, Full, &[S, H], "", |t, a| ns::sys_fchmodat(t, AT_FDCWD, a.u64(0), a.u32(1))),
+    e!(fchmod, Full, &[I, H], "", |t, a| ns::sys_fchmod(t, a.i32(0), a.u32(1))),
+    e!(fchmodat, Full, &[I, S, H], "", |t, a| ns::sys_fchmodat(t, a.i32(0), a.u64(1), a.u32(2))),
+    e!(chown, Full, &[S, I, I], "", |t, a| ns::sys_fchownat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2), 0)),
+    e!(lchown, Full, &[S, I, I], "", |t, a| {
         ns::sys_fchownat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2), AT_SYMLINK_NOFOLLOW)
     }),
-    e!(fchown, Partial, &[I, I, I], "tmpfs only", |t, a| ns::sys_fchown(t, a.i32(0), a.u32(1), a.u32(2))),
-    e!(fchownat, Partial, &[I, S, I, I, H], "tmpfs only", |t, a| {
+    e!(fchown, Full, &[I, I, I], "", |t, a| ns::sys_fchown(t, a.i32(0), a.u32(1), a.u32(2))),
+    e!(fchownat, Full, &[I, S, I, I, H], "", |t, a| {
         ns::sys_fchownat(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3), a.u32(4))
     }),
-    e!(utimensat, Partial, &[I, S, H, H], "tmpfs only", |t, a| {
-        ns::sys_utimensat(t, a.i32(0), a.u64(1), a.u64(2), a.u32(3))
-    }),
+    e!(utimensat, Full, &[I, S, H, H], "", |t, a| { ns::sys_utimensat(t, a.i32(0), a.u64(1), a.u64(2), a.u32(3)) }),
     e!(eventfd, Full, &[I], "", |t, a| event::sys_eventfd2(t, a.i32(0) as u32, 0)),
     e!(eventfd2, Full, &[I, H], "", |t, a| event::sys_eventfd2(t, a.u32(0), a.u32(1))),
     e!(epoll_create, Full, &[I], "", |t, a| event::sys_epoll_create(t, a.i32(0))),
@@ -221,18 +214,34 @@ static ENTRIES: &[Entry] = &[
     }),
     e!(statfs, Full, &[S, H], "", |t, a| fs::sys_statfs(t, a.u64(0), a.u64(1))),
     e!(fstatfs, Full, &[I, H], "", |t, a| fs::sys_fstatfs(t, a.i32(0), a.u64(1))),
-    e!(getxattr, Partial, &[S, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
-        fs::sys_getxattr(t, a.u64(0), a.u64(1), true)
+    e!(getxattr, Full, &[S, S, H, I], "", |t, a| {
+        xattr::sys_getxattr(t, xattr::On::Path(a.u64(0), true), a.u64(1), a.u64(2), a.usize(3))
     }),
-    e!(lgetxattr, Partial, &[S, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
-        fs::sys_getxattr(t, a.u64(0), a.u64(1), false)
+    e!(lgetxattr, Full, &[S, S, H, I], "", |t, a| {
+        xattr::sys_getxattr(t, xattr::On::Path(a.u64(0), false), a.u64(1), a.u64(2), a.usize(3))
     }),
-    e!(fgetxattr, Partial, &[I, S, H, I], "no xattrs yet: ENODATA, user.* EOPNOTSUPP", |t, a| {
-        fs::sys_fgetxattr(t, a.i32(0), a.u64(1))
+    e!(fgetxattr, Full, &[I, S, H, I], "", |t, a| {
+        xattr::sys_getxattr(t, xattr::On::Fd(a.i32(0)), a.u64(1), a.u64(2), a.usize(3))
     }),
-    e!(listxattr, Partial, &[S, H, I], "no xattrs yet: empty list", |t, a| fs::sys_listxattr(t, a.u64(0), true)),
-    e!(llistxattr, Partial, &[S, H, I], "no xattrs yet: empty list", |t, a| fs::sys_listxattr(t, a.u64(0), false)),
-    e!(flistxattr, Partial, &[I, H, I], "no xattrs yet: empty list", |t, a| fs::sys_flistxattr(t, a.i32(0))),
+    e!(listxattr, Full, &[S, H, I], "", |t, a| {
+        xattr::sys_listxattr(t, xattr::On::Path(a.u64(0), true), a.u64(1), a.usize(2))
+    }),
+    e!(llistxattr, Full, &[S, H, I], "", |t, a| {
+        xattr::sys_listxattr(t, xattr::On::Path(a.u64(0), false), a.u64(1), a.usize(2))
+    }),
+    e!(flistxattr, Full, &[I, H, I], "", |t, a| xattr::sys_listxattr(t, xattr::On::Fd(a.i32(0)), a.u64(1), a.usize(2))),
+    e!(setxattr, Full, &[S, S, H, I, H], "", |t, a| {
+        xattr::sys_setxattr(t, xattr::On::Path(a.u64(0), true), a.u64(1), a.u64(2), a.usize(3), a.u32(4))
+    }),
+    e!(lsetxattr, Full, &[S, S, H, I, H], "", |t, a| {
+        xattr::sys_setxattr(t, xattr::On::Path(a.u64(0), false), a.u64(1), a.u64(2), a.usize(3), a.u32(4))
+    }),
+    e!(fsetxattr, Full, &[I, S, H, I, H], "", |t, a| {
+        xattr::sys_setxattr(t, xattr::On::Fd(a.i32(0)), a.u64(1), a.u64(2), a.usize(3), a.u32(4))
+    }),
+    e!(removexattr, Full, &[S, S], "", |t, a| xattr::sys_removexattr(t, xattr::On::Path(a.u64(0), true), a.u64(1))),
+    e!(lremovexattr, Full, &[S, S], "", |t, a| xattr::sys_removexattr(t, xattr::On::Path(a.u64(0), false), a.u64(1))),
+    e!(fremovexattr, Full, &[I, S], "", |t, a| xattr::sys_removexattr(t, xattr::On::Fd(a.i32(0)), a.u64(1))),
     e!(getdents64, Full, &[I, H, I], "", |t, a| fs::sys_getdents64(t, a.i32(0), a.u64(1), a.u32(2))),
     e!(readlink, Full, &[S, H, I], "", |t, a| fs::sys_readlink(t, a.u64(0), a.u64(1), a.i32(2))),
     e!(readlinkat, Full, &[I, S, H, I], "", |t, a| fs::sys_readlinkat(t, a.i32(0), a.u64(1), a.u64(2), a.i32(3))),

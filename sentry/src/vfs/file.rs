@@ -342,6 +342,10 @@ impl File {
                 }
                 Ok(super::attr_to_stat(&a))
             }
+            // A named pipe: the FIFO file's attributes.
+            FileKind::Pipe(_) if self.dentry.is_some() => {
+                Ok(super::attr_to_stat(&self.dentry.as_ref().ok_or(Errno::EBADF)?.attr()))
+            }
             FileKind::Pipe(end) => Ok(syscalls::structs::Stat {
                 st_dev: 0xc,
                 st_ino: end.pipe.ino,
@@ -372,6 +376,7 @@ impl File {
     pub fn readiness(&self, t: &crate::task::Task) -> i16 {
         use syscalls::flags::poll as P;
         match &self.kind {
+            FileKind::Pipe(end) if end.read && end.write => end.pipe.poll(false) | end.pipe.poll(true),
             FileKind::Pipe(end) => end.pipe.poll(end.write),
             FileKind::Anon(a) => a.readiness(t),
             FileKind::Host(fd) => {

@@ -23,6 +23,7 @@ pub mod signalfd;
 pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfs;
+pub mod xattr;
 
 pub use anon::AnonFile;
 pub use fd_table::FdTable;
@@ -42,6 +43,14 @@ pub struct GoferMount {
     /// With `--overlay=root:memory`: the tmpfs that takes every change, so
     /// the files the gofer serves are never written.
     pub upper: Option<Arc<tmpfs::Tmpfs>>,
+}
+
+impl GoferMount {
+    /// Whether changes go through the gofer to the host files (a writable
+    /// mount without an overlay: `--overlay=none` roots and bind mounts).
+    pub fn writes_through(&self) -> bool {
+        !self.readonly && self.upper.is_none()
+    }
 }
 
 /// A file the sentry makes up itself (devices, later /proc), as a tree.
@@ -100,6 +109,12 @@ pub struct Dentry {
     /// In an overlay directory: this upper entry hides a lower one of the
     /// same name (its removal must leave a whiteout).
     covers_lower: std::sync::atomic::AtomicBool,
+    /// A gofer file whose host attributes changed (a change through the
+    /// gofer touched it): the next `attr` asks the gofer again.
+    attr_stale: std::sync::atomic::AtomicBool,
+    /// The pipe of a FIFO of a gofer mount: FIFOs carry data between the
+    /// sandbox's processes inside the sentry, never through the host.
+    fifo: Mutex<Option<Arc<crate::pipe::Pipe>>>,
 }
 
 impl Dentry {
@@ -119,6 +134,8 @@ impl Dentry {
             host_fds: Mutex::new([None, None, None]),
             mounted: Mutex::new(None),
             covers_lower: Default::default(),
+            attr_stale: Default::default(),
+            fifo: Mutex::new(None),
         }
     }
 
@@ -224,11 +241,65 @@ impl Dentry {
         }
     }
 
+    /// The file's attributes. A gofer file on a mount that writes through
+    /// is kept current: a regular file the sentry holds a host fd of is
+    /// `fstat`ed (its size and times change with every write), and one a
+    /// change marked stale is asked of the gofer again.
     pub fn attr(&self) -> Attr {
+        use std::sync::atomic::Ordering;
         match &self.node {
             Node::Tmpfs(i) => *i.attr(),
+            Node::Gofer { handle, mount } if mount.writes_through() => {
+                let mut a = self.attr.lock().unwrap_or_else(|e| e.into_inner());
+                if self.attr_stale.swap(false, Ordering::AcqRel) {
+                    match mount.client.stat(*handle) {
+                        Ok(fresh) => *a = fresh,
+                        Err(e) => tracing::debug!(target: "sentry::vfs", errno = e, "refreshing attributes"),
+                    }
+                } else if a.mode & S_IFMT == S_IFREG {
+                    let fd = self.host_fds.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten().next().cloned();
+                    if let Some(fd) = fd {
+                        if let Ok(s) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd.as_ref())) {
+                            let fresh = host_stat_to_attr(&s);
+                            a.size = fresh.size;
+                            a.blocks = fresh.blocks;
+                            a.atime = fresh.atime;
+                            a.mtime = fresh.mtime;
+                            a.ctime = fresh.ctime;
+                            a.mode = fresh.mode;
+                            a.nlink = fresh.nlink;
+                            a.uid = fresh.uid;
+                            a.gid = fresh.gid;
+                        }
+                    }
+                }
+                *a
+            }
             _ => *self.attr.lock().unwrap_or_else(|e| e.into_inner()),
         }
+    }
+
+    /// The pipe of a FIFO file, made at its first open.
+    pub fn named_pipe(&self, events: &Arc<crate::kernel::EventQueue>) -> Result<Arc<crate::pipe::Pipe>, Errno> {
+        let slot = match &self.node {
+            Node::Tmpfs(i) => match &i.contents {
+                tmpfs::Contents::Fifo(p) => p,
+                _ => return Err(Errno::ENXIO),
+            },
+            _ => &self.fifo,
+        };
+        let mut p = slot.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(p.get_or_insert_with(|| crate::pipe::Pipe::named(events.clone(), self.attr().ino)).clone())
+    }
+
+    /// Notes that a gofer file's host attributes changed.
+    pub fn mark_stale(&self) {
+        self.attr_stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Replaces a gofer file's cached attributes.
+    pub fn set_attr(&self, a: Attr) {
+        *self.attr.lock().unwrap_or_else(|e| e.into_inner()) = a;
     }
 
     pub fn file_type(&self) -> u32 {
@@ -299,9 +370,18 @@ impl Dentry {
         if let Some(fd) = &fds[slot] {
             return Ok(fd.clone());
         }
+        // A read-write fd serves reads and writes alike.
+        if let Some(fd) = &fds[2] {
+            return Ok(fd.clone());
+        }
         let fd = Arc::new(mount.client.open(handle, acc).map_err(Errno::from_raw)?);
         fds[slot] = Some(fd.clone());
         Ok(fd)
+    }
+
+    /// Keeps `fd`, opened read-write, as this file's host fd.
+    pub fn keep_host_fd(&self, fd: Arc<OwnedFd>) {
+        self.host_fds.lock().unwrap_or_else(|e| e.into_inner())[2].get_or_insert(fd);
     }
 
     /// Directory entries `[from, from+count)` of a directory (without "."

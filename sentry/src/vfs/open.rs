@@ -59,8 +59,12 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
                     // The creator may use the file whatever its mode says.
                     let fl = (flags | O::O_LARGEFILE.bits())
                         & !(O::O_CREAT | O::O_EXCL | O::O_NOCTTY | O::O_TRUNC | O::O_CLOEXEC).bits();
-                    let inode = d.tmpfs().ok_or(Errno::EROFS)?.clone();
-                    return Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)));
+                    if let Some(inode) = d.tmpfs() {
+                        return Ok(File::new(FileKind::Tmpfs(inode.clone()), fl, Some(d)));
+                    }
+                    // A new host file: the gofer donated a read-write fd.
+                    let fd = d.host_fd(flags & O::O_ACCMODE)?;
+                    return Ok(File::new(FileKind::Regular(fd), fl, Some(d)));
                 }
                 // Created by someone else meanwhile: open that.
                 Err(Errno::EEXIST) if !has(O::O_EXCL) => t.lookup(dirfd, path, follow)?,
@@ -109,6 +113,15 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
     if !may_access(&t.creds, &attr, mask, false) {
         return Err(Errno::EACCES);
     }
+    match d.file_type() {
+        syscalls::flags::mode::S_IFIFO => {
+            let pipe = d.named_pipe(&t.kernel.events)?;
+            let end = pipe.open_end(t, acc != 1, acc != 0, has(O::O_NONBLOCK))?;
+            return Ok(File::new(FileKind::Pipe(end), fl, Some(d)));
+        }
+        syscalls::flags::mode::S_IFSOCK => return Err(Errno::ENXIO),
+        _ => {}
+    }
     // Writing a lower file of the overlay writes its upper copy.
     let d = match (writes && d.is_regular() && d.overlay_upper().is_some(), d.parent()) {
         (true, Some(dir)) => dir.copy_up(&d)?,
@@ -152,13 +165,22 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
     if !dir.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    let Some(parent) = dir.tmpfs() else {
-        return Err(if dir.readonly() { Errno::EROFS } else { Errno::EOPNOTSUPP });
-    };
     if !may_access(&t.creds, &dir.attr(), A::W_OK | A::X_OK, false) {
         return Err(Errno::EACCES);
     }
     let perm = mode & 0o7777 & !t.fs().umask;
+    let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
+        | (flags & O::O_ACCMODE);
+    let parent = match (dir.tmpfs(), dir.gofer()) {
+        (Some(p), _) => p,
+        (None, Some((h, mount))) if mount.writes_through() => {
+            let owner = gofer::Owner { uid: t.creds.euid, gid: t.creds.egid };
+            let host_flags = flags & (O::O_ACCMODE | (O::O_EXCL | O::O_APPEND).bits());
+            let fd = mount.client.create_unnamed(h, host_flags, perm, owner).map_err(Errno::from_raw)?;
+            return Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, None));
+        }
+        _ => return Err(if dir.readonly() { Errno::EROFS } else { Errno::EOPNOTSUPP }),
+    };
     let inode = parent.fs.inode(
         super::tmpfs::regular_mode(perm),
         t.creds.euid,
@@ -166,7 +188,5 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
         super::tmpfs::Contents::File(Default::default()),
     )?;
     inode.attr().nlink = 0;
-    let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
-        | (flags & O::O_ACCMODE);
     Ok(File::new(FileKind::Tmpfs(inode), fl, None))
 }

@@ -2,15 +2,16 @@
 //! tmpfs directories are changed in place. A gofer directory under the root
 //! overlay (`--overlay=root:memory`) takes new names from the upper tmpfs;
 //! a removed lower name becomes a whiteout, and a lower file is copied up
-//! before it changes. Without an overlay gofer mounts are read-only for now
-//! (the gofer protocol's write operations come later), and the sentry's
-//! synthetic trees refuse changes.
+//! before it changes. A writable gofer mount without an overlay
+//! (`--overlay=none`, bind mounts) changes the host files through the
+//! gofer, and the dentry cache follows. The sentry's synthetic trees refuse
+//! changes.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gofer::Attr;
 use syscalls::flags::access as A;
-use syscalls::flags::mode::{S_IFDIR, S_ISVTX};
+use syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFSOCK, S_ISVTX};
 use syscalls::Errno;
 
 use super::open::may_access;
@@ -23,6 +24,18 @@ pub enum NewFile {
     Regular,
     Dir,
     Symlink(Vec<u8>),
+    /// mknod of a FIFO.
+    Fifo,
+    /// mknod of a socket file.
+    Socket,
+}
+
+/// Where a directory's new names go.
+enum Store {
+    /// A tmpfs (the directory's own, or the overlay's upper layer).
+    Tmpfs(Arc<tmpfs::Tmpfs>),
+    /// The host directory behind a gofer handle.
+    Host(gofer::Handle, Arc<super::GoferMount>),
 }
 
 use syscalls::flags::files::{RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT};
@@ -40,26 +53,23 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
 /// Why a directory that is not a tmpfs cannot change.
 fn not_writable(dir: &Dentry) -> Errno {
     match &dir.node {
-        Node::Gofer { mount, .. } if !mount.readonly => {
-            tracing::warn!(target: "sentry::vfs", "changing a gofer directory is not supported yet");
-            Errno::EROFS
-        }
         Node::Gofer { .. } => Errno::EROFS,
         _ => Errno::EPERM,
     }
 }
 
 impl Dentry {
-    /// The file system new names of this directory go to (its tmpfs, or
-    /// the overlay's upper layer), if `creds` may change the directory
-    /// (write and search permission).
-    fn writable_dir(&self, creds: &Credentials) -> Result<Arc<tmpfs::Tmpfs>, Errno> {
+    /// Where new names of this directory go (its tmpfs, the overlay's
+    /// upper layer, or the host through the gofer), if `creds` may change
+    /// the directory (write and search permission).
+    fn writable_dir(&self, creds: &Credentials) -> Result<Store, Errno> {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let fs = match &self.node {
-            Node::Tmpfs(inode) => inode.fs.clone(),
-            Node::Gofer { mount, .. } => mount.upper.clone().ok_or_else(|| not_writable(self))?,
+            Node::Tmpfs(inode) => Store::Tmpfs(inode.fs.clone()),
+            Node::Gofer { handle, mount } if mount.writes_through() => Store::Host(*handle, mount.clone()),
+            Node::Gofer { mount, .. } => Store::Tmpfs(mount.upper.clone().ok_or_else(|| not_writable(self))?),
             _ => return Err(not_writable(self)),
         };
         if !may_access(creds, &self.attr(), A::W_OK | A::X_OK, false) {
@@ -119,6 +129,15 @@ impl Dentry {
                 inode.write(off, &buf[..n])?;
                 off += n as u64;
             }
+            // The file's user.* attributes come along.
+            let names = child.list_xattr().unwrap_or_default();
+            let mut map = inode.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+            for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+                if let Ok(v) = child.get_xattr(name) {
+                    map.insert(name.to_vec(), v);
+                }
+            }
+            drop(map);
             inode
         } else if child.is_symlink() {
             fs.inode(a.mode, a.uid, a.gid, Contents::Symlink(child.readlink()?))?
@@ -153,6 +172,22 @@ impl Dentry {
         match &self.node {
             Node::Tmpfs(i) => {
                 f(&mut i.attr());
+                Ok(())
+            }
+            Node::Gofer { handle, mount } if mount.writes_through() => {
+                let old = self.attr();
+                let mut new = old;
+                f(&mut new);
+                let change = gofer::SetAttr {
+                    mode: (new.mode != old.mode).then_some(new.mode & 0o7777),
+                    uid: (new.uid != old.uid).then_some(new.uid),
+                    gid: (new.gid != old.gid).then_some(new.gid),
+                    size: (new.size != old.size).then_some(new.size),
+                    atime: (new.atime != old.atime).then_some(new.atime),
+                    mtime: (new.mtime != old.mtime).then_some(new.mtime),
+                };
+                let a = mount.client.setstat(*handle, change).map_err(Errno::from_raw)?;
+                self.set_attr(a);
                 Ok(())
             }
             Node::Gofer { mount, .. } if mount.upper.is_some() => {
@@ -198,13 +233,46 @@ impl Dentry {
         if name == b"." || name == b".." {
             return Err(Errno::EEXIST);
         }
-        let fs = self.writable_dir(creds)?;
+        let store = self.writable_dir(creds)?;
         if self.child(name)?.is_some() {
             return Err(Errno::EEXIST);
         }
         let dir_attr = self.attr();
         // New files take the directory's group if it is setgid.
         let gid = if dir_attr.mode & syscalls::flags::mode::S_ISGID != 0 { dir_attr.gid } else { creds.egid };
+        let fs = match store {
+            Store::Tmpfs(fs) => fs,
+            Store::Host(dh, mount) => {
+                let owner = gofer::Owner { uid: creds.euid, gid };
+                let c = &mount.client;
+                let mut fd = None;
+                let step = match new {
+                    NewFile::Regular => {
+                        let flags = syscalls::flags::OpenFlags::O_RDWR.bits();
+                        c.create(dh, name, flags, perm & 0o7777, owner).map(|(step, f)| {
+                            fd = Some(Arc::new(f));
+                            step
+                        })
+                    }
+                    NewFile::Dir => {
+                        let setgid = dir_attr.mode & syscalls::flags::mode::S_ISGID;
+                        c.mkdir(dh, name, (perm & 0o7777) | setgid, owner)
+                    }
+                    NewFile::Symlink(target) => c.symlink(dh, name, &target, owner),
+                    NewFile::Fifo => c.mknod(dh, name, S_IFIFO | (perm & 0o7777), owner),
+                    NewFile::Socket => c.mknod(dh, name, S_IFSOCK | (perm & 0o7777), owner),
+                }
+                .map_err(Errno::from_raw)?;
+                let node = Node::Gofer { handle: step.handle, mount: mount.clone() };
+                let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), step.attr, node));
+                if let Some(fd) = fd {
+                    d.keep_host_fd(fd);
+                }
+                self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
+                self.mark_stale();
+                return Ok(d);
+            }
+        };
         let (mode, contents, dirs) = match new {
             NewFile::Regular => (tmpfs::regular_mode(perm), Contents::File(Default::default()), 0),
             NewFile::Dir => {
@@ -212,6 +280,8 @@ impl Dentry {
                 (S_IFDIR | (perm & 0o7777) | setgid, Contents::Dir, 1)
             }
             NewFile::Symlink(target) => (tmpfs::symlink_mode(), Contents::Symlink(target), 0),
+            NewFile::Fifo => (S_IFIFO | (perm & 0o7777), Contents::Fifo(Default::default()), 0),
+            NewFile::Socket => (S_IFSOCK | (perm & 0o7777), Contents::Socket, 0),
         };
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         if children.get(name).is_some_and(|c| !c.is_whiteout()) {
@@ -228,10 +298,29 @@ impl Dentry {
     /// A hard link `name` in this directory to the file of `target`.
     pub fn link(self: &Arc<Dentry>, name: &[u8], target: &Arc<Dentry>, creds: &Credentials) -> Result<(), Errno> {
         check_name(name)?;
-        let fs = self.writable_dir(creds)?;
+        let store = self.writable_dir(creds)?;
         if target.is_dir() {
             return Err(Errno::EPERM);
         }
+        let fs = match store {
+            Store::Tmpfs(fs) => fs,
+            Store::Host(dh, mount) => {
+                let th = match target.gofer() {
+                    Some((th, tm)) if Arc::ptr_eq(tm, &mount) => th,
+                    _ => return Err(Errno::EXDEV),
+                };
+                if self.child(name)?.is_some() {
+                    return Err(Errno::EEXIST);
+                }
+                let step = mount.client.link(dh, name, th).map_err(Errno::from_raw)?;
+                let node = Node::Gofer { handle: step.handle, mount: mount.clone() };
+                let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), step.attr, node));
+                self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d);
+                target.mark_stale();
+                self.mark_stale();
+                return Ok(());
+            }
+        };
         let target = match (&target.node, target.parent()) {
             (Node::Gofer { .. }, Some(dir)) => dir.copy_up(target)?,
             _ => target.clone(),
@@ -269,7 +358,7 @@ impl Dentry {
             return Err(Errno::ENOTEMPTY);
         }
         let child = self.child(name)?.ok_or(Errno::ENOENT)?;
-        self.writable_dir(creds)?;
+        let store = self.writable_dir(creds)?;
         if child.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
             return Err(Errno::EBUSY);
         }
@@ -283,6 +372,17 @@ impl Dentry {
         }
         if !self.sticky_allows(&child, creds) {
             return Err(Errno::EPERM);
+        }
+        if let Store::Host(dh, mount) = store {
+            mount.client.unlink(dh, name, dir).map_err(Errno::from_raw)?;
+            let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            if children.get(name).is_some_and(|c| Arc::ptr_eq(c, &child)) {
+                children.remove(name);
+            }
+            drop(children);
+            child.mark_stale();
+            self.mark_stale();
+            return Ok(());
         }
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         if children.get(name).is_some_and(|c| !Arc::ptr_eq(c, &child)) {
@@ -344,8 +444,12 @@ pub fn rename(
     }
     let from = old_dir.writable_dir(creds)?;
     let to = new_dir.writable_dir(creds)?;
-    if !Arc::ptr_eq(&from, &to) {
-        return Err(Errno::EXDEV);
+    match (from, to) {
+        (Store::Tmpfs(a), Store::Tmpfs(b)) if Arc::ptr_eq(&a, &b) => {}
+        (Store::Host(oh, a), Store::Host(nh, b)) if Arc::ptr_eq(&a, &b) => {
+            return rename_host(old_dir, old_name, new_dir, new_name, flags, creds, (&source, oh, nh, &a));
+        }
+        _ => return Err(Errno::EXDEV),
     }
     // A lower file moves as its upper copy; lower directories cannot move
     // (EXDEV, as overlayfs without redirects: mv copies them instead).
@@ -462,5 +566,66 @@ pub fn rename(
         new_dir.touch_dir(0);
     }
     src_inode.attr().ctime = tmpfs::now();
+    Ok(())
+}
+
+/// rename through the gofer: the host checks what it can (ENOTEMPTY,
+/// EISDIR, ENOTDIR, EEXIST); the sentry checks permissions, mounts and
+/// loops, then moves its dentries the way the host moved the names.
+fn rename_host(
+    old_dir: &Arc<Dentry>,
+    old_name: &[u8],
+    new_dir: &Arc<Dentry>,
+    new_name: &[u8],
+    flags: u32,
+    creds: &Credentials,
+    (source, oh, nh, mount): (&Arc<Dentry>, gofer::Handle, gofer::Handle, &Arc<super::GoferMount>),
+) -> Result<(), Errno> {
+    if source.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        return Err(Errno::EBUSY);
+    }
+    if source.is_dir() && is_within(new_dir, source) {
+        return Err(Errno::EINVAL);
+    }
+    if !old_dir.sticky_allows(source, creds) {
+        return Err(Errno::EPERM);
+    }
+    let target = new_dir.child(new_name)?;
+    if let Some(t) = &target {
+        if t.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Err(Errno::EBUSY);
+        }
+        if !new_dir.sticky_allows(t, creds) {
+            return Err(Errno::EPERM);
+        }
+        if flags & RENAME_EXCHANGE != 0 && t.is_dir() && is_within(old_dir, t) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    mount.client.rename(oh, old_name, nh, new_name, flags).map_err(Errno::from_raw)?;
+    let (sa, ta) = (source.attr(), target.as_ref().map(|t| t.attr()));
+    if ta.is_some_and(|ta| (ta.dev, ta.ino) == (sa.dev, sa.ino)) && flags & RENAME_EXCHANGE == 0 {
+        // Two names of one file: the host did nothing.
+        return Ok(());
+    }
+    {
+        let mut a = old_dir.children.lock().unwrap_or_else(|e| e.into_inner());
+        match (&target, flags & RENAME_EXCHANGE != 0) {
+            (Some(t), true) => {
+                a.insert(old_name.to_vec(), t.clone());
+                t.set_place(old_name, old_dir);
+            }
+            _ => {
+                if a.get(old_name).is_some_and(|c| Arc::ptr_eq(c, source)) {
+                    a.remove(old_name);
+                }
+            }
+        }
+    }
+    new_dir.children.lock().unwrap_or_else(|e| e.into_inner()).insert(new_name.to_vec(), source.clone());
+    source.set_place(new_name, new_dir);
+    for d in [Some(source), target.as_ref(), Some(old_dir), Some(new_dir)].into_iter().flatten() {
+        d.mark_stale();
+    }
     Ok(())
 }

@@ -39,6 +39,10 @@ pub enum Contents {
     /// Chunks of file data by index; a missing chunk reads as zeros (so
     /// sparse files cost only what was written).
     File(Mutex<BTreeMap<u64, Arc<Allocation>>>),
+    /// A FIFO: its pipe, made at the first open.
+    Fifo(Mutex<Option<Arc<crate::pipe::Pipe>>>),
+    /// A socket file (bound by a unix socket; opening it is ENXIO).
+    Socket,
 }
 
 /// A tmpfs file (shared by its hard links).
@@ -46,6 +50,8 @@ pub struct Inode {
     pub fs: Arc<Tmpfs>,
     attr: Mutex<Attr>,
     pub contents: Contents,
+    /// Extended attributes (`user.` names).
+    pub xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
 /// The time now, as file timestamps keep it.
@@ -81,7 +87,7 @@ impl Tmpfs {
         let size = match &contents {
             Contents::Symlink(target) => target.len() as u64,
             Contents::Dir => 4096,
-            Contents::File(_) => 0,
+            Contents::File(_) | Contents::Fifo(_) | Contents::Socket => 0,
         };
         let attr = Attr {
             mode,
@@ -97,7 +103,7 @@ impl Tmpfs {
             dev: self.dev,
             ..Default::default()
         };
-        Ok(Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents }))
+        Ok(Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents, xattrs: Default::default() }))
     }
 
     fn charge(&self, bytes: u64) -> Result<(), Errno> {
@@ -131,7 +137,7 @@ impl Inode {
         match &self.contents {
             Contents::File(c) => Ok(c.lock().unwrap_or_else(|e| e.into_inner())),
             Contents::Dir => Err(Errno::EISDIR),
-            Contents::Symlink(_) => Err(Errno::EINVAL),
+            Contents::Symlink(_) | Contents::Fifo(_) | Contents::Socket => Err(Errno::EINVAL),
         }
     }
 
