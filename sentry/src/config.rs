@@ -36,6 +36,9 @@ pub struct MountConfig {
     /// `type`: tmpfs, proc, sysfs, bind, ...
     pub kind: String,
     pub options: Vec<String>,
+    /// `source` (the device name /proc/mounts shows for tmpfs, proc, ...).
+    #[serde(default)]
+    pub source: String,
     /// For a bind mount: the inherited fd of the socket of the gofer that
     /// serves it.
     #[serde(default)]

@@ -128,6 +128,14 @@ fn mount_filesystems(
         table.push(info("/dev/shm", "tmpfs", "rw,nosuid,nodev,size=65536k,mode=1777"));
     }
     for m in mounts {
+        // /proc/mounts names a mount by the spec's source, as Linux does.
+        let info = |path: &str, fstype: &str, options: &str| {
+            let mut e = info(path, fstype, options);
+            if !m.source.is_empty() && fstype != "9p" {
+                e.source = m.source.clone();
+            }
+            e
+        };
         let target = || match resolve(&m.destination) {
             Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir, name)),
             _ => {

@@ -124,7 +124,10 @@ fn parse(fd: &ExecFile) -> Result<Elf, Errno> {
 }
 
 /// Maps the PT_LOAD segments at `bias`; returns the end of the highest one.
-fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64) -> Result<u64, Errno> {
+fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64, file: &Arc<Dentry>) -> Result<u64, Errno> {
+    let root = t.fs().root.clone();
+    let a = file.attr();
+    let label = |offset| crate::mm::MapLabel { path: file.path_from(&root).into(), dev: a.dev, ino: a.ino, offset };
     let mut top = 0;
     for p in elf.phdrs.iter().filter(|p| p.ty == PT_LOAD && p.memsz > 0) {
         if p.filesz > p.memsz || p.vaddr % PAGE != p.offset % PAGE {
@@ -146,12 +149,23 @@ fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64) -> Result<u64
         let lead = vaddr - start;
         match fd {
             ExecFile::Host(fd) => {
-                let src = FileSource { fd: fd.clone(), offset: p.offset - lead, len: lead + p.filesz };
-                t.mm.lock().map(start, end - start, prot, VmaKind::File, Some(src), false)?;
+                // The file's pages, then anonymous pages for the rest of
+                // the bss, as Linux lays a segment out.
+                let fend = page_up(vaddr + p.filesz).ok_or(Errno::ENOEXEC)?.clamp(start, end);
+                let mut mm = t.mm.lock();
+                if fend > start {
+                    let src = FileSource { fd: fd.clone(), offset: p.offset - lead, len: lead + p.filesz };
+                    mm.map(start, fend - start, prot, VmaKind::File, Some(src), false)?;
+                    mm.set_label(start, fend, label(p.offset - lead));
+                }
+                if end > fend {
+                    mm.map(fend, end - fend, prot, VmaKind::Anon, None, false)?;
+                }
             }
             ExecFile::Tmpfs(_) => {
                 // tmpfs data is copied in (a private mapping of it).
                 t.mm.lock().map(start, end - start, prot, VmaKind::File, None, false)?;
+                t.mm.lock().set_label(start, end, label(p.offset - lead));
                 // In pieces, up to the end of the file: a hostile header
                 // may claim any size.
                 let want = lead + p.filesz;
@@ -199,7 +213,7 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
     let fd = open_exec(t, exe)?;
     let elf = parse(&fd)?;
     let bias = if elf.ty == ET_DYN { PIE_BASE } else { 0 };
-    let top = map_segments(t, &elf, &fd, bias)?;
+    let top = map_segments(t, &elf, &fd, bias, exe)?;
     let mut entry = bias + elf.entry;
     let mut base = 0;
     if let Some(ip) = elf.phdrs.iter().find(|p| p.ty == PT_INTERP) {
@@ -217,7 +231,7 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
         if ielf.ty != ET_DYN || ielf.phdrs.iter().any(|p| p.ty == PT_INTERP) {
             return Err(Errno::ELIBBAD);
         }
-        map_segments(t, &ielf, &ifd, INTERP_BASE)?;
+        map_segments(t, &ielf, &ifd, INTERP_BASE, &interp)?;
         entry = INTERP_BASE + ielf.entry;
         base = INTERP_BASE;
     }

@@ -193,3 +193,54 @@ fn sqlite_database_in_tmp() {
         0,
     );
 }
+
+#[test]
+fn tar_of_usr_share_doc() {
+    same("deb-tar", &["bash", "-c", "tar -cf - /usr/share/doc 2>/dev/null | tar -tvf - | wc -l; tar -cf - /usr/share/doc/bash | tar -tf - | sort | md5sum"], 0);
+}
+
+#[test]
+fn find_every_file() {
+    same("deb-find-xdev", &["bash", "-c", "find / -xdev -type f | wc -l; find /usr -xdev -type l | wc -l; find /etc -xdev -newer /etc/hostname -type f | wc -l"], 0);
+}
+
+#[test]
+fn dpkg_lists_packages() {
+    same("deb-dpkg", &["bash", "-c", "dpkg -l | wc -l; dpkg -L bash | wc -l; dpkg -s coreutils | grep -c ."], 0);
+}
+
+#[test]
+fn python_compileall_of_a_copied_tree() {
+    same(
+        "deb-compileall",
+        &["bash", "-c", "cp -r /usr/lib/python3.11/json /usr/lib/python3.11/email /tmp/x && python3 -m compileall -q /tmp/x; echo status $?; find /tmp/x -name '*.pyc' | wc -l; python3 -c 'import sys; sys.path.insert(0, \"/tmp/x\"); import json; print(json.__file__)'"],
+        0,
+    );
+}
+
+#[test]
+fn sqlite_wal_with_a_concurrent_reader() {
+    same(
+        "deb-sqlite-wal",
+        &["python3", "-c", "import sqlite3, threading\nc = sqlite3.connect('/tmp/w.db', check_same_thread=False)\nprint(c.execute('pragma journal_mode=wal').fetchone()[0])\nc.execute('create table t(k integer primary key, v text)')\nc.commit()\nseen = []\ndef reader():\n    r = sqlite3.connect('/tmp/w.db')\n    last = -1\n    while last < 10000:\n        n = r.execute('select count(*) from t').fetchone()[0]\n        assert n >= last\n        last = n\n    seen.append(last)\nth = threading.Thread(target=reader)\nth.start()\nfor i in range(100):\n    c.executemany('insert into t(v) values (?)', [(str(i * 100 + j),) for j in range(100)])\n    c.commit()\nth.join()\nprint(seen, c.execute('select count(*), sum(length(v)) from t').fetchone())\nprint(c.execute('pragma integrity_check').fetchone()[0])"],
+        0,
+    );
+}
+
+#[test]
+fn cp_a_and_rm_rf_of_5000_files() {
+    same(
+        "deb-cp-rm",
+        &["bash", "-c", "mkdir -p /tmp/src && cd /tmp/src && for d in $(seq 50); do mkdir d$d; for f in $(seq 100); do echo $d.$f > d$d/f$f; done; done; ln -s d1/f1 link; chmod 600 d2/f2; touch -d 2001-01-01 d3/f3; cd /; cp -a /tmp/src /tmp/dst; find /tmp/dst | wc -l; stat -c '%a %N' /tmp/dst/d2/f2 /tmp/dst/link; stat -c '%a %Y' /tmp/dst/d3/f3; diff -r /tmp/src /tmp/dst && echo same; rm -rf /tmp/src /tmp/dst; ls /tmp | wc -l"],
+        0,
+    );
+}
+
+#[test]
+fn proc_fd_maps_df_mount() {
+    same(
+        "deb-proc-fd-maps",
+        &["bash", "-c", "exec </dev/null; ls -l /proc/self/fd | awk '{print $1, $NF}' | sed 's/:\\[.*//; s/[0-9][0-9]*/N/' | tail -n +2; awk '$6 ~ /^\\// || $6 == \"[heap]\" || $6 == \"[stack]\" || $6 == \"[vsyscall]\" {print $2, $6}' /proc/self/maps | sort -u; df /tmp /dev/shm | awk 'NR>1 {print $1, $NF}'; mount | awk '{print $3, $5}' | grep -E '^/(proc|tmp|dev/shm|sys) ' | sort"],
+        0,
+    );
+}

@@ -118,6 +118,7 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
                         destination: m.destination().to_string_lossy().into_owned(),
                         kind: if is_bind(m) { "bind".into() } else { m.typ().clone().unwrap_or_default() },
                         options: m.options().clone().unwrap_or_default(),
+                        source: m.source().as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
                         gofer_fd: bind_fds.iter().find(|(j, _)| *j == i).map(|(_, fd)| *fd),
                     })
                     .collect()

@@ -74,6 +74,16 @@ pub struct FileSource {
     pub len: u64,
 }
 
+/// The file a mapping shows in /proc/pid/maps.
+#[derive(Clone, Debug)]
+pub struct MapLabel {
+    pub path: Arc<[u8]>,
+    pub dev: u64,
+    pub ino: u64,
+    /// File offset of the VMA's start.
+    pub offset: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmaKind {
     Anon,
@@ -99,6 +109,8 @@ pub struct Vma {
     /// Shares its pages with another address space since a fork: the first
     /// write copies them (or takes them over when nobody else is left).
     pub cow: bool,
+    /// The file it maps, for /proc/pid/maps.
+    pub label: Option<MapLabel>,
 }
 
 impl Vma {
@@ -243,7 +255,8 @@ impl MemoryManager {
         if let Some(src) = &file {
             self.fill(backing, src, 0, len)?;
         }
-        self.vmas.insert(start, Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false });
+        self.vmas
+            .insert(start, Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false, label: None });
         Ok(())
     }
 
@@ -282,6 +295,7 @@ impl MemoryManager {
                     committed: false,
                     shared: true,
                     cow: false,
+                    label: None,
                 },
             );
             at += piece;
@@ -313,6 +327,9 @@ impl MemoryManager {
         if let Some(f) = &mut tail.file {
             f.offset += delta;
             f.len = f.len.saturating_sub(delta);
+        }
+        if let Some(l) = &mut tail.label {
+            l.offset += delta;
         }
         if let Some(head) = self.vmas.get_mut(&start) {
             head.end = at;
@@ -583,7 +600,19 @@ impl MemoryManager {
             let from_file = (f.offset + f.len).saturating_sub(offset).min(len);
             FileSource { fd: f.fd.clone(), offset, len: from_file }
         });
-        self.map(at, len, template.prot, template.kind, file, template.shared)
+        self.map(at, len, template.prot, template.kind, file, template.shared)?;
+        if let Some(l) = &template.label {
+            self.set_label(at, at + len, MapLabel { offset: l.offset + (at - tmpl_start), ..l.clone() });
+        }
+        Ok(())
+    }
+
+    /// Names the file the VMAs in `[start, end)` map (`label.offset` is
+    /// the file offset at `start`).
+    pub fn set_label(&mut self, start: u64, end: u64, label: MapLabel) {
+        for (s, v) in self.vmas.range_mut(start..end) {
+            v.label = Some(MapLabel { offset: label.offset + (s - start), ..label.clone() });
+        }
     }
 
     /// `mremap(2)`: shrinks, grows in place, or moves (keeping the pages,
@@ -671,8 +700,8 @@ impl MemoryManager {
     }
 
     /// Every VMA: start, end, protection, shared, kind (for /proc maps).
-    pub fn areas(&self) -> Vec<(u64, u64, Prot, bool, VmaKind)> {
-        self.vmas.iter().map(|(s, v)| (*s, v.end, v.prot, v.shared, v.kind)).collect()
+    pub fn areas(&self) -> Vec<(u64, u64, Prot, bool, VmaKind, Option<MapLabel>)> {
+        self.vmas.iter().map(|(s, v)| (*s, v.end, v.prot, v.shared, v.kind, v.label.clone())).collect()
     }
 
     /// Checks that `[start, start+len)` is mapped (ENOMEM otherwise).

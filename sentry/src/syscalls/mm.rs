@@ -41,6 +41,14 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
         return Err(Errno::EINVAL);
     }
     let mut tmpfs_file = None;
+    let mut label = None;
+    if !flags.contains(M::ANONYMOUS) {
+        if let Some(d) = t.fds.get(fd).ok().and_then(|f| f.dentry.clone()) {
+            let a = d.attr();
+            let root = t.fs().root.clone();
+            label = Some(crate::mm::MapLabel { path: d.path_from(&root).into(), dev: a.dev, ino: a.ino, offset: off });
+        }
+    }
     let file = if flags.contains(M::ANONYMOUS) {
         None
     } else {
@@ -84,9 +92,16 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             // The file's own pages, so that every mapping and read/write
             // sees the same data.
             let pages = inode.pages(off, len)?;
-            t.mm.lock().map_pages(start, len, prot, off % CHUNK, &pages)?;
+            let mut mm = t.mm.lock();
+            mm.map_pages(start, len, prot, off % CHUNK, &pages)?;
+            if let Some(l) = label {
+                mm.set_label(start, start + len, l);
+            }
         } else {
             t.mm.lock().map(start, len, prot, VmaKind::File, None, false)?;
+            if let Some(l) = label {
+                t.mm.lock().set_label(start, start + len, l);
+            }
             let size = inode.attr().size;
             let n = size.saturating_sub(off).min(len) as usize;
             let mut at = 0;
@@ -101,7 +116,11 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
         return Ok(start);
     }
     let kind = if file.is_some() { VmaKind::File } else { VmaKind::Anon };
-    t.mm.lock().map(start, len, prot, kind, file, shared)?;
+    let mut mm = t.mm.lock();
+    mm.map(start, len, prot, kind, file, shared)?;
+    if let (VmaKind::File, Some(l)) = (kind, label) {
+        mm.set_label(start, start + len, l);
+    }
     Ok(start)
 }
 

@@ -195,6 +195,12 @@ fn fd_target(f: &super::File, root: Option<&Arc<super::Dentry>>) -> Vec<u8> {
             match st {
                 Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFIFO => format!("pipe:[{}]", s.st_ino).into_bytes(),
                 Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFSOCK => format!("socket:[{}]", s.st_ino).into_bytes(),
+                Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFCHR && s.st_rdev == libc::makedev(1, 3) => {
+                    b"/dev/null".to_vec()
+                }
+                Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFCHR && libc::major(s.st_rdev) == 136 => {
+                    format!("/dev/pts/{}", libc::minor(s.st_rdev)).into_bytes()
+                }
                 _ => format!("host:[{}]", std::os::fd::AsRawFd::as_raw_fd(fd)).into_bytes(),
             }
         }
@@ -213,7 +219,15 @@ impl SynthNode for ProcNode {
             Kind::Root | Kind::Pid { .. } | Kind::Tasks(_) | Kind::SysDir(_) => S_IFDIR | 0o555,
             Kind::Fds(_) => S_IFDIR | 0o500,
             Kind::SelfLink | Kind::ThreadSelfLink | Kind::Link(_) | Kind::PidLink { .. } => S_IFLNK | 0o777,
-            Kind::Fd { .. } => S_IFLNK | 0o700,
+            // The link's mode shows how the file is open, as Linux's.
+            Kind::Fd { tid, fd } => {
+                let file = self.kernel().and_then(|k| k.pids().tasks.get(tid).cloned()).and_then(|t| {
+                    let v = t.view();
+                    v.fds.as_ref().and_then(|f| f.get(*fd).ok())
+                });
+                let (r, w) = file.map_or((true, true), |f| (f.readable() || f.is_path(), f.writable()));
+                S_IFLNK | 0o100 | if r { 0o400 } else { 0 } | if w { 0o200 } else { 0 }
+            }
             Kind::PidFile { name: "environ", .. } => S_IFREG | 0o400,
             Kind::PidFile { name: "oom_score_adj", .. } | Kind::PidFile { name: "comm", .. } => S_IFREG | 0o644,
             Kind::SysFile(p) if p == "kernel/hostname" => S_IFREG | 0o644,
@@ -715,24 +729,34 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
         }
         "maps" => {
             if let Some(mm) = &v.mm {
-                for (start, end, prot, shared, kind) in mm.lock().areas() {
+                for (start, end, prot, shared, kind, label) in mm.lock().areas() {
                     use syscalls::flags::Prot;
                     let p = |f: Prot, c: char| if prot.contains(f) { c } else { '-' };
-                    let name = match kind {
-                        crate::mm::VmaKind::Brk => "[heap]",
-                        crate::mm::VmaKind::Stack => "[stack]",
-                        _ => "",
+                    let (off, dev, ino, name) = match (&label, kind) {
+                        (Some(l), _) => (l.offset, l.dev, l.ino, String::from_utf8_lossy(&l.path).into_owned()),
+                        (None, crate::mm::VmaKind::Brk) => (0, 0, 0, "[heap]".to_string()),
+                        (None, crate::mm::VmaKind::Stack) => (0, 0, 0, "[stack]".to_string()),
+                        _ => (0, 0, 0, String::new()),
                     };
-                    let _ = writeln!(
-                        s,
-                        "{start:08x}-{end:08x} {}{}{}{} 00000000 00:00 0 {}{name}",
+                    let head = format!(
+                        "{start:08x}-{end:08x} {}{}{}{} {off:08x} {:02x}:{:02x} {ino}",
                         p(Prot::READ, 'r'),
                         p(Prot::WRITE, 'w'),
                         p(Prot::EXEC, 'x'),
                         if shared { 's' } else { 'p' },
-                        if name.is_empty() { "" } else { "                         " },
+                        libc::major(dev),
+                        libc::minor(dev),
                     );
+                    if name.is_empty() {
+                        let _ = writeln!(s, "{head} ");
+                    } else {
+                        // Linux pads the path to column 74.
+                        let _ = writeln!(s, "{head:<72} {name}");
+                    }
                 }
+                // The host kernel's vsyscall page is in every stub process.
+                let head = "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0";
+                let _ = writeln!(s, "{head:<72} [vsyscall]");
             }
         }
         "mounts" => {

@@ -38,11 +38,33 @@ pub enum Contents {
     Symlink(Vec<u8>),
     /// Chunks of file data by index; a missing chunk reads as zeros (so
     /// sparse files cost only what was written).
-    File(Mutex<BTreeMap<u64, Arc<Allocation>>>),
+    File(Mutex<BTreeMap<u64, Chunk>>),
     /// A FIFO: its pipe, made at the first open.
     Fifo(Mutex<Option<Arc<crate::pipe::Pipe>>>),
     /// A socket file (bound by a unix socket; opening it is ENXIO).
     Socket,
+}
+
+/// Accounting unit of the size limit: a page, as Linux's tmpfs counts.
+const PAGE: u64 = 4096;
+const PAGES_PER_CHUNK: u64 = CHUNK / PAGE;
+
+/// One chunk of a file's data, and which of its pages were charged to the
+/// file system (written, or mapped shared): the memory file's pages are only
+/// backed once touched, so a small file costs its pages, not a chunk.
+pub struct Chunk {
+    alloc: Arc<Allocation>,
+    charged: u16,
+}
+
+/// The page bits of chunk-relative byte range `[from, to)`.
+fn page_bits(from: u64, to: u64) -> u16 {
+    let (a, b) = (from / PAGE, to.div_ceil(PAGE).min(PAGES_PER_CHUNK));
+    let mut bits = 0u16;
+    for p in a..b {
+        bits |= 1 << p;
+    }
+    bits
 }
 
 /// A tmpfs file (shared by its hard links).
@@ -133,7 +155,7 @@ impl Inode {
         self.attr.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn chunks(&self) -> Result<MutexGuard<'_, BTreeMap<u64, Arc<Allocation>>>, Errno> {
+    fn chunks(&self) -> Result<MutexGuard<'_, BTreeMap<u64, Chunk>>, Errno> {
         match &self.contents {
             Contents::File(c) => Ok(c.lock().unwrap_or_else(|e| e.into_inner())),
             Contents::Dir => Err(Errno::EISDIR),
@@ -155,7 +177,7 @@ impl Inode {
             let (idx, inner) = (at / CHUNK, at % CHUNK);
             let step = ((CHUNK - inner) as usize).min(n - done);
             match chunks.get(&idx) {
-                Some(c) => self.fs.mf.read(c.offset() + inner, &mut buf[done..done + step]),
+                Some(c) => self.fs.mf.read(c.alloc.offset() + inner, &mut buf[done..done + step]),
                 None => buf[done..done + step].fill(0),
             }
             done += step;
@@ -165,26 +187,29 @@ impl Inode {
         Ok(n)
     }
 
-    /// Makes sure the chunks under `[off, off+len)` exist.
-    fn allocate(&self, chunks: &mut BTreeMap<u64, Arc<Allocation>>, off: u64, len: u64) -> Result<(), Errno> {
+    /// Makes sure the chunks under `[off, off+len)` exist and their pages
+    /// there are charged to the file system (ENOSPC past its size).
+    fn allocate(&self, chunks: &mut BTreeMap<u64, Chunk>, off: u64, len: u64) -> Result<(), Errno> {
         if len == 0 {
             return Ok(());
         }
-        let last = (off + len - 1) / CHUNK;
+        let end = off + len;
+        let last = (end - 1) / CHUNK;
         for idx in off / CHUNK..=last {
-            if let std::collections::btree_map::Entry::Vacant(slot) = chunks.entry(idx) {
-                // Charged first: the size limit bounds what a guest can make
-                // the sentry allocate.
-                self.fs.charge(CHUNK)?;
-                match Allocation::new(&self.fs.mf, CHUNK) {
-                    Ok(a) => {
-                        slot.insert(a);
-                    }
-                    Err(e) => {
-                        self.fs.uncharge(CHUNK);
-                        return Err(e);
-                    }
+            let base = idx * CHUNK;
+            let want = page_bits(off.max(base) - base, end.min(base + CHUNK) - base);
+            let chunk = match chunks.entry(idx) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Chunk { alloc: Allocation::new(&self.fs.mf, CHUNK)?, charged: 0 })
                 }
+            };
+            let new = want & !chunk.charged;
+            if new != 0 {
+                // Charged before use: the size limit bounds what a guest can
+                // make the sentry's memory hold.
+                self.fs.charge(u64::from(new.count_ones()) * PAGE)?;
+                chunk.charged |= new;
             }
         }
         Ok(())
@@ -201,7 +226,7 @@ impl Inode {
             let (idx, inner) = (at / CHUNK, at % CHUNK);
             let step = ((CHUNK - inner) as usize).min(data.len() - done);
             if let Some(c) = chunks.get(&idx) {
-                self.fs.mf.write(c.offset() + inner, &data[done..done + step]);
+                self.fs.mf.write(c.alloc.offset() + inner, &data[done..done + step]);
             }
             done += step;
         }
@@ -224,12 +249,17 @@ impl Inode {
         let mut chunks = self.chunks()?;
         let keep = len.div_ceil(CHUNK);
         let gone = chunks.split_off(&keep);
-        self.fs.uncharge(gone.len() as u64 * CHUNK);
+        let freed: u64 = gone.values().map(|c| u64::from(c.charged.count_ones())).sum();
+        self.fs.uncharge(freed * PAGE);
         drop(gone);
         if !len.is_multiple_of(CHUNK) {
-            if let Some(c) = chunks.get(&(keep - 1)) {
+            if let Some(c) = chunks.get_mut(&(keep - 1)) {
                 let inner = len % CHUNK;
-                self.fs.mf.zero(c.offset() + inner, CHUNK - inner);
+                self.fs.mf.zero(c.alloc.offset() + inner, CHUNK - inner);
+                // Whole pages past the end are no longer used.
+                let past = page_bits(inner.div_ceil(PAGE) * PAGE, CHUNK) & c.charged;
+                c.charged &= !past;
+                self.fs.uncharge(u64::from(past.count_ones()) * PAGE);
             }
         }
         drop(chunks);
@@ -247,7 +277,7 @@ impl Inode {
         let mut chunks = self.chunks()?;
         self.allocate(&mut chunks, off, len)?;
         let (first, last) = (off / CHUNK, (off + len - 1) / CHUNK);
-        Ok(chunks.range(first..=last).map(|(_, c)| c.clone()).collect())
+        Ok(chunks.range(first..=last).map(|(_, c)| c.alloc.clone()).collect())
     }
 
     pub fn is_dir(&self) -> bool {
@@ -259,8 +289,9 @@ impl Drop for Inode {
     fn drop(&mut self) {
         self.fs.inodes.fetch_sub(1, Ordering::SeqCst);
         if let Contents::File(c) = &self.contents {
-            let n = c.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
-            self.fs.uncharge(n * CHUNK);
+            let pages: u64 =
+                c.lock().unwrap_or_else(|e| e.into_inner()).values().map(|c| u64::from(c.charged.count_ones())).sum();
+            self.fs.uncharge(pages * PAGE);
         }
     }
 }
