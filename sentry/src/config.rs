@@ -11,6 +11,12 @@ pub struct BootConfig {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// `process.capabilities` (absent: none, as runc).
+    #[serde(default)]
+    pub caps: crate::creds::CapSets,
+    /// `process.noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privs: bool,
     pub hostname: String,
     pub root_readonly: bool,
     /// A writable root keeps its changes in an overlay in memory

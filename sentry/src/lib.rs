@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod creds;
 pub mod futex;
 mod host; // raw host calls on stdio (unsafe, justified there)
 pub mod kernel;

@@ -269,7 +269,7 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
         (AT_EUID, u64::from(t.creds.euid)),
         (AT_GID, u64::from(t.creds.gid)),
         (AT_EGID, u64::from(t.creds.egid)),
-        (AT_SECURE, 0),
+        (AT_SECURE, u64::from(t.secure_exec)),
         (AT_HWCAP, hwcap()),
         (AT_HWCAP2, 0),
         (AT_CLKTCK, 100),
@@ -485,6 +485,11 @@ pub fn execve(
     t.mm = TaskMemory::new(MemoryManager::new(t.kernel.memory.clone(), max), space);
     t.shared.set_stub(t.mm.host_ids());
     t.release_vfork_parent();
+    // The new image's credentials: set-id bits and capabilities.
+    let a = exe.attr();
+    let set_uid = (a.mode & mode::S_ISUID != 0).then_some(a.uid);
+    let set_gid = (a.mode & mode::S_ISGID != 0 && a.mode & 0o010 != 0).then_some(a.gid);
+    t.secure_exec = t.creds.exec(set_uid, set_gid);
     if let Err(e) = load(t, &exe, &path, &argv, &envp) {
         tracing::info!(target: "sentry::loader", "exec of {:?} failed after the point of no return: {e:?}",
             String::from_utf8_lossy(&path));

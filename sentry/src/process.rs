@@ -240,6 +240,8 @@ pub struct ProcView {
     /// uid, euid, suid, gid, egid, sgid.
     pub ids: [u32; 6],
     pub groups: Vec<u32>,
+    pub caps: crate::creds::CapSets,
+    pub no_new_privs: bool,
     pub sigmask: u64,
     pub umask: u32,
     /// When the task started (boot-relative for /proc/pid/stat).

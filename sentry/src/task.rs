@@ -51,17 +51,7 @@ pub enum RestartBlock {
     Sleep { deadline: Instant, rem: u64 },
 }
 
-/// User and group ids.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-    pub groups: Vec<u32>,
-}
+pub use crate::creds::Credentials;
 
 /// Root, cwd and umask.
 #[derive(Clone)]
@@ -83,6 +73,8 @@ pub struct Task {
     /// Root, cwd and umask, shared with CLONE_FS.
     pub fs: Arc<Mutex<FsContext>>,
     pub creds: Credentials,
+    /// The running image was exec'd with changed privileges (AT_SECURE).
+    pub secure_exec: bool,
     pub signals: SignalState,
     pub rlimits: [Rlimit; 16],
     pub comm: [u8; 16],
@@ -187,15 +179,8 @@ impl Task {
             ctx,
             fds,
             fs: Arc::new(Mutex::new(FsContext { root, cwd, umask: 0o022 })),
-            creds: Credentials {
-                uid: cfg.uid,
-                euid: cfg.uid,
-                suid: cfg.uid,
-                gid: cfg.gid,
-                egid: cfg.gid,
-                sgid: cfg.gid,
-                groups: cfg.additional_gids.clone(),
-            },
+            creds: Credentials::new(cfg.uid, cfg.gid, cfg.additional_gids.clone(), cfg.caps, cfg.no_new_privs),
+            secure_exec: false,
             signals: SignalState::default(),
             rlimits,
             comm: [0; 16],
@@ -231,6 +216,8 @@ impl Task {
         let c = &self.creds;
         v.ids = [c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid];
         v.groups = c.groups.clone();
+        v.caps = c.caps;
+        v.no_new_privs = c.no_new_privs;
         v.sigmask = self.signals.mask;
         v.umask = self.fs().umask;
         v.started.get_or_insert_with(Instant::now);
@@ -762,6 +749,7 @@ impl ForkedTask {
             fds: self.fds,
             fs: self.fs,
             creds: self.creds,
+            secure_exec: false,
             signals: self.signals,
             rlimits: self.rlimits,
             comm: self.comm,

@@ -255,9 +255,98 @@ pub mod prctl {
     pub const PR_SET_NAME: u64 = 15;
     pub const PR_GET_NAME: u64 = 16;
     pub const PR_GET_SECCOMP: u64 = 21;
+    pub const PR_GET_KEEPCAPS: u64 = 7;
+    pub const PR_SET_KEEPCAPS: u64 = 8;
     pub const PR_CAPBSET_READ: u64 = 23;
+    pub const PR_CAPBSET_DROP: u64 = 24;
+    pub const PR_GET_SECUREBITS: u64 = 27;
     pub const PR_SET_NO_NEW_PRIVS: u64 = 38;
     pub const PR_GET_NO_NEW_PRIVS: u64 = 39;
+    pub const PR_CAP_AMBIENT: u64 = 47;
+    pub const PR_CAP_AMBIENT_IS_SET: u64 = 1;
+    pub const PR_CAP_AMBIENT_RAISE: u64 = 2;
+    pub const PR_CAP_AMBIENT_LOWER: u64 = 3;
+    pub const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+}
+
+/// Capabilities (capability.h), by bit number.
+pub mod cap {
+    pub const CAP_CHOWN: u32 = 0;
+    pub const CAP_DAC_OVERRIDE: u32 = 1;
+    pub const CAP_DAC_READ_SEARCH: u32 = 2;
+    pub const CAP_FOWNER: u32 = 3;
+    pub const CAP_FSETID: u32 = 4;
+    pub const CAP_KILL: u32 = 5;
+    pub const CAP_SETGID: u32 = 6;
+    pub const CAP_SETUID: u32 = 7;
+    pub const CAP_SETPCAP: u32 = 8;
+    pub const CAP_LINUX_IMMUTABLE: u32 = 9;
+    pub const CAP_SYS_CHROOT: u32 = 18;
+    pub const CAP_SYS_ADMIN: u32 = 21;
+    pub const CAP_SYS_NICE: u32 = 23;
+    pub const CAP_SYS_RESOURCE: u32 = 24;
+    pub const CAP_MKNOD: u32 = 27;
+    pub const CAP_MAC_OVERRIDE: u32 = 32;
+    pub const CAP_LAST_CAP: u32 = 40;
+    /// Every capability this kernel knows.
+    pub const ALL: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
+    /// The file-system capabilities that follow the fsuid (CAP_FS_MASK).
+    pub const FS_MASK: u64 = 1 << CAP_CHOWN
+        | 1 << CAP_DAC_OVERRIDE
+        | 1 << CAP_DAC_READ_SEARCH
+        | 1 << CAP_FOWNER
+        | 1 << CAP_FSETID
+        | 1 << CAP_LINUX_IMMUTABLE
+        | 1 << CAP_MKNOD
+        | 1 << CAP_MAC_OVERRIDE;
+    /// capget/capset header versions.
+    pub const LINUX_CAPABILITY_VERSION_1: u32 = 0x1998_0330;
+    pub const LINUX_CAPABILITY_VERSION_2: u32 = 0x2007_1026;
+    pub const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    /// Names by number, as the OCI spec spells them.
+    pub const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
 }
 
 /// `madvise` advice.

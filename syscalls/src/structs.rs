@@ -404,3 +404,20 @@ pub struct Statfs {
     pub f_flags: i64,
     pub f_spare: [i64; 4],
 }
+
+/// `struct __user_cap_header_struct` (capget/capset).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct CapHeader {
+    pub version: u32,
+    pub pid: i32,
+}
+
+/// `struct __user_cap_data_struct`: one 32-bit half of each set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct CapData {
+    pub effective: u32,
+    pub permitted: u32,
+    pub inheritable: u32,
+}

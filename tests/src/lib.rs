@@ -575,6 +575,17 @@ impl Process {
 }
 
 /// A minimal, valid OCI runtime config for `process`, with `root.path` = `root_path`.
+/// The names of the capabilities in this process's bounding set.
+pub fn host_capabilities() -> Vec<&'static str> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    syscalls::flags::cap::NAMES.iter().enumerate().filter(|(i, _)| bnd & (1 << i) != 0).map(|(_, n)| *n).collect()
+}
+
 pub fn oci_config(process: &Process, root_path: &str) -> serde_json::Value {
     serde_json::json!({
         "ociVersion": "1.0.2",
@@ -584,7 +595,14 @@ pub fn oci_config(process: &Process, root_path: &str) -> serde_json::Value {
             "args": process.args,
             "env": process.env,
             "cwd": process.cwd,
-            "noNewPrivileges": true
+            "noNewPrivileges": true,
+            // The capabilities a native root run has (this process's
+            // bounding set: runc cannot grant more).
+            "capabilities": {
+                "bounding": host_capabilities(),
+                "effective": host_capabilities(),
+                "permitted": host_capabilities()
+            }
         },
         "root": { "path": root_path, "readonly": true },
         "hostname": HOSTNAME,

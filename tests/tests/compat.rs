@@ -60,6 +60,7 @@ compat_tests! {
     signal_avx,
     posix_timers,
     tmpfs,
+    creds,
     cpu_timers,
     signal_restart,
     locks,

@@ -244,3 +244,12 @@ fn proc_fd_maps_df_mount() {
         0,
     );
 }
+
+#[test]
+fn dropping_privileges_like_runc() {
+    same(
+        "deb-setpriv",
+        &["bash", "-c", "id; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status; setpriv --reuid=1000 --regid=1000 --clear-groups id; setpriv --reuid=1000 --regid=1000 --clear-groups cat /etc/shadow; echo status $?; setpriv --reuid=1000 --regid=1000 --clear-groups grep -E '^Cap(Prm|Eff)' /proc/self/status; setpriv --inh-caps=-all --bounding-set=-chown bash -c 'chown 5 /tmp; echo chown $?; grep CapBnd /proc/self/status'; python3 -c 'import os; os.setgroups([]); os.setgid(65534); os.setuid(65534); print(os.getresuid(), os.getresgid()); open(\"/etc/shadow\")' 2>&1 | tail -1"],
+        0,
+    );
+}

@@ -94,6 +94,8 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        caps: capability_sets(p.capabilities().as_ref()),
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
         hostname,
         root_readonly: b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         root_overlay: cli.overlay != "none",
@@ -126,6 +128,29 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
             .unwrap_or_default(),
         strace: cli.strace,
     })
+}
+
+/// `process.capabilities` as bit masks (unknown names are ignored, as runc
+/// ignores capabilities the kernel lacks).
+fn capability_sets(caps: Option<&oci_spec::runtime::LinuxCapabilities>) -> sentry::creds::CapSets {
+    let Some(c) = caps else { return sentry::creds::CapSets::default() };
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| {
+        set.iter().flatten().fold(0u64, |m, cap| {
+            let name = serde_json::to_value(cap).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+            match syscalls::flags::cap::NAMES.iter().position(|n| *n == name) {
+                Some(i) => m | 1 << i,
+                None => m,
+            }
+        })
+    };
+    sentry::creds::CapSets {
+        effective: mask(c.effective()),
+        permitted: mask(c.permitted()),
+        inheritable: mask(c.inheritable()),
+        bounding: mask(c.bounding()),
+        ambient: mask(c.ambient()),
+    }
 }
 
 fn rlimit_number(name: &str) -> Option<u32> {

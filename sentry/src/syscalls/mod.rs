@@ -8,6 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::task::Task;
 
+mod creds;
 mod event;
 mod file;
 mod fs;

@@ -2,6 +2,7 @@
 //! symlink, link, truncate, chmod, chown, utimens, fsync.
 use std::sync::Arc;
 
+use syscalls::flags::cap;
 use syscalls::flags::files::{UTIME_NOW, UTIME_OMIT};
 use syscalls::flags::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use syscalls::structs::Timespec;
@@ -231,7 +232,7 @@ fn may_change(t: &Task, d: &Dentry) -> Result<(), Errno> {
     if d.readonly() {
         return Err(Errno::EROFS);
     }
-    if t.creds.euid != 0 && t.creds.euid != d.attr().uid {
+    if t.creds.fsuid != d.attr().uid && !t.creds.capable(cap::CAP_FOWNER) {
         return Err(Errno::EPERM);
     }
     Ok(())
@@ -254,7 +255,7 @@ fn chmod(t: &Task, d: &Arc<Dentry>, mode: u32) -> SysResult {
     let mut mode = mode & 0o7777;
     // Only a member of the file's group may keep its setgid bit.
     let gid = d.attr().gid;
-    if t.creds.euid != 0 && gid != t.creds.egid && !t.creds.groups.contains(&gid) {
+    if !t.creds.in_group(gid) && !t.creds.capable(cap::CAP_FSETID) {
         mode &= !syscalls::flags::mode::S_ISGID;
     }
     d.update_attr(|a| {
@@ -281,10 +282,13 @@ pub fn sys_fchmod(t: &mut Task, fd: i32, mode: u32) -> SysResult {
 fn chown(t: &Task, d: &Arc<Dentry>, uid: u32, gid: u32) -> SysResult {
     may_change(t, d)?;
     let keep = u32::MAX;
-    if t.creds.euid != 0 {
+    if !t.creds.capable(cap::CAP_CHOWN) {
         // An owner may only change the group, to one of its own.
-        let group_ok = gid == keep || gid == t.creds.egid || t.creds.groups.contains(&gid);
-        if (uid != keep && uid != d.attr().uid) || !group_ok {
+        let a = d.attr();
+        let owner = t.creds.fsuid == a.uid;
+        let uid_ok = uid == keep || (owner && uid == a.uid);
+        let gid_ok = gid == keep || (owner && (gid == a.gid || t.creds.in_group(gid)));
+        if !uid_ok || !gid_ok {
             return Err(Errno::EPERM);
         }
     }
@@ -341,7 +345,7 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32
     if d.readonly() {
         return Err(Errno::EROFS);
     }
-    let owner = t.creds.euid == 0 || t.creds.euid == d.attr().uid;
+    let owner = t.creds.fsuid == d.attr().uid || t.creds.capable(cap::CAP_FOWNER);
     let only_now = ts.iter().all(|x| x.tv_nsec == UTIME_NOW || x.tv_nsec == UTIME_OMIT);
     // Setting "now" needs write access; any other time needs ownership.
     let writer = only_now && crate::vfs::open::may_access(&t.creds, &d.attr(), syscalls::flags::access::W_OK, false);

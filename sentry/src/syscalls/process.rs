@@ -456,8 +456,59 @@ pub fn sys_arch_prctl(t: &mut Task, code: u64, addr: u64) -> SysResult {
     }
 }
 
-pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64) -> SysResult {
+pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64, arg3: u64) -> SysResult {
+    let cap_arg = |v: u64| u32::try_from(v).map_err(|_| Errno::EINVAL);
     match op {
+        PR::PR_GET_KEEPCAPS => Ok(u64::from(t.creds.keep_caps)),
+        PR::PR_SET_KEEPCAPS => {
+            if arg2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            t.creds.keep_caps = arg2 == 1;
+            Ok(0)
+        }
+        PR::PR_CAPBSET_READ => {
+            let cap = cap_arg(arg2)?;
+            if cap > syscalls::flags::cap::CAP_LAST_CAP {
+                return Err(Errno::EINVAL);
+            }
+            Ok((t.creds.caps.bounding >> cap) & 1)
+        }
+        PR::PR_CAPBSET_DROP => {
+            t.creds.drop_bounding(cap_arg(arg2)?)?;
+            t.publish();
+            Ok(0)
+        }
+        PR::PR_CAP_AMBIENT => {
+            let r = match arg2 {
+                PR::PR_CAP_AMBIENT_IS_SET => {
+                    let cap = cap_arg(arg3)?;
+                    if cap > syscalls::flags::cap::CAP_LAST_CAP {
+                        return Err(Errno::EINVAL);
+                    }
+                    return Ok((t.creds.caps.ambient >> cap) & 1);
+                }
+                PR::PR_CAP_AMBIENT_RAISE => t.creds.set_ambient(cap_arg(arg3)?, true),
+                PR::PR_CAP_AMBIENT_LOWER => t.creds.set_ambient(cap_arg(arg3)?, false),
+                PR::PR_CAP_AMBIENT_CLEAR_ALL => {
+                    t.creds.caps.ambient = 0;
+                    Ok(())
+                }
+                _ => Err(Errno::EINVAL),
+            };
+            r?;
+            t.publish();
+            Ok(0)
+        }
+        PR::PR_GET_SECUREBITS => Ok(0),
+        PR::PR_SET_NO_NEW_PRIVS => {
+            if arg2 != 1 {
+                return Err(Errno::EINVAL);
+            }
+            t.creds.no_new_privs = true;
+            t.publish();
+            Ok(0)
+        }
         PR::PR_SET_NAME => {
             // Linux copies at most 16 bytes and keeps 15 of them.
             let mut name = [0u8; 16];
@@ -482,7 +533,7 @@ pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64) -> SysResult {
                 Err(Errno::EINVAL)
             }
         }
-        PR::PR_GET_NO_NEW_PRIVS => Ok(0),
+        PR::PR_GET_NO_NEW_PRIVS => Ok(u64::from(t.creds.no_new_privs)),
         _ => {
             tracing::debug!(target: "sentry::syscall", "prctl option {op} not supported");
             Err(Errno::EINVAL)
@@ -534,7 +585,7 @@ pub fn sys_prlimit64(t: &mut Task, pid: i32, res: u32, new: u64, old: u64) -> Sy
         if n.rlim_cur > n.rlim_max {
             return Err(Errno::EINVAL);
         }
-        if n.rlim_max > cur.rlim_max && t.creds.euid != 0 {
+        if n.rlim_max > cur.rlim_max && !t.creds.capable(syscalls::flags::cap::CAP_SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
         if res == rlimit::RLIMIT_NOFILE && n.rlim_max > 1 << 20 {

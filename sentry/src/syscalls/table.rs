@@ -2,7 +2,7 @@
 use syscalls::flags::{AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use syscalls::Sysno;
 
-use super::{event, file, fs, mm, namespace as ns, process, signal, time, xattr, Handler};
+use super::{creds, event, file, fs, mm, namespace as ns, process, signal, time, xattr, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,7 +315,20 @@ static ENTRIES: &[Entry] = &[
     e!(set_tid_address, Full, &[H], "", |t, a| process::sys_set_tid_address(t, a.u64(0))),
     e!(set_robust_list, Full, &[H, I], "", |t, a| process::sys_set_robust_list(t, a.u64(0), a.u64(1))),
     e!(arch_prctl, Full, &[H, H], "", |t, a| process::sys_arch_prctl(t, a.u64(0), a.u64(1))),
-    e!(prctl, Partial, &[I, H], "names, dumpable", |t, a| process::sys_prctl(t, a.u64(0), a.u64(1))),
+    e!(prctl, Partial, &[I, H, H], "names, dumpable, capabilities, no_new_privs, keepcaps", |t, a| {
+        process::sys_prctl(t, a.u64(0), a.u64(1), a.u64(2))
+    }),
+    e!(setuid, Full, &[I], "", |t, a| creds::sys_setuid(t, a.u32(0))),
+    e!(setgid, Full, &[I], "", |t, a| creds::sys_setgid(t, a.u32(0))),
+    e!(setreuid, Full, &[I, I], "", |t, a| creds::sys_setreuid(t, a.u32(0), a.u32(1))),
+    e!(setregid, Full, &[I, I], "", |t, a| creds::sys_setregid(t, a.u32(0), a.u32(1))),
+    e!(setresuid, Full, &[I, I, I], "", |t, a| creds::sys_setresuid(t, a.u32(0), a.u32(1), a.u32(2))),
+    e!(setresgid, Full, &[I, I, I], "", |t, a| creds::sys_setresgid(t, a.u32(0), a.u32(1), a.u32(2))),
+    e!(setfsuid, Full, &[I], "", |t, a| creds::sys_setfsuid(t, a.u32(0))),
+    e!(setfsgid, Full, &[I], "", |t, a| creds::sys_setfsgid(t, a.u32(0))),
+    e!(setgroups, Full, &[I, H], "", |t, a| creds::sys_setgroups(t, a.i32(0), a.u64(1))),
+    e!(capget, Full, &[H, H], "", |t, a| creds::sys_capget(t, a.u64(0), a.u64(1))),
+    e!(capset, Full, &[H, H], "no file capabilities", |t, a| creds::sys_capset(t, a.u64(0), a.u64(1))),
     e!(uname, Full, &[H], "", |t, a| process::sys_uname(t, a.u64(0))),
     e!(getrlimit, Full, &[I, H], "", |t, a| process::sys_getrlimit(t, a.u32(0), a.u64(1))),
     e!(setrlimit, Full, &[I, H], "", |t, a| process::sys_setrlimit(t, a.u32(0), a.u64(1))),

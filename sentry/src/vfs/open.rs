@@ -9,23 +9,41 @@ use super::{DirCursor, File, FileKind};
 use crate::task::{Credentials, Task};
 
 /// Whether `creds` may access a file with `attr` for `mask` (R_OK, W_OK,
-/// X_OK bits), using the effective ids (or the real ones for access(2)).
+/// X_OK bits), as Linux's generic_permission: the owner, group or other
+/// bits for the fs ids, then CAP_DAC_READ_SEARCH and CAP_DAC_OVERRIDE.
+/// `real` checks as access(2) does: with the real ids, and capabilities
+/// only for a real root.
 pub fn may_access(creds: &Credentials, attr: &Attr, mask: u32, real: bool) -> bool {
-    let uid = if real { creds.uid } else { creds.euid };
-    let gid = if real { creds.gid } else { creds.egid };
-    let is_dir = attr.mode & syscalls::flags::mode::S_IFMT == syscalls::flags::mode::S_IFDIR;
-    if uid == 0 {
-        // Root may do anything but execute a file nobody may execute.
-        return mask & A::X_OK == 0 || is_dir || attr.mode & 0o111 != 0;
-    }
+    use syscalls::flags::cap::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
+    let (uid, in_group) = if real {
+        (creds.uid, creds.gid == attr.gid || creds.groups.contains(&attr.gid))
+    } else {
+        (creds.fsuid, creds.in_group(attr.gid))
+    };
+    let caps = match (real, creds.uid) {
+        (false, _) => creds.caps.effective,
+        (true, 0) => creds.caps.permitted,
+        (true, _) => 0,
+    };
+    let capable = |c: u32| caps & (1 << c) != 0;
     let bits = if attr.uid == uid {
         (attr.mode >> 6) & 7
-    } else if attr.gid == gid || creds.groups.contains(&attr.gid) {
+    } else if in_group {
         (attr.mode >> 3) & 7
     } else {
         attr.mode & 7
     };
-    bits & mask == mask
+    if bits & mask == mask {
+        return true;
+    }
+    let is_dir = attr.mode & syscalls::flags::mode::S_IFMT == syscalls::flags::mode::S_IFDIR;
+    if is_dir {
+        return (mask & A::W_OK == 0 && capable(CAP_DAC_READ_SEARCH)) || capable(CAP_DAC_OVERRIDE);
+    }
+    if mask == A::R_OK && capable(CAP_DAC_READ_SEARCH) {
+        return true;
+    }
+    (mask & A::X_OK == 0 || attr.mode & 0o111 != 0) && capable(CAP_DAC_OVERRIDE)
 }
 
 /// Opens `path` relative to `dirfd` with `open(2)` flags.
@@ -174,7 +192,7 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
     let parent = match (dir.tmpfs(), dir.gofer()) {
         (Some(p), _) => p,
         (None, Some((h, mount))) if mount.writes_through() => {
-            let owner = gofer::Owner { uid: t.creds.euid, gid: t.creds.egid };
+            let owner = gofer::Owner { uid: t.creds.fsuid, gid: t.creds.fsgid };
             let host_flags = flags & (O::O_ACCMODE | (O::O_EXCL | O::O_APPEND).bits());
             let fd = mount.client.create_unnamed(h, host_flags, perm, owner).map_err(Errno::from_raw)?;
             return Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, None));
@@ -183,8 +201,8 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
     };
     let inode = parent.fs.inode(
         super::tmpfs::regular_mode(perm),
-        t.creds.euid,
-        t.creds.egid,
+        t.creds.fsuid,
+        t.creds.fsgid,
         super::tmpfs::Contents::File(Default::default()),
     )?;
     inode.attr().nlink = 0;

@@ -207,7 +207,10 @@ impl Dentry {
     /// (or root) may remove or rename it.
     fn sticky_allows(&self, child: &Dentry, creds: &Credentials) -> bool {
         let dir = self.attr();
-        dir.mode & S_ISVTX == 0 || creds.euid == 0 || creds.euid == dir.uid || creds.euid == child.attr().uid
+        dir.mode & S_ISVTX == 0
+            || creds.fsuid == dir.uid
+            || creds.fsuid == child.attr().uid
+            || creds.capable(syscalls::flags::cap::CAP_FOWNER)
     }
 
     fn touch_dir(&self, nlink_delta: i64) {
@@ -239,11 +242,11 @@ impl Dentry {
         }
         let dir_attr = self.attr();
         // New files take the directory's group if it is setgid.
-        let gid = if dir_attr.mode & syscalls::flags::mode::S_ISGID != 0 { dir_attr.gid } else { creds.egid };
+        let gid = if dir_attr.mode & syscalls::flags::mode::S_ISGID != 0 { dir_attr.gid } else { creds.fsgid };
         let fs = match store {
             Store::Tmpfs(fs) => fs,
             Store::Host(dh, mount) => {
-                let owner = gofer::Owner { uid: creds.euid, gid };
+                let owner = gofer::Owner { uid: creds.fsuid, gid };
                 let c = &mount.client;
                 let mut fd = None;
                 let step = match new {
@@ -287,7 +290,7 @@ impl Dentry {
         if children.get(name).is_some_and(|c| !c.is_whiteout()) {
             return Err(Errno::EEXIST);
         }
-        let child = fs.inode(mode, creds.euid, gid, contents)?;
+        let child = fs.inode(mode, creds.fsuid, gid, contents)?;
         let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(child)));
         Dentry::place_child(&mut children, name, &d);
         drop(children);
