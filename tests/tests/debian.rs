@@ -253,3 +253,18 @@ fn dropping_privileges_like_runc() {
         0,
     );
 }
+
+#[test]
+fn sqlite_wal_on_a_writable_bind_mount() {
+    // WAL mode maps the -shm file shared: on a bind mount that is a host
+    // file, shared through the sentry's page cache.
+    let host = cordon_tests::TempDir::new("deb-wal-bind");
+    let mut sb = Sandbox::with_shared_rootfs("deb-wal-bind", &debian_rootfs());
+    let mut p = Process::new(&["python3", "-c", "import sqlite3\nc = sqlite3.connect('/data/w.db')\nprint(c.execute('pragma journal_mode=wal').fetchone()[0])\nc.execute('create table if not exists t(v)')\nfor i in range(20):\n    c.executemany('insert into t values (?)', [(i,)] * 50)\n    c.commit()\nr = sqlite3.connect('/data/w.db')\nprint(r.execute('select count(*), sum(v) from t').fetchone())\nprint(c.execute('pragma integrity_check').fetchone()[0])\nc.execute('delete from t')\nc.commit()"]);
+    p.env = vec!["PATH=/usr/bin:/bin".into(), "LANG=C.UTF-8".into()];
+    let src = host.path().to_string_lossy().into_owned();
+    let extra =
+        [serde_json::json!({ "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"] })];
+    sb.assert_same_as_runc_with(&p, &extra, &Compare::status(0));
+    assert!(host.path().join("w.db").exists());
+}

@@ -166,8 +166,7 @@ fn tmpfs_program_on_a_host_directory_matches_native() {
     compat_fixtures(sb.rootfs());
     install_file(sb.rootfs(), "/prog", &bin, 0o755);
     make_dir(sb.rootfs(), "/w", 0o755);
-    // The shared-mapping part waits for MAP_SHARED of host files.
-    let process = Process::new(&["/prog", "/w", "nomap"]);
+    let process = Process::new(&["/prog", "/w"]);
     let native = run_native(sb.rootfs(), &process);
     assert_eq!(fs::read_dir(sb.rootfs().join("w")).map(|d| d.count()).unwrap_or(1), 0, "native run left files");
     let mut config = sb.config(&process);
@@ -175,4 +174,25 @@ fn tmpfs_program_on_a_host_directory_matches_native() {
     let cordon = sb.run_cordon_config(&config, &["--overlay=none"]);
     let logs = sb.debug_logs();
     assert_same_output("wt-compat", "native", &native, &cordon, &Compare::status(0), &logs);
+}
+
+#[test]
+fn shared_mappings_reach_the_host_file() {
+    let bin = cordon_tests::compile_program("mmap_writer");
+    let host = TempDir::new("mmap-host");
+    let mut sb = Sandbox::new("wt-mmap");
+    install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    make_dir(sb.rootfs(), "/w", 0o755);
+    for how in ["munmap", "msync", "exit"] {
+        let process = Process::new(&["/prog", &format!("/w/{how}"), how]);
+        let mut config = sb.config(&process);
+        config["mounts"] = serde_json::json!([{ "destination": "/w", "type": "bind", "source": host.path(), "options": ["rbind", "rw"] }]);
+        let out = sb.run_cordon_config(&config, &[]);
+        cordon_tests::assert_status(&out, 0);
+        let data = fs::read(host.path().join(how)).unwrap_or_default();
+        assert_eq!(data.len(), 8192, "{how}");
+        let page = |at: usize| String::from_utf8_lossy(&data[at..at + 64]).trim_end_matches('\0').to_string();
+        assert_eq!(page(0), format!("first page via {how}"));
+        assert_eq!(page(4096), format!("second page via {how}"));
+    }
 }

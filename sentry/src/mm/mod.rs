@@ -74,6 +74,23 @@ pub struct FileSource {
     pub len: u64,
 }
 
+/// A file whose shared mappings keep data the file itself must get back
+/// (a host file mapped MAP_SHARED through the sentry's cache of it).
+pub trait MappedFile: Send + Sync {
+    /// Writes what the mappings changed back to the file.
+    fn write_back(&self);
+}
+
+/// Held by every VMA of one shared mapping of a [`MappedFile`]: when the
+/// last of them goes (munmap, exit, exec), the file gets its data back.
+pub struct MappingHold(pub Arc<dyn MappedFile>);
+
+impl Drop for MappingHold {
+    fn drop(&mut self) {
+        self.0.write_back();
+    }
+}
+
 /// The file a mapping shows in /proc/pid/maps.
 #[derive(Clone, Debug)]
 pub struct MapLabel {
@@ -111,6 +128,8 @@ pub struct Vma {
     pub cow: bool,
     /// The file it maps, for /proc/pid/maps.
     pub label: Option<MapLabel>,
+    /// A shared mapping of a file that must be written back.
+    pub hold: Option<Arc<MappingHold>>,
 }
 
 impl Vma {
@@ -255,8 +274,10 @@ impl MemoryManager {
         if let Some(src) = &file {
             self.fill(backing, src, 0, len)?;
         }
-        self.vmas
-            .insert(start, Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false, label: None });
+        self.vmas.insert(
+            start,
+            Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false, label: None, hold: None },
+        );
         Ok(())
     }
 
@@ -296,6 +317,7 @@ impl MemoryManager {
                     shared: true,
                     cow: false,
                     label: None,
+                    hold: None,
                 },
             );
             at += piece;
@@ -605,6 +627,28 @@ impl MemoryManager {
             self.set_label(at, at + len, MapLabel { offset: l.offset + (at - tmpl_start), ..l.clone() });
         }
         Ok(())
+    }
+
+    /// Makes the VMAs in `[start, end)` hold `hold` (one shared mapping).
+    pub fn set_hold(&mut self, start: u64, end: u64, hold: &Arc<MappingHold>) {
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.hold = Some(hold.clone());
+        }
+    }
+
+    /// The files mapped shared in `[start, end)` (msync).
+    pub fn held_files(&self, start: u64, end: u64) -> Vec<Arc<MappingHold>> {
+        let mut out: Vec<Arc<MappingHold>> = Vec::new();
+        for (s, v) in &self.vmas {
+            if *s < end && v.end > start {
+                if let Some(h) = &v.hold {
+                    if !out.iter().any(|o| Arc::ptr_eq(o, h)) {
+                        out.push(h.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Names the file the VMAs in `[start, end)` map (`label.offset` is

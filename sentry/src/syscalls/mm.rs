@@ -41,6 +41,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
         return Err(Errno::EINVAL);
     }
     let mut tmpfs_file = None;
+    let mut shared_host = None;
     let mut label = None;
     if !flags.contains(M::ANONYMOUS) {
         if let Some(d) = t.fds.get(fd).ok().and_then(|f| f.dentry.clone()) {
@@ -67,11 +68,17 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
                 return Err(Errno::EACCES);
             }
-            if shared && prot.contains(Prot::WRITE) {
-                tracing::warn!(target: "sentry::mm", "writable shared mappings of gofer files are not supported yet");
-                return Err(Errno::ENODEV);
-            }
             off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+            let through = f.dentry.as_ref().filter(|d| d.gofer().is_some_and(|(_, m)| m.writes_through()));
+            if let (true, Some(d)) = (shared, through) {
+                // A host file the sandbox may change: every mapping shares
+                // the sentry's page cache of it.
+                shared_host = Some((d.clone(), d.page_cache(&t.kernel.memory)?));
+            } else if shared && prot.contains(Prot::WRITE) {
+                // Read-only mounts refuse writable opens, so this is a file
+                // whose data cannot change: nothing to share.
+                return Err(Errno::EACCES);
+            }
             let size = f.stat()?.st_size as u64;
             let from_file = size.saturating_sub(off).min(len);
             Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
@@ -87,6 +94,17 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     } else {
         t.mm.lock().find_gap(len).ok_or(Errno::ENOMEM)?
     };
+    if let Some((d, cache)) = shared_host {
+        let pages = cache.pages(off, len)?;
+        let hold = Arc::new(crate::mm::MappingHold(Arc::new(crate::vfs::SharedHostFile(d))));
+        let mut mm = t.mm.lock();
+        mm.map_pages(start, len, prot, off % CHUNK, &pages)?;
+        mm.set_hold(start, start + len, &hold);
+        if let Some(l) = label {
+            mm.set_label(start, start + len, l);
+        }
+        return Ok(start);
+    }
     if let Some(inode) = tmpfs_file {
         if shared {
             // The file's own pages, so that every mapping and read/write
@@ -202,13 +220,16 @@ pub fn sys_msync(t: &mut Task, addr: u64, len: u64, flags: u32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    // Every mapping is private so far: there is nothing to write back, but
-    // the range must be mapped.
-    let mm = t.mm.lock();
-    let mut at = addr;
-    while at < addr + len {
-        let (_, v) = mm.vma_at(at).ok_or(Errno::ENOMEM)?;
-        at = v.end;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    // The range must be mapped; shared mappings of host files write their
+    // data back (tmpfs and anonymous memory have nowhere to go).
+    let held = {
+        let mm = t.mm.lock();
+        mm.check_range(addr, len)?;
+        mm.held_files(addr, end)
+    };
+    for h in held {
+        h.0.write_back();
     }
     Ok(0)
 }

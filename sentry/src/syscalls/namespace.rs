@@ -157,6 +157,9 @@ pub fn sys_ftruncate(t: &mut Task, fd: i32, len: i64) -> SysResult {
         FileKind::Tmpfs(inode) => inode.truncate(len as u64)?,
         FileKind::Regular(fd) => {
             nix::unistd::ftruncate(fd.as_ref(), len).map_err(|e| Errno::from_raw(e as i32))?;
+            if let Some(c) = f.dentry.as_ref().and_then(|d| d.cached_pages()) {
+                c.truncate(len as u64)?;
+            }
         }
         FileKind::Dir(_) => return Err(Errno::EISDIR),
         _ => return Err(Errno::EINVAL),
@@ -208,6 +211,9 @@ pub fn sys_fsync(t: &mut Task, fd: i32, data_only: bool) -> SysResult {
     let f = t.fds.get(fd)?;
     match (&f.kind, f.dentry.as_ref().and_then(|d| d.gofer())) {
         (FileKind::Regular(hfd), _) => {
+            if let Some(d) = &f.dentry {
+                d.write_back();
+            }
             let raw = std::os::fd::AsRawFd::as_raw_fd(hfd.as_ref());
             let r = if data_only { nix::unistd::fdatasync(raw) } else { nix::unistd::fsync(raw) };
             r.map_err(|e| Errno::from_raw(e as i32))?;

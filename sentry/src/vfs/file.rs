@@ -146,7 +146,11 @@ impl File {
             FileKind::Regular(fd) => {
                 let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
                 let at = offset.unwrap_or(*pos);
-                let n = host_result(nix::sys::uio::pread(fd.as_ref(), buf, at as i64))?;
+                let n = match self.dentry.as_ref().and_then(|d| d.cached_pages()) {
+                    // Mapped shared: the cache has what the mappings wrote.
+                    Some(c) => c.read(at, buf)?,
+                    None => host_result(nix::sys::uio::pread(fd.as_ref(), buf, at as i64))?,
+                };
                 if offset.is_none() {
                     *pos = at + n as u64;
                 }
@@ -196,6 +200,9 @@ impl File {
                     None => *pos,
                 };
                 let n = host_result(nix::sys::uio::pwrite(fd.as_ref(), data, at as i64))?;
+                if let Some(c) = self.dentry.as_ref().and_then(|d| d.cached_pages()) {
+                    c.write(at, &data[..n])?;
+                }
                 if offset.is_none() {
                     *pos = at + n as u64;
                 }

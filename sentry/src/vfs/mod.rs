@@ -53,6 +53,16 @@ impl GoferMount {
     }
 }
 
+/// A host file mapped shared, for the memory manager: its mappings write
+/// its page cache back when they go.
+pub struct SharedHostFile(pub Arc<Dentry>);
+
+impl crate::mm::MappedFile for SharedHostFile {
+    fn write_back(&self) {
+        self.0.write_back();
+    }
+}
+
 /// A file the sentry makes up itself (devices, later /proc), as a tree.
 pub trait SynthNode: Send + Sync {
     fn attr(&self) -> Attr;
@@ -115,6 +125,10 @@ pub struct Dentry {
     /// The pipe of a FIFO of a gofer mount: FIFOs carry data between the
     /// sandbox's processes inside the sentry, never through the host.
     fifo: Mutex<Option<Arc<crate::pipe::Pipe>>>,
+    /// A host file mapped MAP_SHARED: its data in the memory file, which
+    /// every mapping shares and reads and writes go through (see
+    /// `page_cache`).
+    cache: Mutex<Option<Arc<tmpfs::Inode>>>,
 }
 
 impl Dentry {
@@ -136,6 +150,7 @@ impl Dentry {
             covers_lower: Default::default(),
             attr_stale: Default::default(),
             fifo: Mutex::new(None),
+            cache: Mutex::new(None),
         }
     }
 
@@ -276,6 +291,72 @@ impl Dentry {
                 *a
             }
             _ => *self.attr.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// The page cache of a host file, if it has been mapped shared.
+    pub fn cached_pages(&self) -> Option<Arc<tmpfs::Inode>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The page cache of a host file for a shared mapping, loaded from the
+    /// host file the first time. While it exists, the sentry reads the file
+    /// from it and writes to both; what mappings change reaches the host
+    /// file on msync, fsync and when the mapping goes (coherent inside the
+    /// sandbox at once, on the host from then on).
+    pub fn page_cache(&self, mf: &Arc<crate::mm::MemoryFile>) -> Result<Arc<tmpfs::Inode>, Errno> {
+        let mut slot = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let fd = self.host_fd(0)?;
+        let a = self.attr();
+        let inode = tmpfs::Tmpfs::new(mf.clone(), u64::MAX / 2).inode(
+            a.mode,
+            a.uid,
+            a.gid,
+            tmpfs::Contents::File(Default::default()),
+        )?;
+        let mut buf = vec![0u8; crate::mm::MAX_COPY];
+        let mut off = 0u64;
+        loop {
+            let n = match nix::sys::uio::pread(fd.as_ref(), &mut buf, off as i64) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(Errno::from_raw(e as i32)),
+            };
+            inode.write(off, &buf[..n])?;
+            off += n as u64;
+        }
+        *slot = Some(inode.clone());
+        Ok(inode)
+    }
+
+    /// Writes a shared-mapped host file's cached data back to the host.
+    pub fn write_back(&self) {
+        let Some(cache) = self.cached_pages() else { return };
+        let fd = match self.host_fd(1) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!(target: "sentry::vfs", ?e, "no writable host fd to write a mapping back");
+                return;
+            }
+        };
+        let size = cache.attr().size;
+        let mut buf = vec![0u8; crate::mm::MAX_COPY];
+        let mut off = 0u64;
+        while off < size {
+            let want = buf.len().min((size - off) as usize);
+            let Ok(n) = cache.read(off, &mut buf[..want]) else { break };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = nix::sys::uio::pwrite(fd.as_ref(), &buf[..n], off as i64) {
+                tracing::warn!(target: "sentry::vfs", %e, "writing a shared mapping back to its host file");
+                return;
+            }
+            off += n as u64;
         }
     }
 

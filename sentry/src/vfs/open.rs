@@ -167,7 +167,11 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
     }
     let fd = if has(O::O_TRUNC) {
         // Truncation happens in the gofer's open.
-        Arc::new(mount.client.open(handle, acc | O::O_TRUNC.bits()).map_err(Errno::from_raw)?)
+        let fd = Arc::new(mount.client.open(handle, acc | O::O_TRUNC.bits()).map_err(Errno::from_raw)?);
+        if let Some(c) = d.cached_pages() {
+            c.truncate(0)?;
+        }
+        fd
     } else {
         d.host_fd(acc)?
     };

@@ -187,6 +187,9 @@ impl Dentry {
                     mtime: (new.mtime != old.mtime).then_some(new.mtime),
                 };
                 let a = mount.client.setstat(*handle, change).map_err(Errno::from_raw)?;
+                if let (Some(size), Some(c)) = (change.size, self.cached_pages()) {
+                    c.truncate(size)?;
+                }
                 self.set_attr(a);
                 Ok(())
             }
