@@ -31,6 +31,12 @@ pub struct BootConfig {
     /// `mounts` of config.json, in order.
     #[serde(default)]
     pub mounts: Vec<MountConfig>,
+    /// `linux.maskedPaths`.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
     /// Log every guest system call.
     pub strace: bool,
 }

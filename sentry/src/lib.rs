@@ -125,7 +125,9 @@ fn mount_filesystems(
     ];
     let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
     if let Ok((dev, _)) = resolve("/dev/shm") {
-        dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777);
+        if let Some(fs) = dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777) {
+            fs.nosuid.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         table.push(info("/dev/shm", "tmpfs", "rw,nosuid,nodev,size=65536k,mode=1777"));
     }
     for m in mounts {
@@ -149,7 +151,12 @@ fn mount_filesystems(
             "tmpfs" => {
                 let (limit, mode) = vfs::tmpfs::parse_options(&m.options, DEFAULT_TMPFS_SIZE, 0o1777);
                 if let Some((dir, name)) = target() {
-                    dir.mount_tmpfs(&name, memory.clone(), limit, mode);
+                    let fs = dir.mount_tmpfs(&name, memory.clone(), limit, mode);
+                    let has = |o: &str| m.options.iter().any(|x| x == o);
+                    if let Some(fs) = fs {
+                        fs.nosuid.store(has("nosuid"), std::sync::atomic::Ordering::Relaxed);
+                        fs.readonly.store(has("ro"), std::sync::atomic::Ordering::Relaxed);
+                    }
                     let opts = format!("rw,size={}k,mode={mode:o}", limit / 1024);
                     table.retain(|e| e.path != m.destination);
                     table.push(info(&m.destination, "tmpfs", &opts));
@@ -171,9 +178,10 @@ fn mount_filesystems(
                 let Some(fd) = m.gofer_fd.and_then(|fd| gofer::fd::take_inherited(fd).ok()) else { continue };
                 let has = |o: &str| m.options.iter().any(|x| x == o);
                 let mount = Arc::new(vfs::GoferMount {
-                    client: gofer::Client::new(gofer::Channel::new(fd)),
+                    client: Arc::new(gofer::Client::new(gofer::Channel::new(fd))),
                     readonly: has("ro"),
                     noexec: has("noexec"),
+                    nosuid: has("nosuid"),
                     upper: None,
                 });
                 if let Some((dir, name)) = target() {
@@ -187,6 +195,26 @@ fn mount_filesystems(
         }
     }
     table
+}
+
+/// `linux.maskedPaths` and `linux.readonlyPaths`, after the mounts (as
+/// runc applies them); paths that do not exist are skipped, as runc does.
+fn restrict_paths(root: &Arc<vfs::Dentry>, masked: &[String], readonly: &[String]) {
+    let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
+    for p in masked {
+        match resolve(p).and_then(|(dir, name)| dir.crossed_root().mask(&name)) {
+            Ok(()) => {}
+            Err(e) if e == ::syscalls::Errno::ENOENT => {}
+            Err(e) => tracing::warn!(target: "sentry::vfs", "masking {p}: {e:?}"),
+        }
+    }
+    for p in readonly {
+        match resolve(p).and_then(|(dir, name)| dir.crossed_root().remount_readonly(&name)) {
+            Ok(()) => {}
+            Err(e) if e == ::syscalls::Errno::ENOENT => {}
+            Err(e) => tracing::warn!(target: "sentry::vfs", "making {p} read-only: {e:?}"),
+        }
+    }
 }
 
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
@@ -204,13 +232,20 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     // written); a read-only root stays read-only, as runc's.
     let upper =
         (!cfg.root_readonly && cfg.root_overlay).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
-    let root_mount = Arc::new(vfs::GoferMount { client, readonly: cfg.root_readonly, noexec: false, upper });
+    let root_mount = Arc::new(vfs::GoferMount {
+        client: Arc::new(client),
+        readonly: cfg.root_readonly,
+        noexec: false,
+        nosuid: false,
+        upper,
+    });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let kernel_slot: vfs::procfs::KernelSlot = Default::default();
     let mounts =
         mount_filesystems(&root, &memory, &cfg.mounts, (cfg.root_readonly, cfg.root_overlay), &kernel_slot, ncpus);
+    restrict_paths(&root, &cfg.masked_paths, &cfg.readonly_paths);
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,

@@ -487,8 +487,9 @@ pub fn execve(
     t.release_vfork_parent();
     // The new image's credentials: set-id bits and capabilities.
     let a = exe.attr();
-    let set_uid = (a.mode & mode::S_ISUID != 0).then_some(a.uid);
-    let set_gid = (a.mode & mode::S_ISGID != 0 && a.mode & 0o010 != 0).then_some(a.gid);
+    let setid = !exe.nosuid();
+    let set_uid = (setid && a.mode & mode::S_ISUID != 0).then_some(a.uid);
+    let set_gid = (setid && a.mode & mode::S_ISGID != 0 && a.mode & 0o010 != 0).then_some(a.gid);
     t.secure_exec = t.creds.exec(set_uid, set_gid);
     if let Err(e) = load(t, &exe, &path, &argv, &envp) {
         tracing::info!(target: "sentry::loader", "exec of {:?} failed after the point of no return: {e:?}",

@@ -29,3 +29,41 @@ fn bind_mounts_like_runc() {
     assert!(!host.path().join("new").exists(), "a write reached the host directory");
     assert_eq!(fs::read(host.path().join("hello")).expect("hello"), b"from the host\n");
 }
+
+#[test]
+fn masked_and_readonly_paths_like_runc() {
+    let mut outs = Vec::new();
+    for runtime in ["runc", "cordon"] {
+        let host = TempDir::new("masked-src");
+        make_dir(host.path(), "/ro", 0o755);
+        write_file(host.path(), "/ro/kept", b"kept\n", 0o644);
+        make_dir(host.path(), "/open", 0o755);
+        make_dir(host.path(), "/hidden", 0o755);
+        write_file(host.path(), "/hidden/secret", b"secret\n", 0o644);
+        let mut sb = Sandbox::new(&format!("masked-{runtime}"));
+        install_busybox(sb.rootfs());
+        for d in ["/proc", "/dev", "/tmp", "/mnt"] {
+            make_dir(sb.rootfs(), d, 0o755);
+        }
+        write_file(sb.rootfs(), "/etc/secret", b"do not read\n", 0o644);
+        let script = "cat /etc/secret | wc -c; stat -c %F /etc/secret; ls -A /mnt/hidden | wc -l; \
+            touch /mnt/hidden/x 2>/dev/null || echo hidden refused; \
+            echo x > /mnt/ro/f 2>/dev/null || echo ro refused; cat /mnt/ro/kept; \
+            echo y > /mnt/open/f && cat /mnt/open/f; \
+            echo h > /proc/sys/kernel/hostname 2>/dev/null || echo proc sys refused; cat /proc/sys/kernel/ostype";
+        let mut config = sb.config(&Process::sh(script));
+        config["mounts"] = serde_json::json!([
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/mnt", "type": "bind", "source": host.path(), "options": ["rbind", "rw"] },
+        ]);
+        config["linux"]["maskedPaths"] = serde_json::json!(["/etc/secret", "/mnt/hidden", "/proc/kcore", "/no/such"]);
+        config["linux"]["readonlyPaths"] = serde_json::json!(["/mnt/ro", "/proc/sys"]);
+        let out = if runtime == "runc" { sb.run_runc_config(&config) } else { sb.run_cordon_config(&config, &[]) };
+        assert!(!host.path().join("ro/f").exists(), "{runtime} wrote a read-only path");
+        assert!(!host.path().join("hidden/x").exists(), "{runtime} wrote a masked path");
+        assert_eq!(fs::read(host.path().join("open/f")).ok().as_deref(), Some(&b"y\n"[..]), "{runtime}");
+        let logs = sb.debug_logs();
+        outs.push((out, logs, host, sb));
+    }
+    cordon_tests::assert_same_output("masked", "runc", &outs[0].0, &outs[1].0, &Compare::status(0), &outs[1].1);
+}

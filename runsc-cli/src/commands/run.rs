@@ -126,8 +126,15 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
                     .collect()
             })
             .unwrap_or_default(),
+        masked_paths: linux_paths(b, |l| l.masked_paths().clone()),
+        readonly_paths: linux_paths(b, |l| l.readonly_paths().clone()),
         strace: cli.strace,
     })
+}
+
+/// A list of paths from the spec's `linux` section.
+fn linux_paths(b: &Bundle, get: impl Fn(&oci_spec::runtime::Linux) -> Option<Vec<String>>) -> Vec<String> {
+    b.spec.linux().as_ref().and_then(get).unwrap_or_default()
 }
 
 /// `process.capabilities` as bit masks (unknown names are ignored, as runc

@@ -148,3 +148,14 @@ pub fn new_devfs() -> Arc<dyn SynthNode> {
         ],
     })
 }
+
+/// A /dev/null node, which runc binds over masked files.
+pub fn null_device() -> Arc<dyn SynthNode> {
+    Arc::new(DevFile { ino: 2, rdev: makedev(1, 3), device: Device::Null })
+}
+
+/// An empty read-only directory, which runc mounts over masked
+/// directories.
+pub fn empty_dir() -> Arc<dyn SynthNode> {
+    Arc::new(super::ReadOnlyNode(Arc::new(DevDir { ino: 1, mode: 0o755, children: Vec::new() })))
+}

@@ -36,10 +36,12 @@ const MAX_SYMLINKS: u32 = 40;
 
 /// A mounted file system served by a gofer.
 pub struct GoferMount {
-    pub client: Client,
+    pub client: Arc<Client>,
     pub readonly: bool,
     /// `noexec`: nothing on it may be executed.
     pub noexec: bool,
+    /// `nosuid`: exec ignores set-id bits of its files.
+    pub nosuid: bool,
     /// With `--overlay=root:memory`: the tmpfs that takes every change, so
     /// the files the gofer serves are never written.
     pub upper: Option<Arc<tmpfs::Tmpfs>>,
@@ -85,6 +87,41 @@ pub trait SynthNode: Send + Sync {
     /// Whether lookups of its children may be cached (false for trees that
     /// change by themselves, like /proc).
     fn cacheable(&self) -> bool {
+        true
+    }
+    /// Whether the tree is mounted read-only (writes fail with EROFS).
+    fn readonly(&self) -> bool {
+        false
+    }
+}
+
+/// A synthetic tree made read-only (`linux.readonlyPaths`, masks).
+pub struct ReadOnlyNode(pub Arc<dyn SynthNode>);
+
+impl SynthNode for ReadOnlyNode {
+    fn attr(&self) -> Attr {
+        self.0.attr()
+    }
+    fn lookup(&self, name: &[u8]) -> Option<Arc<dyn SynthNode>> {
+        self.0.lookup(name).map(|n| Arc::new(ReadOnlyNode(n)) as Arc<dyn SynthNode>)
+    }
+    fn entries(&self) -> Vec<(Vec<u8>, Attr)> {
+        self.0.entries()
+    }
+    fn readlink(&self) -> Option<Vec<u8>> {
+        self.0.readlink()
+    }
+    fn open(&self, flags: u32) -> Result<FileKind, Errno> {
+        let writes = flags & 3 != 0 || flags & syscalls::flags::OpenFlags::O_TRUNC.bits() != 0;
+        if writes {
+            return Err(Errno::EROFS);
+        }
+        self.0.open(flags)
+    }
+    fn cacheable(&self) -> bool {
+        self.0.cacheable()
+    }
+    fn readonly(&self) -> bool {
         true
     }
 }
@@ -174,14 +211,19 @@ impl Dentry {
 
     /// Mounts a new tmpfs of at most `limit` bytes, root mode `mode`, at
     /// the directory `name` of `self`.
-    pub fn mount_tmpfs(self: &Arc<Dentry>, name: &[u8], mf: Arc<crate::mm::MemoryFile>, limit: u64, mode: u32) {
+    pub fn mount_tmpfs(
+        self: &Arc<Dentry>,
+        name: &[u8],
+        mf: Arc<crate::mm::MemoryFile>,
+        limit: u64,
+        mode: u32,
+    ) -> Option<Arc<tmpfs::Tmpfs>> {
         // The first inode of a new file system is always within its limit.
-        let Ok(inode) = tmpfs::Tmpfs::new(mf, limit).inode(S_IFDIR | (mode & 0o7777), 0, 0, tmpfs::Contents::Dir)
-        else {
-            return;
-        };
+        let fs = tmpfs::Tmpfs::new(mf, limit);
+        let inode = fs.inode(S_IFDIR | (mode & 0o7777), 0, 0, tmpfs::Contents::Dir).ok()?;
         let root = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), Attr::default(), Node::Tmpfs(inode)));
         self.mount_root(name, root);
+        Some(fs)
     }
 
     /// Mounts the file system whose root is `root` at `name` of `self`:
@@ -240,7 +282,66 @@ impl Dentry {
 
     /// Whether the file's mount is read-only.
     pub fn readonly(&self) -> bool {
-        self.gofer().is_some_and(|(_, m)| m.readonly)
+        match &self.node {
+            Node::Gofer { mount, .. } => mount.readonly,
+            Node::Synthetic(n) => n.readonly(),
+            Node::Tmpfs(i) => i.fs.readonly.load(std::sync::atomic::Ordering::Relaxed),
+            Node::Whiteout => false,
+        }
+    }
+
+    /// Whether exec ignores the set-id bits of this file (a `nosuid` mount).
+    pub fn nosuid(&self) -> bool {
+        match &self.node {
+            Node::Gofer { mount, .. } => mount.nosuid,
+            Node::Tmpfs(i) => i.fs.nosuid.load(std::sync::atomic::Ordering::Relaxed),
+            _ => true,
+        }
+    }
+
+    /// Mounts over the file or directory `name` of this directory a
+    /// read-only view of the same file (`linux.readonlyPaths`).
+    pub fn remount_readonly(self: &Arc<Dentry>, name: &[u8]) -> Result<(), Errno> {
+        let cur = self.child(name)?.ok_or(Errno::ENOENT)?.crossed();
+        let view = match &cur.node {
+            Node::Synthetic(n) => Node::Synthetic(Arc::new(ReadOnlyNode(n.clone()))),
+            Node::Gofer { handle, mount } => Node::Gofer {
+                handle: *handle,
+                mount: Arc::new(GoferMount {
+                    client: mount.client.clone(),
+                    readonly: true,
+                    noexec: mount.noexec,
+                    nosuid: mount.nosuid,
+                    upper: None,
+                }),
+            },
+            Node::Tmpfs(i) if cur.is_dir() && cur.parent().is_some_and(|p| p.mounted_here(&cur)) => {
+                // A tmpfs mount's root: the whole file system goes read-only.
+                i.fs.readonly.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let root = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), cur.attr(), view));
+        self.mount_root(name, root);
+        Ok(())
+    }
+
+    /// Whether `d` is the root of what is mounted on a child of this one.
+    fn mounted_here(&self, d: &Arc<Dentry>) -> bool {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).values().any(|c| {
+            c.mounted.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|m| Arc::ptr_eq(m, d))
+                || Arc::ptr_eq(c, d)
+        })
+    }
+
+    /// Masks `name` of this directory (`linux.maskedPaths`): an empty
+    /// read-only directory over a directory, /dev/null over anything else.
+    pub fn mask(self: &Arc<Dentry>, name: &[u8]) -> Result<(), Errno> {
+        let cur = self.child(name)?.ok_or(Errno::ENOENT)?.crossed();
+        let node = if cur.is_dir() { devfs::empty_dir() } else { devfs::null_device() };
+        self.mount_root(name, Dentry::synthetic(name, Some(self.clone()), node));
+        Ok(())
     }
 
     /// Whether this is an overlay whiteout (a removed name).

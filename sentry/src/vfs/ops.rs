@@ -66,6 +66,9 @@ impl Dentry {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
+        if self.readonly() {
+            return Err(Errno::EROFS);
+        }
         let fs = match &self.node {
             Node::Tmpfs(inode) => Store::Tmpfs(inode.fs.clone()),
             Node::Gofer { handle, mount } if mount.writes_through() => Store::Host(*handle, mount.clone()),

@@ -30,6 +30,10 @@ pub struct Tmpfs {
     /// not fill the sentry's memory with empty files).
     inodes: AtomicU64,
     max_inodes: u64,
+    /// Mounted read-only (a readonlyPaths entry, or `ro`).
+    pub readonly: std::sync::atomic::AtomicBool,
+    /// Mounted `nosuid`.
+    pub nosuid: std::sync::atomic::AtomicBool,
 }
 
 /// What a tmpfs inode holds.
@@ -94,6 +98,8 @@ impl Tmpfs {
             next_ino: AtomicU64::new(1),
             inodes: AtomicU64::new(0),
             max_inodes: (limit / 4096).max(1024),
+            readonly: Default::default(),
+            nosuid: Default::default(),
         })
     }
 
