@@ -31,7 +31,8 @@ pub struct Kernel {
     /// pinned).
     pub ncpus: usize,
     /// The mounts, in order (for /proc/mounts).
-    pub mounts: Vec<MountInfo>,
+    /// The mount table (/proc/mounts), changed by mount/umount2.
+    pub mounts: Mutex<Vec<MountInfo>>,
 }
 
 /// One mounted file system as /proc/mounts lists it.

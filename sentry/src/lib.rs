@@ -258,7 +258,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         pids: Default::default(),
         wakeups: kernel::Wakeups::new(events.clone()),
         ncpus,
-        mounts,
+        mounts: std::sync::Mutex::new(mounts),
         events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),

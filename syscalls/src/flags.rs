@@ -269,6 +269,26 @@ pub mod prctl {
     pub const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
 }
 
+/// mount(2) and umount2(2) flags.
+pub mod mount {
+    pub const MS_RDONLY: u64 = 1;
+    pub const MS_NOSUID: u64 = 2;
+    pub const MS_NODEV: u64 = 4;
+    pub const MS_NOEXEC: u64 = 8;
+    pub const MS_REMOUNT: u64 = 32;
+    pub const MS_BIND: u64 = 4096;
+    pub const MS_MOVE: u64 = 8192;
+    pub const MS_REC: u64 = 16384;
+    pub const MS_UNBINDABLE: u64 = 1 << 17;
+    pub const MS_PRIVATE: u64 = 1 << 18;
+    pub const MS_SLAVE: u64 = 1 << 19;
+    pub const MS_SHARED: u64 = 1 << 20;
+    pub const MNT_FORCE: u32 = 1;
+    pub const MNT_DETACH: u32 = 2;
+    pub const MNT_EXPIRE: u32 = 4;
+    pub const UMOUNT_NOFOLLOW: u32 = 8;
+}
+
 /// Capabilities (capability.h), by bit number.
 pub mod cap {
     pub const CAP_CHOWN: u32 = 0;

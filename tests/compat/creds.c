@@ -4,6 +4,7 @@
 #include "check.h"
 #include <grp.h>
 #include <linux/capability.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -76,6 +77,7 @@ int main(void) {
         caps("setuid 1000");
         CHECK_ERRNO(setuid(0), EPERM);
         CHECK_ERRNO(setgroups(0, NULL), EPERM);
+        CHECK_ERRNO(mount("none", "/dev/shm", "tmpfs", 0, NULL), EPERM);
         CHECK_ERRNO(chown("/dev/shm/c/secret", 1000, 1000), EPERM);
         CHECK_ERRNO(chmod("/dev/shm/c/secret", 0644), EPERM);
         CHECK_ERRNO(unlink("/dev/shm/c/secret"), EACCES);

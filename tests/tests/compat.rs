@@ -61,6 +61,7 @@ compat_tests! {
     posix_timers,
     tmpfs,
     creds,
+    mounts,
     cpu_timers,
     signal_restart,
     locks,

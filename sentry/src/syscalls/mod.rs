@@ -13,6 +13,7 @@ mod event;
 mod file;
 mod fs;
 mod mm;
+mod mount;
 mod namespace;
 pub(crate) mod process;
 mod signal;

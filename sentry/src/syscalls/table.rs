@@ -2,7 +2,7 @@
 use syscalls::flags::{AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use syscalls::Sysno;
 
-use super::{creds, event, file, fs, mm, namespace as ns, process, signal, time, xattr, Handler};
+use super::{creds, event, file, fs, mm, mount, namespace as ns, process, signal, time, xattr, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +318,10 @@ static ENTRIES: &[Entry] = &[
     e!(prctl, Partial, &[I, H, H], "names, dumpable, capabilities, no_new_privs, keepcaps", |t, a| {
         process::sys_prctl(t, a.u64(0), a.u64(1), a.u64(2))
     }),
+    e!(mount, Partial, &[S, S, S, H, H], "tmpfs, proc, sysfs, bind, remount read-only; no MS_MOVE", |t, a| {
+        mount::sys_mount(t, a.u64(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
+    }),
+    e!(umount2, Full, &[S, H], "", |t, a| mount::sys_umount2(t, a.u64(0), a.u32(1))),
     e!(setuid, Full, &[I], "", |t, a| creds::sys_setuid(t, a.u32(0))),
     e!(setgid, Full, &[I], "", |t, a| creds::sys_setgid(t, a.u32(0))),
     e!(setreuid, Full, &[I, I], "", |t, a| creds::sys_setreuid(t, a.u32(0), a.u32(1))),

@@ -166,6 +166,11 @@ pub struct Dentry {
     /// every mapping shares and reads and writes go through (see
     /// `page_cache`).
     cache: Mutex<Option<Arc<tmpfs::Inode>>>,
+    /// For the root of a mount: the mount it covers at the same place (a
+    /// mount on a mount point), restored by umount.
+    covered: Mutex<Option<Arc<Dentry>>>,
+    /// The root of a mount made where nothing was (removed by umount).
+    placed_mount: std::sync::atomic::AtomicBool,
 }
 
 impl Dentry {
@@ -188,6 +193,8 @@ impl Dentry {
             attr_stale: Default::default(),
             fifo: Mutex::new(None),
             cache: Mutex::new(None),
+            covered: Mutex::new(None),
+            placed_mount: Default::default(),
         }
     }
 
@@ -232,11 +239,52 @@ impl Dentry {
         let existing =
             self.cached(name).or_else(|| self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next()));
         match existing {
-            Some(d) if d.is_dir() => *d.mounted.lock().unwrap_or_else(|e| e.into_inner()) = Some(root),
-            _ => {
+            Some(d) if d.is_dir() && !d.placed_mount.load(std::sync::atomic::Ordering::Relaxed) => {
+                let mut m = d.mounted.lock().unwrap_or_else(|e| e.into_inner());
+                *root.covered.lock().unwrap_or_else(|e| e.into_inner()) = m.take();
+                *m = Some(root);
+            }
+            prev => {
+                // A file, or nothing: the mount takes the name (and hides
+                // what was there until umount).
+                if let Some(p) = prev {
+                    *root.covered.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                }
+                root.placed_mount.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), root);
             }
         }
+    }
+
+    /// Removes the mount on `name` of this directory (umount): what it
+    /// covered comes back. EINVAL if nothing is mounted there.
+    pub fn unmount(self: &Arc<Dentry>, name: &[u8]) -> Result<(), Errno> {
+        let u = self.cached(name).ok_or(Errno::EINVAL)?;
+        if u.placed_mount.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            match u.covered.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(prev) => children.insert(name.to_vec(), prev),
+                None => children.remove(name),
+            };
+            return Ok(());
+        }
+        let mut m = u.mounted.lock().unwrap_or_else(|e| e.into_inner());
+        let top = m.take().ok_or(Errno::EINVAL)?;
+        *m = top.covered.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Ok(())
+    }
+
+    /// Mounts the tree of `source` at `name` of this directory (a bind
+    /// mount inside the sandbox).
+    pub fn mount_bind(self: &Arc<Dentry>, name: &[u8], source: Arc<Dentry>) {
+        self.mount_root(name, source);
+    }
+
+    /// Mounts a new proc file system at `name`.
+    pub fn mount_proc(self: &Arc<Dentry>, name: &[u8], kernel: &Arc<crate::kernel::Kernel>) {
+        let slot: procfs::KernelSlot = Default::default();
+        let _ = slot.set(Arc::downgrade(kernel));
+        self.mount_synthetic(name, procfs::new_procfs(slot));
     }
 
     /// The name in its directory.

@@ -765,12 +765,12 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
             }
         }
         "mounts" => {
-            for m in &k.mounts {
+            for m in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = writeln!(s, "{} {} {} {} 0 0", m.source, m.path, m.fstype, m.options);
             }
         }
         "mountinfo" => {
-            for (i, m) in k.mounts.iter().enumerate() {
+            for (i, m) in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter().enumerate() {
                 let parent = if i == 0 { 1 } else { 2 };
                 let _ = writeln!(
                     s,
