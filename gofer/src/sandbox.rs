@@ -41,6 +41,9 @@ pub fn enter_rootfs(rootfs: &Path, readonly: bool) -> Result<OwnedFd, Error> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(step("unshare the mount namespace", rootfs))?;
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(step("make the mounts private", Path::new("/")))?;
+    if !rootfs.is_dir() {
+        return enter_single_file(rootfs, readonly);
+    }
     mount(Some(rootfs), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .map_err(step("bind-mount the rootfs", rootfs))?;
     if readonly {
@@ -49,6 +52,48 @@ pub fn enter_rootfs(rootfs: &Path, readonly: bool) -> Result<OwnedFd, Error> {
     chdir(rootfs).map_err(step("enter the rootfs", rootfs))?;
     pivot_root(".", ".").map_err(step("pivot into the rootfs", rootfs))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(step("detach the old root", rootfs))?;
+    chdir("/").map_err(step("enter the new root", Path::new("/")))?;
+    let root = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open("/")
+        .map_err(|source| Error::SandboxIo { step: "open the new root", path: PathBuf::from("/"), source })?;
+    Ok(OwnedFd::from(root))
+}
+
+/// The name under which a served single file appears in its root.
+pub const SINGLE_FILE: &str = "f";
+
+/// Serving one file (a bind mount of a file): a small tmpfs, private to
+/// this mount namespace, mounted over the file's directory, holds only
+/// [`SINGLE_FILE`], onto which the file is bind-mounted; the tmpfs becomes
+/// the root. Nothing else of the host directory is reachable.
+fn enter_single_file(file: &Path, readonly: bool) -> Result<OwnedFd, Error> {
+    let io = |step: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::SandboxIo { step, path, source }
+    };
+    let parent = file.parent().unwrap_or(Path::new("/"));
+    // Held across the tmpfs mount that hides the file's name.
+    let held = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(file)
+        .map_err(io("open the file to serve", file))?;
+    let held_path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held)));
+    mount(Some("tmpfs"), parent, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=16k,mode=755"))
+        .map_err(step("mount a tmpfs for the file", parent))?;
+    let target = parent.join(SINGLE_FILE);
+    std::fs::File::create(&target).map_err(io("create the mount point", &target))?;
+    mount(Some(&held_path), &target, NONE, MsFlags::MS_BIND, NONE).map_err(step("bind-mount the file", file))?;
+    drop(held);
+    if readonly {
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        mount(NONE, &target, NONE, flags, NONE).map_err(step("remount read-only", &target))?;
+    }
+    chdir(parent).map_err(step("enter the file's tmpfs", parent))?;
+    pivot_root(".", ".").map_err(step("pivot into the file's tmpfs", parent))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(step("detach the old root", parent))?;
     chdir("/").map_err(step("enter the new root", Path::new("/")))?;
     let root = OpenOptions::new()
         .read(true)

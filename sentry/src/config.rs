@@ -55,6 +55,10 @@ pub struct MountConfig {
     /// serves it.
     #[serde(default)]
     pub gofer_fd: Option<i32>,
+    /// The bind mount's source is a single file (its gofer serves a root
+    /// holding only that file, named `f`).
+    #[serde(default)]
+    pub gofer_file: bool,
 }
 
 fn overlay_default() -> bool {

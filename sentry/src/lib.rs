@@ -139,6 +139,14 @@ fn mount_filesystems(
             }
             e
         };
+        // A single file's mount point: its directory, and a name there.
+        let file_target = || match resolve(&m.destination) {
+            Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir.crossed_root(), name)),
+            _ => {
+                tracing::warn!(target: "sentry::vfs", "bind mount of a file at {}: no such directory", m.destination);
+                None
+            }
+        };
         let target = || match resolve(&m.destination) {
             Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir, name)),
             _ => {
@@ -184,8 +192,10 @@ fn mount_filesystems(
                     nosuid: has("nosuid"),
                     upper: None,
                 });
-                if let Some((dir, name)) = target() {
-                    match dir.mount_gofer(&name, mount) {
+                if let Some((dir, name)) = if m.gofer_file { file_target() } else { target() } {
+                    let mounted =
+                        if m.gofer_file { dir.mount_gofer_file(&name, mount) } else { dir.mount_gofer(&name, mount) };
+                    match mounted {
                         Ok(()) => table.push(info(&m.destination, "9p", if has("ro") { "ro" } else { "rw" })),
                         Err(e) => tracing::warn!(target: "sentry::vfs", "bind mount at {}: {e:?}", m.destination),
                     }

@@ -67,3 +67,37 @@ fn masked_and_readonly_paths_like_runc() {
     }
     cordon_tests::assert_same_output("masked", "runc", &outs[0].0, &outs[1].0, &Compare::status(0), &outs[1].1);
 }
+
+#[test]
+fn single_file_bind_mounts_like_runc() {
+    let mut outs = Vec::new();
+    for runtime in ["runc", "cordon"] {
+        let host = TempDir::new("file-bind-src");
+        write_file(host.path(), "/hosts", b"127.0.0.1 localhost\n10.0.0.1 db\n", 0o644);
+        write_file(host.path(), "/log", b"start\n", 0o644);
+        write_file(host.path(), "/sibling", b"must stay hidden\n", 0o644);
+        let mut sb = Sandbox::new(&format!("file-bind-{runtime}"));
+        install_busybox(sb.rootfs());
+        for d in ["/proc", "/dev", "/tmp"] {
+            make_dir(sb.rootfs(), d, 0o755);
+        }
+        write_file(sb.rootfs(), "/etc/hosts", b"original\n", 0o644);
+        write_file(sb.rootfs(), "/var/log.txt", b"", 0o644);
+        let script = "cat /etc/hosts; echo more >> /var/log.txt; cat /var/log.txt; \
+            echo x >> /etc/hosts 2>/dev/null || echo hosts refused; ls /etc | grep -c hosts; ls -l /etc/hosts | cut -c1-10; \
+            ls /etc/sibling 2>/dev/null || echo no sibling";
+        let mut config = sb.config(&Process::sh(script));
+        config["mounts"] = serde_json::json!([
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/etc/hosts", "type": "bind", "source": host.path().join("hosts"), "options": ["rbind", "ro"] },
+            { "destination": "/var/log.txt", "type": "bind", "source": host.path().join("log"), "options": ["rbind", "rw"] },
+        ]);
+        let out = if runtime == "runc" { sb.run_runc_config(&config) } else { sb.run_cordon_config(&config, &[]) };
+        assert_eq!(fs::read(host.path().join("log")).unwrap_or_default(), b"start\nmore\n", "{runtime}");
+        assert_eq!(fs::read(host.path().join("hosts")).unwrap_or_default(), b"127.0.0.1 localhost\n10.0.0.1 db\n");
+        assert_eq!(fs::read(sb.rootfs().join("etc/hosts")).unwrap_or_default(), b"original\n");
+        let logs = sb.debug_logs();
+        outs.push((out, logs, host, sb));
+    }
+    cordon_tests::assert_same_output("file-bind", "runc", &outs[0].0, &outs[1].0, &Compare::status(0), &outs[1].1);
+}

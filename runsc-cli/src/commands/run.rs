@@ -122,6 +122,7 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
                         options: m.options().clone().unwrap_or_default(),
                         source: m.source().as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
                         gofer_fd: bind_fds.iter().find(|(j, _)| *j == i).map(|(_, fd)| *fd),
+                        gofer_file: is_bind(m) && bind_source(b, m).is_some_and(|s| !s.is_dir()),
                     })
                     .collect()
             })
@@ -251,9 +252,10 @@ impl Sandbox {
             if !is_bind(m) {
                 continue;
             }
-            let Some(src) = bind_source(b, m).filter(|s| s.is_dir()) else {
-                tracing::warn!(target: "cordon::run", "bind mount of {:?}: only directories are served so far", m.source());
-                continue;
+            let Some(src) = bind_source(b, m).filter(|s| s.exists()) else {
+                // runc refuses a missing source too.
+                Self::kill_gofers(&mut gofers);
+                bail!("bind mount source {:?} does not exist", m.source().as_deref().unwrap_or(Path::new("")));
             };
             let ro = m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "ro"));
             match start_gofer(cli, &src, ro) {

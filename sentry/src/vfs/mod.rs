@@ -216,6 +216,17 @@ impl Dentry {
         Ok(())
     }
 
+    /// Mounts the single file a gofer serves (its root holds only `f`) at
+    /// `name` of `self`, over the file there or as a new name.
+    pub fn mount_gofer_file(self: &Arc<Dentry>, name: &[u8], mount: Arc<GoferMount>) -> Result<(), Errno> {
+        let root = Dentry::root(mount)?;
+        let (found, _) = root.walk(&[b"f"])?;
+        let file = found.into_iter().next().ok_or(Errno::ENOENT)?;
+        file.set_place(name, self);
+        self.mount_root(name, file);
+        Ok(())
+    }
+
     /// Mounts a new tmpfs of at most `limit` bytes, root mode `mode`, at
     /// the directory `name` of `self`.
     pub fn mount_tmpfs(
