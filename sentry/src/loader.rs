@@ -275,6 +275,20 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
         (AT_CLKTCK, 100),
     ];
     let sp = build_stack(t, stack_top, path, argv, envp, &aux)?;
+    // /proc/pid/auxv: the vector as laid out on the stack (after argc,
+    // argv and envp), up to and including AT_NULL.
+    let mut at = sp + 8 * (argv.len() as u64 + 2 + envp.len() as u64 + 1);
+    let mut auxv = Vec::new();
+    for _ in 0..64 {
+        let mut pair = [0u8; 16];
+        t.mm.copy_in(at, &mut pair)?;
+        auxv.extend_from_slice(&pair);
+        if pair[..8] == [0; 8] {
+            break;
+        }
+        at += 16;
+    }
+    t.shared.view().auxv = auxv;
     let mut regs = Registers::zeroed();
     regs.0.rip = entry;
     regs.0.rsp = sp;

@@ -249,6 +249,8 @@ pub struct ProcView {
     /// Host clock of the process's guest CPU time.
     pub cpu_clock: Option<i32>,
     pub rlimits: [syscalls::structs::Rlimit; 16],
+    /// The auxiliary vector of the running image (/proc/pid/auxv).
+    pub auxv: Vec<u8>,
 }
 
 thread_local! {

@@ -268,3 +268,12 @@ fn sqlite_wal_on_a_writable_bind_mount() {
     sb.assert_same_as_runc_with(&p, &extra, &Compare::status(0));
     assert!(host.path().join("w.db").exists());
 }
+
+#[test]
+fn proc_fdinfo_ns_auxv() {
+    same(
+        "deb-proc-extras",
+        &["bash", "-c", "exec 3</etc/passwd 4>>/tmp/app; read l <&3; grep -E '^(pos|flags)' /proc/self/fdinfo/3 /proc/self/fdinfo/4; ls /proc/self/ns | sort | tr '\\n' ' '; echo; readlink /proc/self/ns/pid /proc/self/ns/mnt | sed 's/[0-9]//g'; python3 -c 'import struct; d = open(\"/proc/self/auxv\", \"rb\").read(); v = dict(struct.iter_unpack(\"QQ\", d)); print(len(d) % 16, d[-16:] == bytes(16), v[6], v[11], v[23])'"],
+        0,
+    );
+}

@@ -35,6 +35,13 @@ enum Kind {
         tid: i32,
         fd: i32,
     },
+    FdInfos(i32),
+    FdInfo {
+        tid: i32,
+        fd: i32,
+    },
+    /// `/proc/<pid>/ns`.
+    NsDir(i32),
     /// A symlink to a fixed or computed target.
     SelfLink,
     ThreadSelfLink,
@@ -73,6 +80,7 @@ const PID_FILES: &[&str] = &[
     "cmdline",
     "comm",
     "environ",
+    "auxv",
     "limits",
     "maps",
     "mountinfo",
@@ -83,6 +91,21 @@ const PID_FILES: &[&str] = &[
     "status",
 ];
 const PID_LINKS: &[&str] = &["cwd", "exe", "root"];
+
+/// The sandbox's namespaces (one of each) and the inode numbers that name
+/// them in /proc/pid/ns.
+const NAMESPACES: &[(&str, u64)] = &[
+    ("cgroup", 4026531835),
+    ("ipc", 4026531839),
+    ("mnt", 4026531841),
+    ("net", 4026531840),
+    ("pid", 4026531836),
+    ("pid_for_children", 4026531836),
+    ("time", 4026531834),
+    ("time_for_children", 4026531834),
+    ("user", 4026531837),
+    ("uts", 4026531838),
+];
 
 /// /proc/sys: directories and their entries.
 const SYS_TREE: &[(&str, &[&str])] = &[
@@ -137,6 +160,9 @@ fn ino_of(kind: &Kind) -> u64 {
         Kind::File(n) => (11u8, n).hash(&mut h),
         Kind::SysDir(p) => (12u8, p).hash(&mut h),
         Kind::SysFile(p) => (13u8, p).hash(&mut h),
+        Kind::FdInfos(t) => (14u8, t).hash(&mut h),
+        Kind::FdInfo { tid, fd } => (15u8, tid, fd).hash(&mut h),
+        Kind::NsDir(t) => (16u8, t).hash(&mut h),
     }
     h.finish() | 1
 }
@@ -169,8 +195,10 @@ impl ProcNode {
     fn owner(&self) -> (u32, u32) {
         let tid = match &self.kind {
             Kind::Pid { tgid, tid } => tid.unwrap_or(*tgid),
-            Kind::Tasks(t) | Kind::Fds(t) => *t,
-            Kind::Fd { tid, .. } | Kind::PidLink { tid, .. } | Kind::PidFile { tid, .. } => *tid,
+            Kind::Tasks(t) | Kind::Fds(t) | Kind::FdInfos(t) | Kind::NsDir(t) => *t,
+            Kind::Fd { tid, .. } | Kind::FdInfo { tid, .. } | Kind::PidLink { tid, .. } | Kind::PidFile { tid, .. } => {
+                *tid
+            }
             _ => return (0, 0),
         };
         let tgid = match &self.kind {
@@ -217,7 +245,9 @@ impl SynthNode for ProcNode {
         let (uid, gid) = self.owner();
         let mode = match &self.kind {
             Kind::Root | Kind::Pid { .. } | Kind::Tasks(_) | Kind::SysDir(_) => S_IFDIR | 0o555,
-            Kind::Fds(_) => S_IFDIR | 0o500,
+            Kind::Fds(_) | Kind::FdInfos(_) => S_IFDIR | 0o500,
+            Kind::NsDir(_) => S_IFDIR | 0o511,
+            Kind::FdInfo { .. } => S_IFREG | 0o400,
             Kind::SelfLink | Kind::ThreadSelfLink | Kind::Link(_) | Kind::PidLink { .. } => S_IFLNK | 0o777,
             // The link's mode shows how the file is open, as Linux's.
             Kind::Fd { tid, fd } => {
@@ -228,7 +258,7 @@ impl SynthNode for ProcNode {
                 let (r, w) = file.map_or((true, true), |f| (f.readable() || f.is_path(), f.writable()));
                 S_IFLNK | 0o100 | if r { 0o400 } else { 0 } | if w { 0o200 } else { 0 }
             }
-            Kind::PidFile { name: "environ", .. } => S_IFREG | 0o400,
+            Kind::PidFile { name: "environ", .. } | Kind::PidFile { name: "auxv", .. } => S_IFREG | 0o400,
             Kind::PidFile { name: "oom_score_adj", .. } | Kind::PidFile { name: "comm", .. } => S_IFREG | 0o644,
             Kind::SysFile(p) if p == "kernel/hostname" => S_IFREG | 0o644,
             Kind::PidFile { .. } | Kind::File(_) | Kind::SysFile(_) => S_IFREG | 0o444,
@@ -273,6 +303,8 @@ impl SynthNode for ProcNode {
                 match name {
                     "task" if tid.is_none() => Kind::Tasks(*tgid),
                     "fd" => Kind::Fds(me),
+                    "fdinfo" => Kind::FdInfos(me),
+                    "ns" => Kind::NsDir(me),
                     n if PID_LINKS.contains(&n) => {
                         Kind::PidLink { tid: me, which: PID_LINKS.iter().find(|f| **f == n)? }
                     }
@@ -293,6 +325,18 @@ impl SynthNode for ProcNode {
                 let fds = t.view().fds.as_ref().map(|f| f.share())?;
                 fds.get(fd).ok()?;
                 Kind::Fd { tid: *tid, fd }
+            }
+            Kind::FdInfos(tid) => {
+                let fd: i32 = name.parse().ok()?;
+                let t = self.kernel()?.pids().tasks.get(tid).cloned()?;
+                let fds = t.view().fds.as_ref().map(|f| f.share())?;
+                fds.get(fd).ok()?;
+                Kind::FdInfo { tid: *tid, fd }
+            }
+            Kind::NsDir(_) => {
+                let (_, ino) = NAMESPACES.iter().find(|(n, _)| *n == name)?;
+                let ns = name.trim_end_matches("_for_children");
+                Kind::Link(format!("{ns}:[{ino}]").into_bytes())
             }
             Kind::SysDir(dir) => {
                 let (_, names) = SYS_TREE.iter().find(|(d, _)| d == dir)?;
@@ -333,6 +377,10 @@ impl SynthNode for ProcNode {
                 let me = tid.unwrap_or(*tgid);
                 labels.push("fd".into());
                 names.push(Kind::Fds(me));
+                labels.push("fdinfo".into());
+                names.push(Kind::FdInfos(me));
+                labels.push("ns".into());
+                names.push(Kind::NsDir(me));
                 for l in PID_LINKS {
                     labels.push(l.to_string());
                     names.push(Kind::PidLink { tid: me, which: l });
@@ -364,6 +412,23 @@ impl SynthNode for ProcNode {
                 for (fd, _) in fds.map(|f| f.open_fds()).unwrap_or_default() {
                     labels.push(fd.to_string());
                     names.push(Kind::Fd { tid: *tid, fd });
+                }
+            }
+            Kind::FdInfos(tid) => {
+                let fds = self
+                    .kernel()
+                    .and_then(|k| k.pids().tasks.get(tid).cloned())
+                    .and_then(|t| t.view().fds.as_ref().map(|f| f.share()));
+                for (fd, _) in fds.map(|f| f.open_fds()).unwrap_or_default() {
+                    labels.push(fd.to_string());
+                    names.push(Kind::FdInfo { tid: *tid, fd });
+                }
+            }
+            Kind::NsDir(_) => {
+                for (n, ino) in NAMESPACES {
+                    labels.push(n.to_string());
+                    let ns = n.trim_end_matches("_for_children");
+                    names.push(Kind::Link(format!("{ns}:[{ino}]").into_bytes()));
                 }
             }
             Kind::SysDir(dir) => {
@@ -425,6 +490,7 @@ impl SynthNode for ProcNode {
             Kind::PidFile { tgid, .. } => {
                 k.pids().groups.get(tgid).ok_or(Errno::ESRCH)?;
             }
+            Kind::FdInfo { .. } => {}
             _ => return Err(Errno::EISDIR),
         }
         let node = ProcNode { kernel: slot, kind };
@@ -443,6 +509,15 @@ impl ProcNode {
                 let Some(group) = k.pids().groups.get(tgid).cloned() else { return Vec::new() };
                 let task = self.task(*tgid, *tid);
                 pid_file(&k, &group, task.as_ref(), name)
+            }
+            Kind::FdInfo { tid, fd } => {
+                let Some(t) = k.pids().tasks.get(tid).cloned() else { return Vec::new() };
+                let Some(f) = t.view().fds.as_ref().and_then(|fds| fds.get(*fd).ok()) else { return Vec::new() };
+                let pos = *f.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let ino = f.stat().map(|s| s.st_ino).unwrap_or(0);
+                let cloexec = t.view().fds.as_ref().is_some_and(|fds| fds.cloexec(*fd).unwrap_or(false));
+                let flags = f.flags() | if cloexec { syscalls::flags::OpenFlags::O_CLOEXEC.bits() } else { 0 };
+                format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{ino}\n", 20).into_bytes()
             }
             _ => Vec::new(),
         }
@@ -785,6 +860,7 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
                 );
             }
         }
+        "auxv" => return v.auxv.clone(),
         "cgroup" => s.push_str("0::/\n"),
         "oom_score_adj" => s.push_str("0\n"),
         "limits" => {
