@@ -36,6 +36,11 @@ REPO_DIR = BENCH_DIR.parent
 
 DATA_FILE = "/bench/file"          # path inside the container
 DATA_FILE_SIZE = 1 << 20           # 1 MiB
+BIG_FILE = "/bench/big"            # {big}: seq_read_256m's file
+BIG_FILE_SIZE = 256 << 20          # 256 MiB
+DIR10K = "/bench/dir10k"           # {dir10k}: readdir_10k's directory
+DIR10K_ENTRIES = 10_000            # empty files f00000 ... f09999
+SCRATCH = "/scratch"               # {scratch} in a container: a writable bind mount
 DELETE_TIMEOUT = 30.0              # seconds for `delete --force` after a failed run
 
 
@@ -52,7 +57,18 @@ DELETE_TIMEOUT = 30.0              # seconds for `delete --force` after a failed
 # argv templates may use {iters} (default iterations x --scale), {file}
 # (the 1 MiB data file) and {bench} (the directory of the programs): in a
 # container /bench/file and /bench, natively the same through relative paths,
-# where the program runs with cwd = the rootfs.
+# where the program runs with cwd = the rootfs.  Likewise {big} (/bench/big,
+# 256 MiB) and {dir10k} (/bench/dir10k, 10,000 empty files): the harness
+# builds these two only when a selected row names them, once per invocation,
+# and hard-links them only into the bundles of those rows.
+#
+# {scratch} is a writable directory, empty when the program starts: a fresh
+# host directory per row, TMP/scratch/<row>, emptied before every run.  In a
+# container it is /scratch, a bind mount of that directory (type "bind",
+# options rbind,rw, in the config.json of that row only), so the runtime
+# serves it as a host-backed mount, not as tmpfs; natively the program gets
+# the host directory's absolute path.  Only rows on the harness's rootfs may
+# use it.
 #
 # rootfs "" is the harness's own rootfs (only /bench and /bin/true); a row may
 # name a system rootfs from SYSTEM_ROOTFS instead, e.g. "debian" for
@@ -80,6 +96,10 @@ class Bench:
     def report_name(self) -> str:
         return self.report or self.name
 
+    def uses(self, var: str) -> bool:
+        """Whether an argv template names {var} (e.g. "big", "scratch")."""
+        return any("{" + var + "}" in a for a in self.argv)
+
 
 BENCHMARKS = [
     Bench("getpid", "micro", "/bench/getpid", iters=200_000,
@@ -100,6 +120,20 @@ BENCHMARKS = [
           about="64 KiB write into a pipe + 64 KiB read by a forked child, per chunk"),
     Bench("thread_create", "micro", "/bench/thread_create", iters=5_000,
           about="pthread_create of a thread that returns at once + pthread_join"),
+    Bench("stat", "micro", "/bench/stat", iters=400_000,
+          about="stat(2) of /bench/file"),
+    Bench("seq_read_256m", "micro", "/bench/seq_read_256m", argv=("{iters}", "{big}"),
+          iters=8, about="sequential read of a 256 MiB file in 1 MiB read()s; "
+          "iters = passes, one op = 1 MiB (ns per MiB)"),
+    Bench("create_unlink", "micro", "/bench/create_unlink", argv=("{iters}", "{scratch}"),
+          iters=20_000, about="create + write 4 KiB + close + unlink in a writable "
+          "bind-mounted host dir, per file"),
+    Bench("readdir_10k", "micro", "/bench/readdir_10k", argv=("{iters}", "{dir10k}"),
+          iters=100, about="opendir + readdir to the end + closedir of a directory "
+          "of 10,000 files, per listing"),
+    Bench("fsstress", "micro", "/bench/fsstress", argv=("{iters}", "{scratch}"),
+          iters=50, about="seeded mix of create/write/read/stat/rename/unlink/mkdir/"
+          "rmdir in a writable bind-mounted host dir; iters x 1000 actions, per op"),
     Bench("start_true", "wall", "/bin/true", argv=(),
           about="wall time of the whole `run` of a static /bin/true"),
     Bench("python_pass", "wall", "/usr/bin/python3", argv=("-c", "pass"), rootfs="debian",
@@ -215,8 +249,15 @@ def build_programs(out_dir: Path, cc: str) -> dict:
     return built
 
 
-def build_rootfs(rootfs: Path, built: dict) -> None:
-    for d in ("bin", "bench", "proc", "dev", "sys", "tmp", "etc"):
+# Large rootfs data that only some rows need: template variable -> path in
+# the rootfs.  Built only if a selected row names the variable, and linked
+# only into the bundles of such rows (see build_bundles).
+ROOTFS_ASSETS = {"big": BIG_FILE, "dir10k": DIR10K}
+
+
+def build_rootfs(rootfs: Path, built: dict, assets: set = frozenset()) -> None:
+    """The harness's rootfs; assets: the keys of ROOTFS_ASSETS to build."""
+    for d in ("bin", "bench", "proc", "dev", "sys", "tmp", "etc", SCRATCH.lstrip("/")):
         (rootfs / d).mkdir(parents=True, exist_ok=True)
     for stem, exe in built.items():
         shutil.copy2(exe, rootfs / "bench" / stem)
@@ -227,6 +268,17 @@ def build_rootfs(rootfs: Path, built: dict) -> None:
     with open(rootfs / DATA_FILE.lstrip("/"), "wb") as f:
         for _ in range(DATA_FILE_SIZE // len(pattern)):
             f.write(pattern)
+    if "big" in assets:
+        # No zero byte at all (seq_read_256m checks), written for real.
+        chunk = (bytes(range(1, 256)) * ((1 << 20) // 255 + 1))[:1 << 20]
+        with open(rootfs / BIG_FILE.lstrip("/"), "wb") as f:
+            for _ in range(BIG_FILE_SIZE // len(chunk)):
+                f.write(chunk)
+    if "dir10k" in assets:
+        d = rootfs / DIR10K.lstrip("/")
+        d.mkdir()
+        for i in range(DIR10K_ENTRIES):
+            os.close(os.open(d / f"f{i:05d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 
 
 def oci_config(args: list, root_path: str = "rootfs") -> dict:
@@ -278,17 +330,45 @@ def oci_config(args: list, root_path: str = "rootfs") -> dict:
     }
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Copy a directory tree, hard-linking files (cheap per-bundle rootfs)."""
-    shutil.copytree(src, dst, copy_function=os.link, symlinks=True)
+def link_tree(src: Path, dst: Path, skip: tuple = ()) -> None:
+    """Copy a directory tree, hard-linking files (cheap per-bundle rootfs);
+    skip: absolute paths inside it to leave out."""
+    skip = {str(src / p.lstrip("/")) for p in skip}
+
+    def ignore(d, names):
+        return [n for n in names if os.path.join(d, n) in skip]
+    shutil.copytree(src, dst, copy_function=os.link, symlinks=True,
+                    ignore=ignore if skip else None)
 
 
-def bench_args(b: Bench, iters: int, relative: bool = False) -> list:
+def bench_args(b: Bench, iters: int, relative: bool = False,
+               scratch: Path | None = None) -> list:
     """argv after the program; relative: paths relative to the rootfs (a
-    native run with cwd = the harness's rootfs), else the container's."""
+    native run with cwd = the harness's rootfs), else the container's.
+    scratch: the host directory {scratch} names natively (absolute)."""
     cut = (lambda p: p.lstrip("/")) if relative else (lambda p: p)
-    return [a.format(iters=iters, file=cut(DATA_FILE), bench=cut("/bench"))
+    paths = {k: cut(v) for k, v in ROOTFS_ASSETS.items()}
+    scr = str(scratch) if relative and scratch is not None else SCRATCH
+    return [a.format(iters=iters, file=cut(DATA_FILE), bench=cut("/bench"),
+                     scratch=scr, **paths)
             for a in b.argv]
+
+
+def scratch_dir(tmp: Path, b: Bench) -> Path:
+    """The host directory behind {scratch} for row b."""
+    return tmp / "scratch" / b.name
+
+
+def clear_dir(d: Path) -> None:
+    """Empty d (a scratch directory), keeping d itself."""
+    for entry in os.scandir(d):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
 
 
 def build_bundles(tmp: Path, master_rootfs: Path, benches: list, iters: dict,
@@ -302,9 +382,16 @@ def build_bundles(tmp: Path, master_rootfs: Path, benches: list, iters: dict,
         if b.rootfs:
             root_path = str((system_roots or {})[b.rootfs])
         else:
-            link_tree(master_rootfs, bundle / "rootfs")
+            link_tree(master_rootfs, bundle / "rootfs",
+                      skip=tuple(p for k, p in ROOTFS_ASSETS.items() if not b.uses(k)))
             root_path = "rootfs"
         cfg = oci_config([b.program, *bench_args(b, iters.get(b.name, 0))], root_path)
+        if b.uses("scratch"):
+            # A host directory, writable, served by the runtime's file path.
+            src = scratch_dir(tmp, b)
+            src.mkdir(parents=True, exist_ok=True)
+            cfg["mounts"].append({"destination": SCRATCH, "type": "bind",
+                                  "source": str(src), "options": ["rbind", "rw"]})
         (bundle / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         bundles[b.name] = bundle
     return bundles
@@ -476,7 +563,8 @@ class Harness:
             cwd, chroot, cid = None, str(rootfs), None
             env = dict(kv.split("=", 1) for kv in CONTAINER_ENV)
         elif rt.native:
-            cmd = [str(native_bin), *bench_args(b, iters, relative=True)]
+            cmd = [str(native_bin), *bench_args(b, iters, relative=True,
+                                                scratch=scratch_dir(self.tmp, b))]
             cwd = str(rootfs)
             cid = None
         else:
@@ -484,6 +572,11 @@ class Harness:
             cid = f"cbench-{os.getpid()}-{self.counter}"
             cmd = [*rt.base(self.state_dir(rt)), "run", "--bundle", str(bundle), cid]
             cwd = str(bundle)
+        if b.uses("scratch"):
+            # Every run starts from an empty directory (untimed).
+            d = scratch_dir(self.tmp, b)
+            d.mkdir(parents=True, exist_ok=True)
+            clear_dir(d)
         timeout_cleanup = []
         on_timeout = (lambda: timeout_cleanup.append(self.delete(rt, cid))) if cid else None
         try:
@@ -763,7 +856,12 @@ def main(argv=None) -> int:
 
         built = build_programs(tmp / "build", cc)
         master = tmp / "rootfs"
-        build_rootfs(master, built)
+        assets = {k for k in ROOTFS_ASSETS if any(b.uses(k) for b in runnable)}
+        build_rootfs(master, built, assets)
+        if assets:
+            # Write the 256 MiB (and 10k inodes) back now, untimed, rather
+            # than while the file-system rows are timed.
+            os.sync()
         bundles = build_bundles(tmp, master, runnable, iters, system_roots)
         roots = {b.name: system_roots[b.rootfs] if b.rootfs else master for b in runnable}
         native_bins = {b.name: master / b.program.lstrip("/") for b in runnable}

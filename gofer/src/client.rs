@@ -16,12 +16,14 @@ use crate::protocol::{Attr, Dirent, FsStat, Handle, Owner, Request, Response, Se
 pub struct Client {
     chan: Mutex<Channel>,
     broken: AtomicBool,
+    /// Handles to forget, sent in one batch before the next request.
+    dropped: Mutex<Vec<Handle>>,
 }
 
 impl Client {
     /// A client speaking over `chan`.
     pub fn new(chan: Channel) -> Self {
-        Client { chan: Mutex::new(chan), broken: AtomicBool::new(false) }
+        Client { chan: Mutex::new(chan), broken: AtomicBool::new(false), dropped: Mutex::new(Vec::new()) }
     }
 
     /// The root of the mount and its attributes.
@@ -237,6 +239,12 @@ impl Client {
         }
     }
 
+    /// Forgets a handle the next time the channel is used (no round trip
+    /// of its own: callable from a destructor).
+    pub fn forget_later(&self, h: Handle) {
+        self.dropped.lock().unwrap_or_else(|e| e.into_inner()).push(h);
+    }
+
     /// Whether the channel has failed (every call now returns `EIO`).
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
@@ -252,6 +260,17 @@ impl Client {
             // channel may not be ours.
             return Err(self.fail(&"channel lock poisoned"));
         };
+        let dropped = std::mem::take(&mut *self.dropped.lock().unwrap_or_else(|e| e.into_inner()));
+        if !dropped.is_empty() {
+            // At most MAX_WALK handles per message keep it small.
+            for chunk in dropped.chunks(MAX_WALK) {
+                let close = Request::CloseMany { handles: chunk.to_vec() };
+                if let Err(e) = chan.send(&close, &[]).and_then(|()| chan.recv::<Response>()) {
+                    drop(chan);
+                    return Err(self.fail(&ErrorChain(&e)));
+                }
+            }
+        }
         let reply = chan.send(req, &[]).and_then(|()| chan.recv::<Response>());
         drop(chan);
         match reply {

@@ -38,6 +38,11 @@ pub fn run_gofer(rootfs: &Path, readonly: bool, sock: OwnedFd) -> Result<(), Err
     // Modes of new files are exactly what the sentry asks (it applied the
     // guest's umask).
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // Every handle is an open fd: allow as many as the hard limit does.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let chan = Channel::new(sock);
     tracing::debug!(target: "gofer::rpc", rootfs = %rootfs.display(), readonly, "gofer serving");
     Server::new(root, readonly).serve(&chan)

@@ -75,6 +75,9 @@ pub enum Request {
     Statfs { handle: Handle },
     /// Forget a handle.
     Close { handle: Handle },
+    /// Forget several handles (the sentry batches the handles of dentries
+    /// it dropped); unknown ones are skipped.
+    CloseMany { handles: Vec<Handle> },
     /// Create the regular file `name` in `dir` (exclusively) with
     /// permission bits `mode` (exact: the sentry applied the umask), owned
     /// by `owner`, and open it with `flags`; the fd comes with the reply.

@@ -220,6 +220,14 @@ impl Server {
                 }
                 None => Err(libc::EBADF),
             },
+            Request::CloseMany { handles } => {
+                for h in handles {
+                    if let Some(n) = self.nodes.remove(&h) {
+                        self.unindex(h, &n);
+                    }
+                }
+                Ok(Response::Ok)
+            }
             Request::Create { dir, name, flags, mode, owner } => {
                 return match self.create(dir, &name, flags, mode, owner) {
                     Ok((step, f)) => (Response::Created(step), Some(f)),

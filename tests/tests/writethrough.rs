@@ -196,3 +196,29 @@ fn shared_mappings_reach_the_host_file() {
         assert_eq!(page(4096), format!("second page via {how}"));
     }
 }
+
+#[test]
+fn removed_files_give_their_gofer_handles_back() {
+    // Each gofer handle is an open fd in the gofer: files created and
+    // removed must not pile them up (run with a low fd limit).
+    let host = TempDir::new("handles-host");
+    let sb = Sandbox::new("wt-handles");
+    install_busybox(sb.rootfs());
+    make_dir(sb.rootfs(), "/w", 0o755);
+    let script = "i=0; while [ $i -lt 600 ]; do echo x > /w/f$i; cat /w/f$i > /dev/null; rm /w/f$i; i=$((i+1)); done; ls /w | wc -l";
+    let mut config = sb.config(&Process::sh(script));
+    config["mounts"] =
+        serde_json::json!([{ "destination": "/w", "type": "bind", "source": host.path(), "options": ["rbind", "rw"] }]);
+    sb.bundle.write_config_value(&config);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg("ulimit -n 400 && exec \"$@\"").arg("sh").arg(cordon_tests::cordon_bin());
+    cmd.arg("--root")
+        .arg(&sb.state_root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&sb.bundle.dir)
+        .arg(cordon_tests::unique_id("handles"));
+    let out = cordon_tests::run_with_timeout(cmd, cordon_tests::run_timeout()).expect("spawn");
+    cordon_tests::assert_status(&out, 0);
+    assert_eq!(out.stdout_str().trim(), "0", "{}", out.stderr_str());
+}

@@ -578,6 +578,29 @@ impl MemoryManager {
         self.write_pieces(addr, data, Prot::WRITE)
     }
 
+    /// Reads at most `len` bytes of host file `fd` at `file_off` straight
+    /// into guest memory at `addr` (writable), without a bounce buffer;
+    /// returns how many bytes were read before end of file.
+    pub fn read_from_fd(
+        &mut self,
+        addr: u64,
+        len: usize,
+        fd: std::os::fd::RawFd,
+        file_off: u64,
+    ) -> Result<usize, Errno> {
+        let pieces = self.pieces(addr, len, Prot::WRITE)?;
+        self.prepare_write(addr, len)?;
+        let mut done = 0usize;
+        for (off, n) in pieces {
+            let got = self.mf.fill_from(off, n, fd, file_off + done as u64)?;
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// Atomically updates the guest word at `addr` (4-aligned, writable)
     /// with `f` as `MemoryFile::update_u32` does; returns the old value.
     pub fn update_u32(&mut self, addr: u64, f: impl FnMut(u32) -> Option<u32>) -> Result<u32, Errno> {

@@ -32,6 +32,19 @@ fn read_into(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysR
     }
     let n = len.min(MAX_COPY);
     t.mm.check_writable(buf, n)?;
+    if let FileKind::Regular(fd) = &f.kind {
+        // Host file data goes straight into guest memory (unless a shared
+        // mapping's page cache holds newer data).
+        if f.dentry.as_ref().is_none_or(|d| d.cached_pages().is_none()) {
+            let mut pos = f.pos.lock().unwrap_or_else(|e| e.into_inner());
+            let at = off.unwrap_or(*pos);
+            let got = t.mm.lock().read_from_fd(buf, n, std::os::fd::AsRawFd::as_raw_fd(fd.as_ref()), at)?;
+            if off.is_none() {
+                *pos = at + got as u64;
+            }
+            return Ok(got as u64);
+        }
+    }
     let mut data = vec![0u8; n];
     let got = read_file(t, f, &mut data, off)?;
     t.mm.copy_out(buf, &data[..got])?;

@@ -200,7 +200,7 @@ pub fn sys_umask(t: &mut Task, mask: u32) -> SysResult {
 }
 
 /// Entries fetched from the gofer per round trip.
-const DIRENT_BATCH: u32 = 128;
+const DIRENT_BATCH: u32 = 4096;
 
 pub fn sys_getdents64(t: &mut Task, fd: i32, buf: u64, count: u32) -> SysResult {
     let f = t.fds.get(fd)?;

@@ -171,6 +171,21 @@ pub struct Dentry {
     covered: Mutex<Option<Arc<Dentry>>>,
     /// The root of a mount made where nothing was (removed by umount).
     placed_mount: std::sync::atomic::AtomicBool,
+    /// A gofer directory's entries, read once (see `lower_entries`).
+    listing: Mutex<Option<Arc<Vec<gofer::Dirent>>>>,
+    /// A view of another dentry's gofer file (a read-only remount): the
+    /// handle belongs to that one, and is not forgotten with this one.
+    borrowed_handle: bool,
+}
+
+impl Drop for Dentry {
+    fn drop(&mut self) {
+        // The gofer holds an fd per handle: a dentry that goes (removed,
+        // replaced, or a lookup that lost a race) lets its handle go too.
+        if let (Node::Gofer { handle, mount }, false) = (&self.node, self.borrowed_handle) {
+            mount.client.forget_later(*handle);
+        }
+    }
 }
 
 impl Dentry {
@@ -195,6 +210,8 @@ impl Dentry {
             cache: Mutex::new(None),
             covered: Mutex::new(None),
             placed_mount: Default::default(),
+            borrowed_handle: false,
+            listing: Mutex::new(None),
         }
     }
 
@@ -381,8 +398,9 @@ impl Dentry {
             }
             _ => return Err(Errno::EINVAL),
         };
-        let root = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), cur.attr(), view));
-        self.mount_root(name, root);
+        let mut root = Dentry::new(name.to_vec(), Some(self.clone()), cur.attr(), view);
+        root.borrowed_handle = matches!(root.node, Node::Gofer { .. });
+        self.mount_root(name, Arc::new(root));
         Ok(())
     }
 
@@ -536,6 +554,7 @@ impl Dentry {
     /// Notes that a gofer file's host attributes changed.
     pub fn mark_stale(&self) {
         self.attr_stale.store(true, std::sync::atomic::Ordering::Release);
+        self.forget_listing();
     }
 
     /// Replaces a gofer file's cached attributes.
@@ -629,7 +648,7 @@ impl Dentry {
     /// and ".."); empty at the end.
     pub fn dir_entries(&self, from: u64, count: u32) -> Result<Vec<gofer::Dirent>, Errno> {
         match &self.node {
-            Node::Gofer { handle, mount } => {
+            Node::Gofer { .. } => {
                 let upper: Vec<(Vec<u8>, Arc<Dentry>)> = self
                     .children
                     .lock()
@@ -638,19 +657,14 @@ impl Dentry {
                     .filter(|(_, d)| matches!(d.node, Node::Tmpfs(_) | Node::Whiteout))
                     .map(|(n, d)| (n.clone(), d.clone()))
                     .collect();
+                let lower = self.lower_entries()?;
+                let skip = usize::try_from(from).unwrap_or(usize::MAX);
                 if upper.is_empty() {
-                    return mount.client.getdents(*handle, from, count).map_err(Errno::from_raw);
+                    return Ok(lower.iter().skip(skip).take(count as usize).cloned().collect());
                 }
                 // An overlay directory: the lower entries the upper layer
                 // does not hide or replace, then the upper ones.
-                let mut all = Vec::new();
-                loop {
-                    let batch = mount.client.getdents(*handle, all.len() as u64, 256).map_err(Errno::from_raw)?;
-                    if batch.is_empty() {
-                        break;
-                    }
-                    all.extend(batch);
-                }
+                let mut all: Vec<gofer::Dirent> = lower.as_ref().clone();
                 all.retain(|e| !upper.iter().any(|(n, _)| *n == e.name));
                 let mut added: Vec<gofer::Dirent> = upper
                     .iter()
@@ -692,6 +706,35 @@ impl Dentry {
                     .collect())
             }
         }
+    }
+
+    /// A gofer directory's entries as the host has them, read in full the
+    /// first time and kept (the dentry cache's coherence rule: the sandbox
+    /// owns its mounts; a change made on the host after the first listing
+    /// is not seen, while every change made through the sentry drops the
+    /// kept listing).
+    fn lower_entries(&self) -> Result<Arc<Vec<gofer::Dirent>>, Errno> {
+        let Node::Gofer { handle, mount } = &self.node else { return Ok(Arc::new(Vec::new())) };
+        let mut slot = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = &*slot {
+            return Ok(l.clone());
+        }
+        let mut all = Vec::new();
+        loop {
+            let batch = mount.client.getdents(*handle, all.len() as u64, u32::MAX).map_err(Errno::from_raw)?;
+            if batch.is_empty() {
+                break;
+            }
+            all.extend(batch);
+        }
+        let all = Arc::new(all);
+        *slot = Some(all.clone());
+        Ok(all)
+    }
+
+    /// Forgets a gofer directory's kept listing (its entries changed).
+    pub fn forget_listing(&self) {
+        *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The target of a symlink.
