@@ -495,18 +495,7 @@ impl Dentry {
             a.gid,
             tmpfs::Contents::File(Default::default()),
         )?;
-        let mut buf = vec![0u8; crate::mm::MAX_COPY];
-        let mut off = 0u64;
-        loop {
-            let n = match nix::sys::uio::pread(fd.as_ref(), &mut buf, off as i64) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(Errno::from_raw(e as i32)),
-            };
-            inode.write(off, &buf[..n])?;
-            off += n as u64;
-        }
+        inode.fill_from_host(fd.as_ref())?;
         *slot = Some(inode.clone());
         Ok(inode)
     }

@@ -119,19 +119,7 @@ impl Dentry {
         let a = child.attr();
         let inode = if child.is_regular() {
             let inode = fs.inode(a.mode, a.uid, a.gid, Contents::File(Default::default()))?;
-            let fd = child.host_fd(0)?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut off = 0u64;
-            loop {
-                let n = match nix::sys::uio::pread(fd.as_ref(), &mut buf, off as i64) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(nix::Error::EINTR) => continue,
-                    Err(e) => return Err(Errno::from_raw(e as i32)),
-                };
-                inode.write(off, &buf[..n])?;
-                off += n as u64;
-            }
+            inode.fill_from_host(child.host_fd(0)?.as_ref())?;
             // The file's user.* attributes come along.
             let names = child.list_xattr().unwrap_or_default();
             let mut map = inode.xattrs.lock().unwrap_or_else(|e| e.into_inner());

@@ -404,24 +404,15 @@ impl SynthNode for ProcNode {
                     }
                 }
             }
-            Kind::Fds(tid) => {
+            Kind::Fds(tid) | Kind::FdInfos(tid) => {
+                let info = matches!(self.kind, Kind::FdInfos(_));
                 let fds = self
                     .kernel()
                     .and_then(|k| k.pids().tasks.get(tid).cloned())
                     .and_then(|t| t.view().fds.as_ref().map(|f| f.share()));
                 for (fd, _) in fds.map(|f| f.open_fds()).unwrap_or_default() {
                     labels.push(fd.to_string());
-                    names.push(Kind::Fd { tid: *tid, fd });
-                }
-            }
-            Kind::FdInfos(tid) => {
-                let fds = self
-                    .kernel()
-                    .and_then(|k| k.pids().tasks.get(tid).cloned())
-                    .and_then(|t| t.view().fds.as_ref().map(|f| f.share()));
-                for (fd, _) in fds.map(|f| f.open_fds()).unwrap_or_default() {
-                    labels.push(fd.to_string());
-                    names.push(Kind::FdInfo { tid: *tid, fd });
+                    names.push(if info { Kind::FdInfo { tid: *tid, fd } } else { Kind::Fd { tid: *tid, fd } });
                 }
             }
             Kind::NsDir(_) => {

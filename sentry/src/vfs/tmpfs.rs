@@ -289,6 +289,23 @@ impl Inode {
     pub fn is_dir(&self) -> bool {
         matches!(self.contents, Contents::Dir)
     }
+
+    /// Fills this (empty) file with the whole of host file `fd` (an
+    /// overlay copy-up, a shared mapping's page cache).
+    pub fn fill_from_host(&self, fd: &std::os::fd::OwnedFd) -> Result<(), Errno> {
+        let mut buf = vec![0u8; crate::mm::MAX_COPY];
+        let mut off = 0u64;
+        loop {
+            let n = match nix::sys::uio::pread(fd, &mut buf, off as i64) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(Errno::from_raw(e as i32)),
+            };
+            self.write(off, &buf[..n])?;
+            off += n as u64;
+        }
+    }
 }
 
 impl Drop for Inode {
