@@ -160,15 +160,12 @@ pub(crate) fn utimens_fd(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> nix
     Errno::result(r).map(drop)
 }
 
-/// `fgetxattr(fd, name)`: the whole value.
-pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 256];
+/// Runs a size-probing call (`fgetxattr`, `flistxattr`) into a buffer,
+/// growing it to XATTR_SIZE_MAX on ERANGE; returns the bytes it wrote.
+fn read_growing(start: usize, call: impl Fn(&mut [u8]) -> isize) -> nix::Result<Vec<u8>> {
+    let mut buf = vec![0u8; start];
     loop {
-        // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()`
-        // bytes and `name` is NUL-terminated; the kernel writes at most
-        // `buf.len()` bytes into `buf`.
-        let r = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(r) {
+        match Errno::result(call(&mut buf)) {
             Ok(n) => {
                 buf.truncate(usize::try_from(n).unwrap_or(0));
                 return Ok(buf);
@@ -177,6 +174,16 @@ pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<u8>>
             Err(e) => return Err(e),
         }
     }
+}
+
+/// `fgetxattr(fd, name)`: the whole value.
+pub(crate) fn get_xattr(fd: BorrowedFd<'_>, name: &CStr) -> nix::Result<Vec<u8>> {
+    read_growing(256, |buf| {
+        // SAFETY: `buf` is a live, exclusively borrowed buffer of
+        // `buf.len()` bytes and `name` is NUL-terminated; the kernel writes
+        // at most `buf.len()` bytes into `buf`.
+        unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+    })
 }
 
 /// `fsetxattr(fd, name, value, flags)`.
@@ -189,20 +196,11 @@ pub(crate) fn set_xattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: c_
 
 /// `flistxattr(fd)`: every name, each NUL-terminated.
 pub(crate) fn list_xattr(fd: BorrowedFd<'_>) -> nix::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: `buf` is a live, exclusively borrowed buffer of `buf.len()`
-        // bytes; the kernel writes at most that many.
-        let r = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(r) {
-            Ok(n) => {
-                buf.truncate(usize::try_from(n).unwrap_or(0));
-                return Ok(buf);
-            }
-            Err(Errno::ERANGE) if buf.len() < 64 * 1024 => buf.resize(64 * 1024, 0),
-            Err(e) => return Err(e),
-        }
-    }
+    read_growing(1024, |buf| {
+        // SAFETY: `buf` is a live, exclusively borrowed buffer of
+        // `buf.len()` bytes; the kernel writes at most that many.
+        unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+    })
 }
 
 /// `fremovexattr(fd, name)`.

@@ -328,11 +328,8 @@ impl Server {
         }
     }
 
-    /// A directory handle that may change, and a valid name in it.
-    fn dir_for_change(&self, dir: Handle, name: &[u8]) -> Result<(&Node, CString), i32> {
-        if !valid_name(name) {
-            return Err(libc::EINVAL);
-        }
+    /// A directory handle that may change.
+    fn writable_dir(&self, dir: Handle) -> Result<&Node, i32> {
         let d = self.node(dir)?;
         if !d.is_dir() {
             return Err(libc::ENOTDIR);
@@ -340,19 +337,26 @@ impl Server {
         if self.readonly {
             return Err(libc::EROFS);
         }
-        Ok((d, CString::new(name).map_err(|_| libc::EINVAL)?))
+        Ok(d)
+    }
+
+    /// A directory handle that may change, and a valid name in it.
+    fn dir_for_change(&self, dir: Handle, name: &[u8]) -> Result<(&Node, CString), i32> {
+        if !valid_name(name) {
+            return Err(libc::EINVAL);
+        }
+        Ok((self.writable_dir(dir)?, CString::new(name).map_err(|_| libc::EINVAL)?))
     }
 
     /// Looks up the new `name` in `dir` (a directory node's fd) and records
     /// it as a node.
-    fn adopt(&mut self, dir: &Arc<OwnedFd>, name: CString) -> Result<WalkStep, i32> {
+    fn adopt(&mut self, (dir, dir_id): &(Arc<OwnedFd>, (u64, u64)), name: CString) -> Result<WalkStep, i32> {
         let child = fd::openat(dir.as_fd(), &name, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(|e| e as i32)?;
         let attr = stat_fd(&child)?;
-        let dir_attr = stat_fd(dir)?;
         let node = Node {
             fd: Arc::new(child),
             id: (attr.dev, attr.ino),
-            place: Some(Place { dir: dir.clone(), dir_id: (dir_attr.dev, dir_attr.ino), name }),
+            place: Some(Place { dir: dir.clone(), dir_id: *dir_id, name }),
             kind: attr.mode & libc::S_IFMT,
             listing: None,
         };
@@ -389,21 +393,21 @@ impl Server {
         owner: Owner,
     ) -> Result<(WalkStep, OwnedFd), i32> {
         let (d, cname) = self.dir_for_change(dir, name)?;
-        let dirfd = d.fd.clone();
+        let dir = (d.fd.clone(), d.id);
         let flags = c_int::from_ne_bytes(flags.to_ne_bytes()) & (libc::O_ACCMODE | OPEN_ALLOWED) & !libc::O_TRUNC;
         if flags & libc::O_ACCMODE == libc::O_ACCMODE || flags & (libc::O_DIRECTORY | libc::O_PATH) != 0 {
             return Err(libc::EINVAL);
         }
-        let f = fd::create_at(dirfd.as_fd(), &cname, OFlag::from_bits_retain(flags), mode & 0o7777)
+        let f = fd::create_at(dir.0.as_fd(), &cname, OFlag::from_bits_retain(flags), mode & 0o7777)
             .map_err(|e| e as i32)?;
-        let pathfd = fd::openat(dirfd.as_fd(), &cname, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(|e| e as i32)?;
-        self.settle(&pathfd, owner, Some(mode & 0o7777))?;
-        let step = self.adopt(&dirfd, cname)?;
-        Ok((step, f))
+        let step = self.adopt(&dir, cname)?;
+        let node_fd = self.node(step.handle)?.fd.clone();
+        self.settle(&node_fd, owner, Some(mode & 0o7777))?;
+        Ok((WalkStep { handle: step.handle, attr: stat_fd(&node_fd)? }, f))
     }
 
     fn create_unnamed(&mut self, dir: Handle, flags: u32, mode: u32, owner: Owner) -> Result<OwnedFd, i32> {
-        let (d, _) = self.dir_for_change(dir, b"x")?;
+        let d = self.writable_dir(dir)?;
         let flags = c_int::from_ne_bytes(flags.to_ne_bytes()) & (libc::O_ACCMODE | libc::O_EXCL | OPEN_ALLOWED);
         if flags & libc::O_ACCMODE == libc::O_RDONLY || flags & libc::O_ACCMODE == libc::O_ACCMODE {
             return Err(libc::EINVAL);
@@ -425,9 +429,9 @@ impl Server {
         op: impl FnOnce(std::os::fd::RawFd, &std::ffi::CStr) -> nix::Result<()>,
     ) -> Result<Response, i32> {
         let (d, cname) = self.dir_for_change(dir, name)?;
-        let dirfd = d.fd.clone();
-        op(dirfd.as_raw_fd(), &cname).map_err(|e| e as i32)?;
-        let step = self.adopt(&dirfd, cname)?;
+        let dir = (d.fd.clone(), d.id);
+        op(dir.0.as_raw_fd(), &cname).map_err(|e| e as i32)?;
+        let step = self.adopt(&dir, cname)?;
         let node = self.node(step.handle)?;
         let perm = (node.kind != libc::S_IFLNK).then_some(perm);
         let fd = node.fd.clone();
@@ -438,7 +442,7 @@ impl Server {
 
     fn link(&mut self, dir: Handle, name: &[u8], target: Handle) -> Result<Response, i32> {
         let (d, cname) = self.dir_for_change(dir, name)?;
-        let dirfd = d.fd.clone();
+        let dir = (d.fd.clone(), d.id);
         let t = self.node(target)?;
         if t.is_dir() {
             return Err(libc::EPERM);
@@ -448,16 +452,16 @@ impl Server {
         nix::unistd::linkat(
             Some(place.dir.as_raw_fd()),
             place.name.as_c_str(),
-            Some(dirfd.as_raw_fd()),
+            Some(dir.0.as_raw_fd()),
             cname.as_c_str(),
             AtFlags::empty(),
         )
         .map_err(|e| e as i32)?;
-        let step = self.adopt(&dirfd, cname.clone())?;
+        let step = self.adopt(&dir, cname.clone())?;
         if (step.attr.dev, step.attr.ino) != id {
             // The target's name meant another file by now: undo.
             let _ = nix::unistd::unlinkat(
-                Some(dirfd.as_raw_fd()),
+                Some(dir.0.as_raw_fd()),
                 cname.as_c_str(),
                 nix::unistd::UnlinkatFlags::NoRemoveDir,
             );
@@ -487,9 +491,9 @@ impl Server {
             return Err(libc::EINVAL);
         }
         let (od, oname) = self.dir_for_change(old_dir, old_name)?;
-        let ofd = od.fd.clone();
+        let (ofd, oid) = (od.fd.clone(), od.id);
         let (nd, nname) = self.dir_for_change(new_dir, new_name)?;
-        let nfd = nd.fd.clone();
+        let (nfd, nid) = (nd.fd.clone(), nd.id);
         nix::fcntl::renameat2(
             Some(ofd.as_raw_fd()),
             oname.as_c_str(),
@@ -498,10 +502,8 @@ impl Server {
             nix::fcntl::RenameFlags::from_bits_retain(flags),
         )
         .map_err(|e| e as i32)?;
-        let oa = stat_fd(&ofd)?;
-        let na = stat_fd(&nfd)?;
-        let old_key = ((oa.dev, oa.ino), oname);
-        let new_key = ((na.dev, na.ino), nname);
+        let old_key = (oid, oname);
+        let new_key = (nid, nname);
         let moved = self.by_place.remove(&old_key).unwrap_or_default();
         let back = self.by_place.remove(&new_key).unwrap_or_default();
         if flags & libc::RENAME_EXCHANGE != 0 {

@@ -15,6 +15,11 @@ use crate::vfs::{Dentry, GoferMount};
 pub struct Kernel {
     pub platform: Box<dyn Platform>,
     pub memory: Arc<MemoryFile>,
+    /// Where page caches of host files mapped shared live: one budget for
+    /// the sandbox, so mapping host files cannot fill the sentry's memory.
+    pub file_cache: Arc<crate::vfs::tmpfs::Tmpfs>,
+    /// Most mounts the mount table may hold (Linux's fs.mount-max).
+    pub max_mounts: usize,
     pub root: Arc<Dentry>,
     pub root_mount: Arc<GoferMount>,
     pub hostname: Vec<u8>,

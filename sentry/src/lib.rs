@@ -259,6 +259,8 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,
+        file_cache: vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE),
+        max_mounts: 100_000,
         memory,
         root,
         root_mount,

@@ -125,9 +125,7 @@ fn parse(fd: &ExecFile) -> Result<Elf, Errno> {
 
 /// Maps the PT_LOAD segments at `bias`; returns the end of the highest one.
 fn map_segments(t: &mut Task, elf: &Elf, fd: &ExecFile, bias: u64, file: &Arc<Dentry>) -> Result<u64, Errno> {
-    let root = t.fs().root.clone();
-    let a = file.attr();
-    let label = |offset| crate::mm::MapLabel { path: file.path_from(&root).into(), dev: a.dev, ino: a.ino, offset };
+    let label = |offset| crate::mm::MapLabel { file: file.clone(), offset };
     let mut top = 0;
     for p in elf.phdrs.iter().filter(|p| p.ty == PT_LOAD && p.memsz > 0) {
         if p.filesz > p.memsz || p.vaddr % PAGE != p.offset % PAGE {
@@ -275,20 +273,7 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
         (AT_CLKTCK, 100),
     ];
     let sp = build_stack(t, stack_top, path, argv, envp, &aux)?;
-    // /proc/pid/auxv: the vector as laid out on the stack (after argc,
-    // argv and envp), up to and including AT_NULL.
-    let mut at = sp + 8 * (argv.len() as u64 + 2 + envp.len() as u64 + 1);
-    let mut auxv = Vec::new();
-    for _ in 0..64 {
-        let mut pair = [0u8; 16];
-        t.mm.copy_in(at, &mut pair)?;
-        auxv.extend_from_slice(&pair);
-        if pair[..8] == [0; 8] {
-            break;
-        }
-        at += 16;
-    }
-    t.shared.view().auxv = auxv;
+
     let mut regs = Registers::zeroed();
     regs.0.rip = entry;
     regs.0.rsp = sp;
@@ -370,6 +355,9 @@ fn build_stack(
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let start = (sp - bytes.len() as u64) & !15;
     t.mm.poke(start, &bytes)?;
+    // /proc/pid/auxv: the auxiliary vector just laid out, AT_NULL included.
+    let aux_words = 2 * aux.len() + 8;
+    t.shared.view().auxv = bytes[bytes.len() - 8 * aux_words..].to_vec();
     Ok(start)
 }
 

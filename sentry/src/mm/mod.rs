@@ -91,12 +91,11 @@ impl Drop for MappingHold {
     }
 }
 
-/// The file a mapping shows in /proc/pid/maps.
-#[derive(Clone, Debug)]
+/// The file a mapping shows in /proc/pid/maps (its path, device and inode
+/// are read when /proc is, as Linux names the file's current path).
+#[derive(Clone)]
 pub struct MapLabel {
-    pub path: Arc<[u8]>,
-    pub dev: u64,
-    pub ino: u64,
+    pub file: Arc<crate::vfs::Dentry>,
     /// File offset of the VMA's start.
     pub offset: u64,
 }

@@ -43,17 +43,11 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     let mut tmpfs_file = None;
     let mut shared_host = None;
     let mut label = None;
-    if !flags.contains(M::ANONYMOUS) {
-        if let Some(d) = t.fds.get(fd).ok().and_then(|f| f.dentry.clone()) {
-            let a = d.attr();
-            let root = t.fs().root.clone();
-            label = Some(crate::mm::MapLabel { path: d.path_from(&root).into(), dev: a.dev, ino: a.ino, offset: off });
-        }
-    }
     let file = if flags.contains(M::ANONYMOUS) {
         None
     } else {
         let f = t.fds.get(fd)?;
+        label = f.dentry.clone().map(|file| crate::mm::MapLabel { file, offset: off });
         if let FileKind::Tmpfs(inode) = &f.kind {
             if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
                 return Err(Errno::EACCES);
@@ -73,7 +67,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             if let (true, Some(d)) = (shared, through) {
                 // A host file the sandbox may change: every mapping shares
                 // the sentry's page cache of it.
-                shared_host = Some((d.clone(), d.page_cache(&t.kernel.memory)?));
+                shared_host = Some((d.clone(), d.page_cache(&t.kernel.file_cache)?));
             } else if shared && prot.contains(Prot::WRITE) {
                 // Read-only mounts refuse writable opens, so this is a file
                 // whose data cannot change: nothing to share.
@@ -95,7 +89,8 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
         t.mm.lock().find_gap(len).ok_or(Errno::ENOMEM)?
     };
     if let Some((d, cache)) = shared_host {
-        let pages = cache.pages(off, len)?;
+        // Past the page-cache budget: the mapping cannot be backed.
+        let pages = cache.pages(off, len).map_err(|e| if e == Errno::ENOSPC { Errno::ENOMEM } else { e })?;
         let hold = Arc::new(crate::mm::MappingHold(Arc::new(crate::vfs::SharedHostFile(d))));
         let mut mm = t.mm.lock();
         mm.map_pages(start, len, prot, off % CHUNK, &pages)?;

@@ -62,6 +62,10 @@ pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64
     if flags & MS_MOVE != 0 {
         return Err(Errno::EINVAL);
     }
+    if t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner()).len() >= t.kernel.max_mounts {
+        // fs.mount-max: each mount costs the sentry memory.
+        return Err(Errno::ENOSPC);
+    }
     if flags & MS_BIND != 0 {
         let sp = t.read_path(source)?;
         let src = t.lookup(AT_FDCWD, &sp, true)?;

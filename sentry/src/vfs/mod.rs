@@ -482,20 +482,18 @@ impl Dentry {
     /// from it and writes to both; what mappings change reaches the host
     /// file on msync, fsync and when the mapping goes (coherent inside the
     /// sandbox at once, on the host from then on).
-    pub fn page_cache(&self, mf: &Arc<crate::mm::MemoryFile>) -> Result<Arc<tmpfs::Inode>, Errno> {
+    /// The cache lives in `fs`, whose size bounds all of them (ENOMEM past
+    /// it, as for a mapping the kernel cannot back).
+    pub fn page_cache(&self, fs: &Arc<tmpfs::Tmpfs>) -> Result<Arc<tmpfs::Inode>, Errno> {
         let mut slot = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
         let fd = self.host_fd(0)?;
         let a = self.attr();
-        let inode = tmpfs::Tmpfs::new(mf.clone(), u64::MAX / 2).inode(
-            a.mode,
-            a.uid,
-            a.gid,
-            tmpfs::Contents::File(Default::default()),
-        )?;
-        inode.fill_from_host(fd.as_ref())?;
+        let nospace = |e: Errno| if e == Errno::ENOSPC { Errno::ENOMEM } else { e };
+        let inode = fs.inode(a.mode, a.uid, a.gid, tmpfs::Contents::File(Default::default())).map_err(nospace)?;
+        inode.fill_from_host(fd.as_ref()).map_err(nospace)?;
         *slot = Some(inode.clone());
         Ok(inode)
     }

@@ -799,12 +799,21 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
             );
         }
         "maps" => {
+            let root = v.fs.as_ref().map(|fs| fs.lock().unwrap_or_else(|e| e.into_inner()).root.clone());
             if let Some(mm) = &v.mm {
-                for (start, end, prot, shared, kind, label) in mm.lock().areas() {
+                let areas = mm.lock().areas();
+                for (start, end, prot, shared, kind, label) in areas {
                     use syscalls::flags::Prot;
                     let p = |f: Prot, c: char| if prot.contains(f) { c } else { '-' };
                     let (off, dev, ino, name) = match (&label, kind) {
-                        (Some(l), _) => (l.offset, l.dev, l.ino, String::from_utf8_lossy(&l.path).into_owned()),
+                        (Some(l), _) => {
+                            let a = l.file.attr();
+                            let path = match &root {
+                                Some(r) => l.file.path_from(r),
+                                None => l.file.name(),
+                            };
+                            (l.offset, a.dev, a.ino, String::from_utf8_lossy(&path).into_owned())
+                        }
                         (None, crate::mm::VmaKind::Brk) => (0, 0, 0, "[heap]".to_string()),
                         (None, crate::mm::VmaKind::Stack) => (0, 0, 0, "[stack]".to_string()),
                         _ => (0, 0, 0, String::new()),
