@@ -123,7 +123,7 @@ fn mount_filesystems(
         },
         info("/dev", "tmpfs", "rw,nosuid,mode=755"),
     ];
-    let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
+    let resolve = |path: &str| vfs::Resolver::new(root, root).resolve_parent(path.as_bytes());
     if let Ok((dev, _)) = resolve("/dev/shm") {
         if let Some(fs) = dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777) {
             fs.nosuid.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -210,7 +210,7 @@ fn mount_filesystems(
 /// `linux.maskedPaths` and `linux.readonlyPaths`, after the mounts (as
 /// runc applies them); paths that do not exist are skipped, as runc does.
 fn restrict_paths(root: &Arc<vfs::Dentry>, masked: &[String], readonly: &[String]) {
-    let resolve = |path: &str| vfs::Resolver { root, start: root }.resolve_parent(path.as_bytes());
+    let resolve = |path: &str| vfs::Resolver::new(root, root).resolve_parent(path.as_bytes());
     for p in masked {
         match resolve(p).and_then(|(dir, name)| dir.crossed_root().mask(&name)) {
             Ok(()) => {}

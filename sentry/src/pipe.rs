@@ -23,6 +23,12 @@ pub struct Pipe {
     events: Arc<EventQueue>,
     /// Inode number shown by fstat.
     pub ino: u64,
+    /// (uid, gid) the inode shows: the creator's (root for a FIFO's pipe,
+    /// whose file has its own owner).
+    pub owner: (u32, u32),
+    /// The pipe of a FIFO file (opens wait for the other side), not one
+    /// made by pipe(2) (reopened through /proc/pid/fd, they never wait).
+    named: bool,
     /// Bumped on every read, write and close: edge-triggered epoll reports
     /// a pipe again after each change, as Linux's wake-ups do.
     seq: std::sync::atomic::AtomicU64,
@@ -49,7 +55,8 @@ pub struct PipeEnd {
 
 impl Pipe {
     /// A new pipe and its two ends (read, write).
-    pub fn create(events: Arc<EventQueue>) -> (PipeEnd, PipeEnd) {
+    /// `owner` is the creator's (fsuid, fsgid), which the pipe's inode shows.
+    pub fn create(events: Arc<EventQueue>, owner: (u32, u32)) -> (PipeEnd, PipeEnd) {
         static NEXT_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
         let ino = NEXT_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pipe = Arc::new(Pipe {
@@ -63,6 +70,8 @@ impl Pipe {
             }),
             events,
             ino,
+            owner,
+            named: false,
             seq: Default::default(),
         });
         (PipeEnd { pipe: pipe.clone(), write: false, read: true }, PipeEnd { pipe, write: true, read: false })
@@ -81,6 +90,8 @@ impl Pipe {
             }),
             events,
             ino,
+            owner: (0, 0),
+            named: true,
             seq: Default::default(),
         })
     }
@@ -91,7 +102,7 @@ impl Pipe {
     pub fn open_end(self: &Arc<Pipe>, t: &Task, read: bool, write: bool, nonblock: bool) -> Result<PipeEnd, Errno> {
         let end = {
             let mut st = self.state();
-            if write && !read && nonblock && st.readers == 0 {
+            if write && !read && nonblock && st.readers == 0 && self.named {
                 return Err(Errno::ENXIO);
             }
             if read {
@@ -105,7 +116,7 @@ impl Pipe {
             PipeEnd { pipe: self.clone(), write, read }
         };
         self.changed();
-        if nonblock || (read && write) {
+        if nonblock || (read && write) || !self.named {
             return Ok(end);
         }
         let (reads0, writes0) = {

@@ -141,7 +141,7 @@ impl Task {
                 .map_err(|e| BootError::Exec { msg: format!("installing stdio: {e}"), code: 1 })?;
         }
         let root = kernel.root.clone();
-        let cwd = Resolver { root: &root, start: &root }
+        let cwd = Resolver::new(&root, &root)
             .resolve(cfg.cwd.as_bytes(), true)
             .and_then(|d| if d.is_dir() { Ok(d) } else { Err(Errno::ENOTDIR) })
             .map_err(|e| BootError::Exec {
@@ -642,7 +642,33 @@ impl Task {
     pub fn lookup(&self, dirfd: i32, path: &[u8], follow: bool) -> Result<Arc<Dentry>, Errno> {
         let start = self.start_dir(dirfd, path)?;
         let root = self.fs().root.clone();
-        Resolver { root: &root, start: &start }.resolve(path, follow)
+        Resolver::new(&root, &start).resolve(path, follow)
+    }
+
+    /// The root and start directory of a walk of `path` from `dirfd` under
+    /// openat2's restrictions: a scoped walk starts at `dirfd` even for an
+    /// absolute path, and RESOLVE_IN_ROOT makes that its root too.
+    pub fn walk_bounds(
+        &self,
+        dirfd: i32,
+        path: &[u8],
+        r: crate::vfs::Restrict,
+    ) -> Result<(Arc<Dentry>, Arc<Dentry>), Errno> {
+        let start = if r.scoped { self.start_dir(dirfd, b"")? } else { self.start_dir(dirfd, path)? };
+        let root = if r.in_root { start.clone() } else { self.fs().root.clone() };
+        Ok((root, start))
+    }
+
+    /// Resolves `path` relative to `dirfd` under openat2's restrictions.
+    pub fn lookup_restricted(
+        &self,
+        dirfd: i32,
+        path: &[u8],
+        follow: bool,
+        r: crate::vfs::Restrict,
+    ) -> Result<Arc<Dentry>, Errno> {
+        let (root, start) = self.walk_bounds(dirfd, path, r)?;
+        Resolver { root: &root, start: &start, restrict: r }.resolve(path, follow)
     }
 
     /// The fd limit (RLIMIT_NOFILE).

@@ -635,3 +635,17 @@ pub mod wait {
     pub const P_PGID: u32 = 2;
     pub const P_PIDFD: u32 = 3;
 }
+
+/// `openat2` resolve flags (`struct open_how.resolve`).
+pub mod resolve {
+    pub const RESOLVE_NO_XDEV: u64 = 0x01;
+    pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    pub const RESOLVE_BENEATH: u64 = 0x08;
+    pub const RESOLVE_IN_ROOT: u64 = 0x10;
+    pub const RESOLVE_CACHED: u64 = 0x20;
+    /// Every open flag openat2 accepts (Linux's VALID_OPEN_FLAGS).
+    pub const VALID_OPEN_FLAGS: u64 = 0o37777703;
+    /// The size of the first `struct open_how` (flags, mode, resolve).
+    pub const OPEN_HOW_SIZE_VER0: usize = 24;
+}

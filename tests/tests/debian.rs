@@ -43,6 +43,16 @@ fn bash_loop_pipeline() {
     same("deb-bash-pipe", &["bash", "-c", "for i in $(seq 200); do echo $i; done | sort -rn | head -3"], 0);
 }
 
+/// /dev/stdin, /dev/fd/N of process substitution and /proc/self/fd links
+/// open the pipes they name.
+#[test]
+fn bash_process_substitution_and_dev_stdin() {
+    let script = "echo piped | cat /dev/stdin; diff <(seq 3) <(seq 4); cat <(echo sub) /dev/null; \
+        paste <(seq 2) <(seq 3 4); echo to-stderr > /dev/stderr; \
+        seq 5 | python3 -c 'print(open(\"/proc/self/fd/0\").read().split())'";
+    same("deb-procsub", &["bash", "-c", script], 0);
+}
+
 #[test]
 fn bash_background_wait() {
     same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);

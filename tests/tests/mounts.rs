@@ -101,3 +101,17 @@ fn single_file_bind_mounts_like_runc() {
     }
     cordon_tests::assert_same_output("file-bind", "runc", &outs[0].0, &outs[1].0, &Compare::status(0), &outs[1].1);
 }
+
+/// openat2's RESOLVE_* restrictions and the /proc magic links (a pipe, an
+/// unlinked file and a directory reached through /proc/self/fd and cwd)
+/// behave as under runc, whose /proc and mounts the program needs.
+#[test]
+fn openat2_and_magic_links_like_runc() {
+    let bin = cordon_tests::compile_program("openat2");
+    let mut sb = Sandbox::new("openat2");
+    for d in ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"] {
+        make_dir(sb.rootfs(), d, 0o755);
+    }
+    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
+}

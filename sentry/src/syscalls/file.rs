@@ -229,6 +229,61 @@ pub fn sys_openat(t: &mut Task, dirfd: i32, path: u64, flags: u32, mode: u32) ->
     Ok(fd as u64)
 }
 
+/// openat2: openat with a `struct open_how` of `size` bytes, strict about
+/// unknown flags, and RESOLVE_* restrictions on the walk.
+pub fn sys_openat2(t: &mut Task, dirfd: i32, path: u64, how: u64, size: usize) -> SysResult {
+    use syscalls::flags::resolve::*;
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let mut raw = vec![0u8; size];
+    t.mm.copy_in(how, &mut raw)?;
+    // A newer struct may be passed as long as what we do not know is zero.
+    if raw[OPEN_HOW_SIZE_VER0..].iter().any(|b| *b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let field = |i: usize| u64::from_ne_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    let (flags, mode, resolve) = (field(0), field(1), field(2));
+    let known = RESOLVE_NO_XDEV
+        | RESOLVE_NO_MAGICLINKS
+        | RESOLVE_NO_SYMLINKS
+        | RESOLVE_BENEATH
+        | RESOLVE_IN_ROOT
+        | RESOLVE_CACHED;
+    if flags & !VALID_OPEN_FLAGS != 0 || resolve & !known != 0 || mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let has = |f: OpenFlags| flags & u64::from(f.bits()) == u64::from(f.bits());
+    let creates = has(OpenFlags::O_CREAT) || has(OpenFlags::O_TMPFILE);
+    if (mode != 0 && !creates) || resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path_only = OpenFlags::O_PATH | OpenFlags::O_DIRECTORY | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC;
+    if has(OpenFlags::O_PATH) && flags & !u64::from(path_only.bits()) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Every lookup here may need the gofer: a "cached only" open that
+    // would create or truncate is refused as Linux refuses it.
+    if resolve & RESOLVE_CACHED != 0 && (creates || has(OpenFlags::O_TRUNC)) {
+        return Err(Errno::EAGAIN);
+    }
+    let r = crate::vfs::Restrict {
+        beneath: resolve & RESOLVE_BENEATH != 0,
+        no_symlinks: resolve & RESOLVE_NO_SYMLINKS != 0,
+        no_magiclinks: resolve & RESOLVE_NO_MAGICLINKS != 0,
+        no_xdev: resolve & RESOLVE_NO_XDEV != 0,
+        in_root: resolve & RESOLVE_IN_ROOT != 0,
+        scoped: resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0,
+    };
+    let path = t.read_path(path)?;
+    let file = crate::vfs::open::open_restricted(t, dirfd, &path, flags as u32, mode as u32, r)?;
+    let fd = t.fds.insert(file, has(OpenFlags::O_CLOEXEC), 0, t.nofile())?;
+    Ok(fd as u64)
+}
+
 pub fn sys_close(t: &mut Task, fd: i32) -> SysResult {
     let e = t.fds.remove(fd)?;
     // Closing any fd of a file drops the process's record locks on it.
@@ -575,7 +630,7 @@ pub fn sys_pipe2(t: &mut Task, fds: u64, flags: u32) -> SysResult {
     if flags & !allowed.bits() != 0 {
         return Err(Errno::EINVAL);
     }
-    let (r, w) = crate::pipe::Pipe::create(t.kernel.events.clone());
+    let (r, w) = crate::pipe::Pipe::create(t.kernel.events.clone(), (t.creds.fsuid, t.creds.fsgid));
     let status = flags & (OpenFlags::O_NONBLOCK | OpenFlags::O_DIRECT).bits();
     let rf = File::new(FileKind::Pipe(r), status, None);
     let wf = File::new(FileKind::Pipe(w), status | OpenFlags::O_WRONLY.bits(), None);

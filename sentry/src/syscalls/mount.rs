@@ -16,7 +16,7 @@ use crate::vfs::{tmpfs, Resolver};
 fn place(t: &Task, path: &[u8]) -> Result<(std::sync::Arc<crate::vfs::Dentry>, Vec<u8>), Errno> {
     let start = t.start_dir(AT_FDCWD, path)?;
     let root = t.fs().root.clone();
-    let (dir, name) = Resolver { root: &root, start: &start }.resolve_parent(path)?;
+    let (dir, name) = Resolver::new(&root, &start).resolve_parent(path)?;
     if name.is_empty() || name == b"/" || name == b"." || name == b".." {
         return Err(Errno::EBUSY);
     }

@@ -17,7 +17,7 @@ use crate::vfs::{tmpfs, Dentry, FileKind, Resolver};
 fn parent_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Arc<Dentry>, Vec<u8>), Errno> {
     let start = t.start_dir(dirfd, path)?;
     let root = t.fs().root.clone();
-    let (dir, name) = Resolver { root: &root, start: &start }.resolve_parent(path)?;
+    let (dir, name) = Resolver::new(&root, &start).resolve_parent(path)?;
     if !dir.is_dir() {
         return Err(Errno::ENOTDIR);
     }

@@ -84,11 +84,10 @@ static ENTRIES: &[Entry] = &[
     e!(preadv, Full, &[I, H, I, I], "", |t, a| file::sys_preadv(t, a.i32(0), a.u64(1), a.i32(2), a.i64(3))),
     e!(pwritev, Full, &[I, H, I, I], "", |t, a| file::sys_pwritev(t, a.i32(0), a.u64(1), a.i32(2), a.i64(3))),
     e!(lseek, Full, &[I, I, I], "", |t, a| file::sys_lseek(t, a.i32(0), a.i64(1), a.u32(2))),
-    e!(open, Partial, &[S, H, H], "no file creation yet", |t, a| file::sys_open(t, a.u64(0), a.u32(1), a.u32(2))),
-    e!(openat, Partial, &[I, S, H, H], "no file creation yet", |t, a| {
-        file::sys_openat(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3))
-    }),
-    e!(creat, Partial, &[S, H], "no file creation yet", |t, a| file::sys_creat(t, a.u64(0), a.u32(1))),
+    e!(open, Full, &[S, H, H], "", |t, a| file::sys_open(t, a.u64(0), a.u32(1), a.u32(2))),
+    e!(openat, Full, &[I, S, H, H], "", |t, a| { file::sys_openat(t, a.i32(0), a.u64(1), a.u32(2), a.u32(3)) }),
+    e!(openat2, Full, &[I, S, H, I], "", |t, a| file::sys_openat2(t, a.i32(0), a.u64(1), a.u64(2), a.usize(3))),
+    e!(creat, Full, &[S, H], "", |t, a| file::sys_creat(t, a.u64(0), a.u32(1))),
     e!(close, Full, &[I], "", |t, a| file::sys_close(t, a.i32(0))),
     e!(dup, Full, &[I], "", |t, a| file::sys_dup(t, a.i32(0))),
     e!(dup2, Full, &[I, I], "", |t, a| file::sys_dup2(t, a.i32(0), a.i32(1))),

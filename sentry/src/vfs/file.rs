@@ -358,6 +358,8 @@ impl File {
                 st_ino: end.pipe.ino,
                 st_nlink: 1,
                 st_mode: syscalls::flags::mode::S_IFIFO | 0o600,
+                st_uid: end.pipe.owner.0,
+                st_gid: end.pipe.owner.1,
                 st_blksize: 4096,
                 ..Default::default()
             }),

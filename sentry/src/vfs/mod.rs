@@ -93,6 +93,64 @@ pub trait SynthNode: Send + Sync {
     fn readonly(&self) -> bool {
         false
     }
+    /// For a "magic" symlink (/proc/pid/fd/N, cwd, root): what following it
+    /// reaches, whatever its text says.
+    fn magic(&self) -> Option<Magic> {
+        None
+    }
+    /// The pipe a nameless pipe reached through a magic link opens.
+    fn pipe(&self) -> Option<Arc<crate::pipe::Pipe>> {
+        None
+    }
+}
+
+/// What following a magic link reaches.
+pub enum Magic {
+    /// A file with a place in the tree (even if since renamed or removed).
+    Dentry(Arc<Dentry>),
+    /// An open file with no name: a pipe, a socket, the container's stdio.
+    File(Arc<File>),
+}
+
+impl Magic {
+    /// The dentry the resolution goes on from.
+    fn into_dentry(self) -> Arc<Dentry> {
+        match self {
+            Magic::Dentry(d) => d,
+            Magic::File(f) => {
+                let name = b"magic".to_vec();
+                let node = Arc::new(OpenFileNode(f));
+                Arc::new(Dentry::new(name, None, node.attr(), Node::Synthetic(node)))
+            }
+        }
+    }
+}
+
+/// A nameless open file reached through a magic link: opening it opens the
+/// same pipe (a new end with the new access mode) or, for the container's
+/// stdio, the same host file.
+struct OpenFileNode(Arc<File>);
+
+impl SynthNode for OpenFileNode {
+    fn attr(&self) -> Attr {
+        self.0.stat().map(|s| host_stat_like(&s)).unwrap_or_default()
+    }
+    fn open(&self, _flags: u32) -> Result<FileKind, Errno> {
+        match &self.0.kind {
+            FileKind::Host(fd) => {
+                Ok(FileKind::Host(fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?))
+            }
+            // Pipes are opened by `open_magic_pipe` (it may wait); sockets
+            // and anonymous files cannot be opened by path, as on Linux.
+            _ => Err(Errno::ENXIO),
+        }
+    }
+    fn pipe(&self) -> Option<Arc<crate::pipe::Pipe>> {
+        match &self.0.kind {
+            FileKind::Pipe(end) => Some(end.pipe.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// A synthetic tree made read-only (`linux.readonlyPaths`, masks).
@@ -171,6 +229,8 @@ pub struct Dentry {
     covered: Mutex<Option<Arc<Dentry>>>,
     /// The root of a mount made where nothing was (removed by umount).
     placed_mount: std::sync::atomic::AtomicBool,
+    /// The root of a mount (not of the whole tree).
+    mount_root: std::sync::atomic::AtomicBool,
     /// A gofer directory's entries, read once (see `lower_entries`).
     listing: Mutex<Option<Arc<Vec<gofer::Dirent>>>>,
     /// A view of another dentry's gofer file (a read-only remount): the
@@ -210,6 +270,7 @@ impl Dentry {
             cache: Mutex::new(None),
             covered: Mutex::new(None),
             placed_mount: Default::default(),
+            mount_root: Default::default(),
             borrowed_handle: false,
             listing: Mutex::new(None),
         }
@@ -264,6 +325,7 @@ impl Dentry {
     /// Mounts the file system whose root is `root` at `name` of `self`:
     /// over the directory there, or as a new entry.
     fn mount_root(self: &Arc<Dentry>, name: &[u8], root: Arc<Dentry>) {
+        root.mount_root.store(true, std::sync::atomic::Ordering::Relaxed);
         let existing =
             self.cached(name).or_else(|| self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next()));
         match existing {
@@ -332,6 +394,31 @@ impl Dentry {
     /// The root of what is mounted here, or this dentry.
     pub fn crossed_root(self: &Arc<Dentry>) -> Arc<Dentry> {
         self.clone().crossed()
+    }
+
+    /// Whether a file system is mounted with this as its root.
+    fn is_mount_root(&self) -> bool {
+        self.mount_root.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The root of the mount this dentry is on.
+    fn mount(self: &Arc<Dentry>) -> Arc<Dentry> {
+        let mut d = self.clone();
+        while !d.is_mount_root() {
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        d
+    }
+
+    /// What following this magic link reaches (None for a plain symlink).
+    pub fn magic(&self) -> Option<Magic> {
+        match &self.node {
+            Node::Synthetic(n) => n.magic(),
+            _ => None,
+        }
     }
 
     /// The root of what is mounted here, or this dentry.
@@ -528,6 +615,7 @@ impl Dentry {
     /// The pipe of a FIFO file, made at its first open.
     pub fn named_pipe(&self, events: &Arc<crate::kernel::EventQueue>) -> Result<Arc<crate::pipe::Pipe>, Errno> {
         let slot = match &self.node {
+            Node::Synthetic(n) => return n.pipe().ok_or(Errno::ENXIO),
             Node::Tmpfs(i) => match &i.contents {
                 tmpfs::Contents::Fifo(p) => p,
                 _ => return Err(Errno::ENXIO),
@@ -771,16 +859,41 @@ impl Dentry {
 pub struct Resolver<'a> {
     pub root: &'a Arc<Dentry>,
     pub start: &'a Arc<Dentry>,
+    /// openat2's RESOLVE_* restrictions.
+    pub restrict: Restrict,
 }
 
-impl Resolver<'_> {
+/// openat2(2)'s restrictions on a path walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Restrict {
+    /// RESOLVE_BENEATH: never leave the start directory (EXDEV).
+    pub beneath: bool,
+    /// RESOLVE_NO_SYMLINKS: no symlink anywhere (ELOOP).
+    pub no_symlinks: bool,
+    /// RESOLVE_NO_MAGICLINKS: no /proc magic link (ELOOP).
+    pub no_magiclinks: bool,
+    /// RESOLVE_NO_XDEV: never cross a mount (EXDEV).
+    pub no_xdev: bool,
+    /// RESOLVE_IN_ROOT: the start directory is the root (`/` and `..`
+    /// stop there).
+    pub in_root: bool,
+    /// RESOLVE_BENEATH or RESOLVE_IN_ROOT: magic links are refused (EXDEV).
+    pub scoped: bool,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolution of paths relative to `start`, `/` meaning `root`.
+    pub fn new(root: &'a Arc<Dentry>, start: &'a Arc<Dentry>) -> Resolver<'a> {
+        Resolver { root, start, restrict: Restrict::default() }
+    }
+
     /// Resolves `path`; follows a final symlink when `follow` is set.
     pub fn resolve(&self, path: &[u8], follow: bool) -> Result<Arc<Dentry>, Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
         let mut budget = MAX_SYMLINKS;
-        self.resolve_from(self.start, path, follow, &mut budget)
+        self.resolve_from(self.start, path, follow, &mut budget, false)
     }
 
     /// Resolves all but the last component; returns the parent directory and
@@ -804,8 +917,19 @@ impl Resolver<'_> {
         path: &[u8],
         follow: bool,
         budget: &mut u32,
+        symlink: bool,
     ) -> Result<Arc<Dentry>, Errno> {
-        let mut cur = if path.first() == Some(&b'/') { self.root.clone() } else { start.clone() };
+        let r = self.restrict;
+        let absolute = path.first() == Some(&b'/');
+        if absolute && r.beneath {
+            return Err(Errno::EXDEV);
+        }
+        // An absolute symlink jumps to the root: a mount crossing if the
+        // root is on another mount.
+        if absolute && symlink && r.no_xdev && !Arc::ptr_eq(&start.mount(), &self.root.mount()) {
+            return Err(Errno::EXDEV);
+        }
+        let mut cur = if absolute { self.root.clone() } else { start.clone() };
         let must_be_dir = path.last() == Some(&b'/');
         let names: Vec<&[u8]> = path.split(|b| *b == b'/').filter(|c| !c.is_empty()).collect();
         let mut i = 0;
@@ -822,8 +946,14 @@ impl Resolver<'_> {
                 continue;
             }
             if name == b".." {
+                if r.beneath && Arc::ptr_eq(&cur, self.start) {
+                    return Err(Errno::EXDEV);
+                }
                 if !Arc::ptr_eq(&cur, self.root) {
                     if let Some(p) = cur.parent() {
+                        if r.no_xdev && cur.is_mount_root() {
+                            return Err(Errno::EXDEV);
+                        }
                         cur = p;
                     }
                 }
@@ -843,16 +973,31 @@ impl Resolver<'_> {
                         _ => return Err(Errno::ENOENT),
                     }
                 }
+            };
+            let crossed = child.clone().crossed();
+            if r.no_xdev && (!Arc::ptr_eq(&crossed, &child) || child.is_mount_root()) {
+                return Err(Errno::EXDEV);
             }
-            .crossed();
+            let child = crossed;
             let last = i + 1 == names.len();
             if child.is_symlink() && (!last || follow || must_be_dir) {
+                if r.no_symlinks {
+                    return Err(Errno::ELOOP);
+                }
                 if *budget == 0 {
                     return Err(Errno::ELOOP);
                 }
                 *budget -= 1;
-                let target = child.readlink()?;
-                cur = self.resolve_from(&cur, &target, true, budget)?.crossed();
+                cur = match child.magic() {
+                    Some(_) if r.no_magiclinks => return Err(Errno::ELOOP),
+                    Some(_) if r.scoped => return Err(Errno::EXDEV),
+                    // A magic link jumps to what it names, not to its text.
+                    Some(m) => m.into_dentry().crossed(),
+                    None => {
+                        let target = child.readlink()?;
+                        self.resolve_from(&cur, &target, true, budget, true)?.crossed()
+                    }
+                };
             } else {
                 cur = child;
             }
@@ -915,10 +1060,23 @@ pub fn host_stat_to_attr(s: &libc::stat) -> Attr {
     }
 }
 
-/// Gofer-style attributes of a `struct stat` (mode and ids are what
-/// permission checks need).
+/// Gofer-style attributes of a `struct stat`.
 pub fn host_stat_like(s: &syscalls::structs::Stat) -> Attr {
-    Attr { mode: s.st_mode, uid: s.st_uid, gid: s.st_gid, ino: s.st_ino, dev: s.st_dev, ..Default::default() }
+    Attr {
+        mode: s.st_mode,
+        nlink: s.st_nlink,
+        uid: s.st_uid,
+        gid: s.st_gid,
+        rdev: s.st_rdev,
+        size: s.st_size as u64,
+        blksize: s.st_blksize as u64,
+        blocks: s.st_blocks as u64,
+        atime: (s.st_atime, s.st_atime_nsec as u32),
+        mtime: (s.st_mtime, s.st_mtime_nsec as u32),
+        ctime: (s.st_ctime, s.st_ctime_nsec as u32),
+        ino: s.st_ino,
+        dev: s.st_dev,
+    }
 }
 
 /// The `d_type` of a mode.

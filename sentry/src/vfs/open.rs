@@ -48,6 +48,18 @@ pub fn may_access(creds: &Credentials, attr: &Attr, mask: u32, real: bool) -> bo
 
 /// Opens `path` relative to `dirfd` with `open(2)` flags.
 pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<Arc<File>, Errno> {
+    open_restricted(t, dirfd, path, flags, mode, super::Restrict::default())
+}
+
+/// Opens `path` as `open`, walking it under openat2's restrictions `r`.
+pub fn open_restricted(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    r: super::Restrict,
+) -> Result<Arc<File>, Errno> {
     let has = |f: O| flags & f.bits() != 0;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -57,7 +69,7 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
     }
     let exclusive_create = has(O::O_CREAT) && has(O::O_EXCL);
     let follow = !has(O::O_NOFOLLOW) && !exclusive_create;
-    let d = match t.lookup(dirfd, path, follow) {
+    let d = match t.lookup_restricted(dirfd, path, follow, r) {
         Ok(d) => {
             if has(O::O_CREAT) && has(O::O_EXCL) {
                 return Err(Errno::EEXIST);
@@ -68,9 +80,8 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
             if path.last() == Some(&b'/') {
                 return Err(Errno::EISDIR);
             }
-            let start = t.start_dir(dirfd, path)?;
-            let root = t.fs().root.clone();
-            let (parent, name) = super::Resolver { root: &root, start: &start }.resolve_parent(path)?;
+            let (root, start) = t.walk_bounds(dirfd, path, r)?;
+            let (parent, name) = super::Resolver { root: &root, start: &start, restrict: r }.resolve_parent(path)?;
             let perm = mode & 0o7777 & !t.fs().umask;
             match parent.create(&name, super::ops::NewFile::Regular, perm, &t.creds) {
                 Ok(d) => {
@@ -85,7 +96,7 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
                     return Ok(File::new(FileKind::Regular(fd), fl, Some(d)));
                 }
                 // Created by someone else meanwhile: open that.
-                Err(Errno::EEXIST) if !has(O::O_EXCL) => t.lookup(dirfd, path, follow)?,
+                Err(Errno::EEXIST) if !has(O::O_EXCL) => t.lookup_restricted(dirfd, path, follow, r)?,
                 Err(e) => return Err(e),
             }
         }
@@ -131,8 +142,11 @@ pub fn open(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<
     if !may_access(&t.creds, &attr, mask, false) {
         return Err(Errno::EACCES);
     }
+    // The container's stdio reached through /proc/self/fd may be a host
+    // pipe: the host file is opened again, not a sandbox pipe.
+    let host_file = matches!(&d.node, super::Node::Synthetic(n) if n.pipe().is_none());
     match d.file_type() {
-        syscalls::flags::mode::S_IFIFO => {
+        syscalls::flags::mode::S_IFIFO if !host_file => {
             let pipe = d.named_pipe(&t.kernel.events)?;
             let end = pipe.open_end(t, acc != 1, acc != 0, has(O::O_NONBLOCK))?;
             return Ok(File::new(FileKind::Pipe(end), fl, Some(d)));

@@ -468,6 +468,32 @@ impl SynthNode for ProcNode {
         }
     }
 
+    fn magic(&self) -> Option<super::Magic> {
+        use super::Magic;
+        let tid = match &self.kind {
+            Kind::Fd { tid, .. } | Kind::PidLink { tid, .. } => *tid,
+            _ => return None,
+        };
+        let t = self.kernel()?.pids().tasks.get(&tid).cloned()?;
+        let v = t.view();
+        match &self.kind {
+            Kind::Fd { fd, .. } => {
+                let f = v.fds.as_ref()?.get(*fd).ok()?;
+                // Pipes, stdio and anonymous files have no name to go to.
+                match &f.dentry {
+                    Some(d) => Some(Magic::Dentry(d.clone())),
+                    None => Some(Magic::File(f)),
+                }
+            }
+            Kind::PidLink { which, .. } if *which != "exe" => {
+                let fs = v.fs.clone()?;
+                let fs = fs.lock().unwrap_or_else(|e| e.into_inner());
+                Some(Magic::Dentry(if *which == "cwd" { fs.cwd.clone() } else { fs.root.clone() }))
+            }
+            _ => None,
+        }
+    }
+
     fn open(&self, flags: u32) -> Result<FileKind, Errno> {
         if flags & 3 != 0 {
             // Nothing here can be written yet.
