@@ -62,6 +62,7 @@ compat_tests! {
     tmpfs,
     creds,
     mounts,
+    copy_range,
     cpu_timers,
     signal_restart,
     locks,

@@ -849,6 +849,148 @@ fn splice_offset(t: &Task, f: &File, off: u64) -> Result<Option<u64>, Errno> {
     Ok(Some(o as u64))
 }
 
+/// Copies up to `len` bytes from `fin` at `at_in` to `fout` at `at_out`
+/// (None: the file positions) in chunks, as sendfile and copy_file_range
+/// do in the kernel: stops at end of file or a short write, and reports
+/// what was copied if a later chunk fails.
+fn copy_between(
+    t: &Task,
+    fin: &File,
+    mut at_in: Option<u64>,
+    fout: &File,
+    mut at_out: Option<u64>,
+    len: usize,
+) -> Result<(usize, Option<u64>, Option<u64>), Errno> {
+    const CHUNK: usize = 128 * 1024;
+    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let step = read_file(t, fin, &mut buf[..want], at_in).and_then(|got| {
+            let wrote = if got == 0 { 0 } else { write_file(t, fout, &buf[..got], at_out)? };
+            Ok((got, wrote))
+        });
+        let (got, wrote) = match step {
+            Ok(v) => v,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += wrote;
+        at_in = at_in.map(|o| o + wrote as u64);
+        at_out = at_out.map(|o| o + wrote as u64);
+        if got == 0 || wrote < got {
+            // A short write leaves the unwritten part unread: put the input
+            // position back by that much.
+            if wrote < got && at_in.is_none() {
+                let mut pos = fin.pos.lock().unwrap_or_else(|e| e.into_inner());
+                *pos = pos.saturating_sub((got - wrote) as u64);
+            }
+            break;
+        }
+    }
+    Ok((done, at_in, at_out))
+}
+
+/// sendfile: copies from `in_fd` (at `*offset`, updated, when given) to
+/// `out_fd`, which may be any writable file.
+pub fn sys_sendfile(t: &mut Task, out_fd: i32, in_fd: i32, offset: u64, count: usize) -> SysResult {
+    let (fin, fout) = (t.fds.get(in_fd)?, t.fds.get(out_fd)?);
+    if !fin.readable() || !fout.writable() {
+        return Err(Errno::EBADF);
+    }
+    if fout.flags() & OpenFlags::O_APPEND.bits() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // The input must be a file with pages: not a pipe, socket or event.
+    if matches!(fin.kind, FileKind::Pipe(_) | FileKind::Anon(_) | FileKind::Dir(_)) {
+        return Err(Errno::EINVAL);
+    }
+    let at = if offset == 0 {
+        None
+    } else {
+        let o: i64 = t.read_obj(offset)?;
+        if o < 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(o as u64)
+    };
+    let (n, at_in, _) = copy_between(t, &fin, at, &fout, None, count.min(MAX_COPY))?;
+    if let Some(o) = at_in {
+        t.write_obj(offset, &(o as i64))?;
+    }
+    Ok(n as u64)
+}
+
+/// copy_file_range: copies between two regular files, at `*off_in` and
+/// `*off_out` (updated) or the file positions.
+pub fn sys_copy_file_range(
+    t: &mut Task,
+    fd_in: i32,
+    off_in: u64,
+    fd_out: i32,
+    off_out: u64,
+    len: usize,
+    flags: u32,
+) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (fin, fout) = (t.fds.get(fd_in)?, t.fds.get(fd_out)?);
+    if !fin.readable() || !fout.writable() || fout.flags() & OpenFlags::O_APPEND.bits() != 0 {
+        return Err(Errno::EBADF);
+    }
+    let (sin, sout) = (fin.stat()?, fout.stat()?);
+    let kind = |m: u32| m & syscalls::flags::mode::S_IFMT;
+    if kind(sin.st_mode) == syscalls::flags::mode::S_IFDIR || kind(sout.st_mode) == syscalls::flags::mode::S_IFDIR {
+        return Err(Errno::EISDIR);
+    }
+    if kind(sin.st_mode) != syscalls::flags::mode::S_IFREG || kind(sout.st_mode) != syscalls::flags::mode::S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    let read_off = |t: &Task, p: u64| -> Result<Option<u64>, Errno> {
+        if p == 0 {
+            return Ok(None);
+        }
+        let o: i64 = t.read_obj(p)?;
+        u64::try_from(o).map(Some).map_err(|_| Errno::EINVAL)
+    };
+    let (at_in, at_out) = (read_off(t, off_in)?, read_off(t, off_out)?);
+    let pos = |f: &File, at: Option<u64>| at.unwrap_or_else(|| *f.pos.lock().unwrap_or_else(|e| e.into_inner()));
+    let (start_in, start_out) = (pos(&fin, at_in), pos(&fout, at_out));
+    // Overlapping ranges of one file are refused.
+    let same = sin.st_dev == sout.st_dev && sin.st_ino == sout.st_ino;
+    let len = len.min(MAX_COPY);
+    if same && start_in < start_out + len as u64 && start_out < start_in + len as u64 {
+        return Err(Errno::EINVAL);
+    }
+    if start_in.checked_add(len as u64).is_none_or(|e| e > i64::MAX as u64)
+        || start_out.checked_add(len as u64).is_none_or(|e| e > i64::MAX as u64)
+    {
+        return Err(Errno::EOVERFLOW);
+    }
+    let (n, new_in, new_out) = copy_between(t, &fin, at_in, &fout, at_out, len)?;
+    if let Some(o) = new_in {
+        t.write_obj(off_in, &(o as i64))?;
+    }
+    if let Some(o) = new_out {
+        t.write_obj(off_out, &(o as i64))?;
+    }
+    Ok(n as u64)
+}
+
+/// posix_fadvise: a hint; checked, then ignored (the sentry keeps no page
+/// cache of its own for host files to drop or prefetch).
+pub fn sys_fadvise64(t: &mut Task, fd: i32, _offset: i64, len: i64, advice: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    if matches!(f.kind, FileKind::Pipe(_)) {
+        return Err(Errno::ESPIPE);
+    }
+    if !(0..=5).contains(&advice) || len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
 pub fn sys_splice(
     t: &mut Task,
     fd_in: i32,

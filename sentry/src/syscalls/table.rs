@@ -66,6 +66,8 @@ macro_rules! e {
                     | Sysno::epoll_pwait2
                     | Sysno::rt_sigtimedwait
                     | Sysno::splice
+                    | Sysno::sendfile
+                    | Sysno::copy_file_range
                     | Sysno::tee
                     | Sysno::flock
                     | Sysno::fcntl
@@ -114,6 +116,11 @@ static ENTRIES: &[Entry] = &[
     e!(splice, Partial, &[I, H, I, H, I, H], "copies through the sentry (no page moving)", |t, a| {
         file::sys_splice(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.usize(4), a.u32(5))
     }),
+    e!(sendfile, Full, &[I, I, H, I], "", |t, a| file::sys_sendfile(t, a.i32(0), a.i32(1), a.u64(2), a.usize(3))),
+    e!(copy_file_range, Full, &[I, H, I, H, I, H], "", |t, a| {
+        file::sys_copy_file_range(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.usize(4), a.u32(5))
+    }),
+    e!(fadvise64, Full, &[I, I, I, I], "", |t, a| file::sys_fadvise64(t, a.i32(0), a.i64(1), a.i64(2), a.i32(3))),
     e!(tee, Full, &[I, I, I, H], "", |t, a| file::sys_tee(t, a.i32(0), a.i32(1), a.usize(2), a.u32(3))),
     e!(mknod, Full, &[S, H, H], "", |t, a| ns::sys_mknodat(t, AT_FDCWD, a.u64(0), a.u32(1), a.u64(2))),
     e!(mknodat, Full, &[I, S, H, H], "", |t, a| ns::sys_mknodat(t, a.i32(0), a.u64(1), a.u32(2), a.u64(3))),
