@@ -16,6 +16,7 @@ pub mod signal;
 pub mod syscalls;
 pub mod task;
 pub mod timer;
+pub mod tty;
 pub mod vfs;
 
 use std::os::fd::OwnedFd;
@@ -176,6 +177,11 @@ fn mount_filesystems(
                     table.push(info(&m.destination, "proc", "rw,nosuid,nodev,noexec,relatime"));
                 }
             }
+            // devfs always serves /dev/pts; the spec's devpts mount is
+            // shown in the table as runc's is.
+            "devpts" if m.destination == "/dev/pts" => {
+                table.push(info(&m.destination, "devpts", "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"));
+            }
             "sysfs" => {
                 if let Some((dir, name)) = target() {
                     dir.mount_synthetic(&name, vfs::sysfs::new_sysfs(ncpus));
@@ -250,13 +256,13 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         upper,
     });
     let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
-    root.mount_synthetic(b"dev", vfs::devfs::new_devfs());
+    let events: Arc<kernel::EventQueue> = Default::default();
+    root.mount_synthetic(b"dev", vfs::devfs::new_devfs(events.clone()));
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let kernel_slot: vfs::procfs::KernelSlot = Default::default();
     let mounts =
         mount_filesystems(&root, &memory, &cfg.mounts, (cfg.root_readonly, cfg.root_overlay), &kernel_slot, ncpus);
     restrict_paths(&root, &cfg.masked_paths, &cfg.readonly_paths);
-    let events: Arc<kernel::EventQueue> = Default::default();
     let kernel = Arc::new(Kernel {
         platform,
         file_cache: vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE),

@@ -53,6 +53,37 @@ fn bash_process_substitution_and_dev_stdin() {
     same("deb-procsub", &["bash", "-c", script], 0);
 }
 
+/// Terminals from a Debian userland: Python's pty.fork and util-linux's
+/// script(1), with the spec's devpts mount (as runc gets it).
+#[test]
+fn python_pty_and_script() {
+    let mut sb = Sandbox::with_shared_rootfs("deb-pty", &debian_rootfs());
+    let script = r#"python3 -c '
+import pty, os, sys
+pid, fd = pty.fork()
+if pid == 0:
+    print(os.isatty(0), os.ttyname(0).startswith("/dev/pts/"), os.tcgetpgrp(0) == os.getpid())
+    sys.exit(3)
+out = b""
+while True:
+    try:
+        d = os.read(fd, 100)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+print(repr(out), os.waitpid(pid, 0)[1] >> 8)
+'; script -qc "tty; echo hi; stty size; stty -a | head -1" /dev/null < /dev/null"#;
+    let mut p = Process::new(&["bash", "-c", script]);
+    p.env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(), "HOME=/root".into()];
+    let devpts = serde_json::json!({
+        "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+    });
+    sb.assert_same_as_runc_with(&p, &[devpts], &Compare::status(0));
+}
+
 #[test]
 fn bash_background_wait() {
     same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);

@@ -115,3 +115,21 @@ fn openat2_and_magic_links_like_runc() {
     cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
     sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
 }
+
+/// devpts: terminals made through /dev/ptmx behave as under runc's devpts
+/// (line discipline, echo, raw mode, window size, controlling terminal,
+/// ^C and SIGWINCH to the foreground group, hang-ups).
+#[test]
+fn pty_like_runc() {
+    let bin = cordon_tests::compile_program("pty");
+    let mut sb = Sandbox::new("pty");
+    for d in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp"] {
+        make_dir(sb.rootfs(), d, 0o755);
+    }
+    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    let devpts = serde_json::json!({
+        "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+    });
+    sb.assert_same_as_runc_with(&Process::new(&["/prog"]), &[devpts], &Compare::status(0));
+}

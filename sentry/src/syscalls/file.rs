@@ -67,8 +67,9 @@ pub fn sys_pwrite64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> Sy
 /// Reads from any file: pipes block (interruptibly) in the sentry.
 fn read_file(t: &Task, f: &File, data: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
     match &f.kind {
-        FileKind::Pipe(_) | FileKind::Anon(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(_) | FileKind::Anon(_) | FileKind::Tty(_) if off.is_some() => Err(Errno::ESPIPE),
         FileKind::Pipe(end) => end.pipe.read(t, data, f.nonblocking()),
+        FileKind::Tty(end) => end.read(t, data, f.nonblocking()),
         FileKind::Anon(a) => a.read(t, data, f.nonblocking()),
         _ => f.read(data, off),
     }
@@ -77,8 +78,9 @@ fn read_file(t: &Task, f: &File, data: &mut [u8], off: Option<u64>) -> Result<us
 /// Writes to any file: pipes block (interruptibly) in the sentry.
 fn write_file(t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
     match &f.kind {
-        FileKind::Pipe(_) | FileKind::Anon(_) if off.is_some() => Err(Errno::ESPIPE),
+        FileKind::Pipe(_) | FileKind::Anon(_) | FileKind::Tty(_) if off.is_some() => Err(Errno::ESPIPE),
         FileKind::Pipe(end) => end.pipe.write(t, data, f.nonblocking()),
+        FileKind::Tty(end) => end.write(t, data, f.nonblocking()),
         FileKind::Anon(a) => a.write(t, data, f.nonblocking()),
         _ => f.write(data, off),
     }
@@ -479,6 +481,7 @@ pub fn sys_ioctl(t: &mut Task, fd: i32, req: u32, arg: u64) -> SysResult {
     }
     match &f.kind {
         FileKind::Host(_) => host_ioctl(t, &f, req, arg),
+        FileKind::Tty(end) => crate::tty::ioctl(t, end, req, arg),
         FileKind::Pipe(end) if req == I::FIONREAD => {
             let n = i32::try_from(end.pipe.available()).unwrap_or(i32::MAX);
             t.write_obj(arg, &n)?;

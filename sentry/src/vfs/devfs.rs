@@ -123,8 +123,109 @@ impl SynthNode for DevDir {
     }
 }
 
-/// The root of a new devfs.
-pub fn new_devfs() -> Arc<dyn SynthNode> {
+/// /dev/ptmx (and /dev/pts/ptmx): each open makes a new terminal.
+struct Ptmx {
+    ino: u64,
+    mode: u32,
+    events: Arc<crate::kernel::EventQueue>,
+}
+
+impl SynthNode for Ptmx {
+    fn attr(&self) -> Attr {
+        attr(S_IFCHR | self.mode, self.ino, makedev(5, 2))
+    }
+
+    fn open(&self, _flags: u32) -> Result<FileKind, Errno> {
+        let cur = crate::process::current().ok_or(Errno::ENXIO)?;
+        let owner = {
+            let v = cur.view();
+            (v.ids[1], v.ids[4])
+        };
+        Ok(FileKind::Tty(crate::tty::Terminal::open_master(self.events.clone(), owner)?))
+    }
+}
+
+/// /dev/tty: the caller's controlling terminal (ENXIO without one).
+struct ControllingTty;
+
+impl SynthNode for ControllingTty {
+    fn attr(&self) -> Attr {
+        attr(S_IFCHR | 0o666, 14, makedev(5, 0))
+    }
+
+    fn open(&self, flags: u32) -> Result<FileKind, Errno> {
+        let cur = crate::process::current().ok_or(Errno::ENXIO)?;
+        let sid = cur.group.state().sid;
+        let term = crate::tty::of_session(sid).ok_or(Errno::ENXIO)?;
+        let noctty = flags & syscalls::flags::OpenFlags::O_NOCTTY.bits() != 0;
+        Ok(FileKind::Tty(term.open_slave(noctty)?))
+    }
+}
+
+/// The /dev/pts node of a terminal's slave: owned by the opener of
+/// /dev/ptmx, mode 620, group tty (5) as runc's devpts mount options say.
+pub fn pts_attr(term: &crate::tty::Terminal) -> Attr {
+    let mut a = attr(S_IFCHR | 0o620, 0x1000 + u64::from(term.index), term.rdev());
+    a.uid = term.owner.0;
+    a.gid = 5;
+    a
+}
+
+struct PtsNode(Arc<crate::tty::Terminal>);
+
+impl SynthNode for PtsNode {
+    fn attr(&self) -> Attr {
+        pts_attr(&self.0)
+    }
+
+    fn open(&self, flags: u32) -> Result<FileKind, Errno> {
+        let noctty = flags & syscalls::flags::OpenFlags::O_NOCTTY.bits() != 0;
+        Ok(FileKind::Tty(self.0.open_slave(noctty)?))
+    }
+}
+
+/// /dev/pts: `ptmx` and one node per live terminal.
+struct PtsDir {
+    ptmx: Arc<dyn SynthNode>,
+}
+
+impl SynthNode for PtsDir {
+    fn attr(&self) -> Attr {
+        let mut a = attr(S_IFDIR | 0o755, 11, 0);
+        a.nlink = 2;
+        a
+    }
+
+    fn lookup(&self, name: &[u8]) -> Option<Arc<dyn SynthNode>> {
+        if name == b"ptmx" {
+            return Some(self.ptmx.clone());
+        }
+        let index: u32 = std::str::from_utf8(name).ok()?.parse().ok()?;
+        if name.len() > 1 && name[0] == b'0' {
+            return None;
+        }
+        let term = crate::tty::lookup(index)?;
+        Some(Arc::new(PtsNode(term)))
+    }
+
+    fn entries(&self) -> Vec<(Vec<u8>, Attr)> {
+        let mut v = vec![(b"ptmx".to_vec(), self.ptmx.attr())];
+        for i in crate::tty::indexes() {
+            if let Some(t) = crate::tty::lookup(i) {
+                v.push((i.to_string().into_bytes(), pts_attr(&t)));
+            }
+        }
+        v
+    }
+
+    // Terminals come and go: never cache lookups.
+    fn cacheable(&self) -> bool {
+        false
+    }
+}
+
+/// The root of a new devfs; terminals made through it wake `events`.
+pub fn new_devfs(events: Arc<crate::kernel::EventQueue>) -> Arc<dyn SynthNode> {
     let dev = |ino, major, minor, device| -> Arc<dyn SynthNode> {
         Arc::new(DevFile { ino, rdev: makedev(major, minor), device })
     };
@@ -143,7 +244,9 @@ pub fn new_devfs() -> Arc<dyn SynthNode> {
             (b"stdin", link(8, b"/proc/self/fd/0")),
             (b"stdout", link(9, b"/proc/self/fd/1")),
             (b"stderr", link(10, b"/proc/self/fd/2")),
-            (b"pts", dir(11, 0o755)),
+            (b"pts", Arc::new(PtsDir { ptmx: Arc::new(Ptmx { ino: 15, mode: 0o666, events: events.clone() }) })),
+            (b"ptmx", Arc::new(Ptmx { ino: 13, mode: 0o666, events })),
+            (b"tty", Arc::new(ControllingTty)),
             (b"shm", dir(12, 0o1777)),
         ],
     })

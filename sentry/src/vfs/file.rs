@@ -51,6 +51,8 @@ pub enum FileKind {
     Tmpfs(Arc<super::tmpfs::Inode>),
     /// A file whose contents the sentry generates (procfs).
     Generated(GeneratedFile),
+    /// One end of a pseudo-terminal.
+    Tty(crate::tty::TtyEnd),
 }
 
 /// Contents made by a generator, afresh whenever a read starts at offset
@@ -176,7 +178,7 @@ impl File {
                 Ok(n)
             }
             FileKind::Dir(_) => Err(Errno::EISDIR),
-            FileKind::Anon(_) => Err(Errno::EINVAL),
+            FileKind::Anon(_) | FileKind::Tty(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
@@ -225,7 +227,7 @@ impl File {
             }
             FileKind::Generated(_) => Err(Errno::EINVAL),
             FileKind::Dir(_) => Err(Errno::EISDIR),
-            FileKind::Anon(_) => Err(Errno::EINVAL),
+            FileKind::Anon(_) | FileKind::Tty(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
@@ -324,7 +326,7 @@ impl File {
                 Ok(new as u64)
             }
             FileKind::Path => Err(Errno::EBADF),
-            FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            FileKind::Pipe(_) | FileKind::Tty(_) => Err(Errno::ESPIPE),
             // Character devices and anonymous files (noop_llseek) ignore
             // seeks and report position 0.
             FileKind::Device(_) | FileKind::Anon(_) => Ok(0),
@@ -364,6 +366,8 @@ impl File {
                 ..Default::default()
             }),
             FileKind::Tmpfs(inode) => Ok(super::attr_to_stat(&inode.attr())),
+            // A slave opened with TIOCGPTPEER: its /dev/pts node.
+            FileKind::Tty(end) if self.dentry.is_none() => Ok(super::attr_to_stat(&super::devfs::pts_attr(&end.term))),
             FileKind::Anon(_) => Ok(syscalls::structs::Stat {
                 // Linux's anon_inode: one inode, mode 0600 with no type.
                 st_dev: 0xe,
@@ -388,6 +392,7 @@ impl File {
             FileKind::Pipe(end) if end.read && end.write => end.pipe.poll(false) | end.pipe.poll(true),
             FileKind::Pipe(end) => end.pipe.poll(end.write),
             FileKind::Anon(a) => a.readiness(t),
+            FileKind::Tty(end) => end.poll(),
             FileKind::Host(fd) => {
                 use nix::poll::{PollFd, PollFlags, PollTimeout};
                 use std::os::fd::AsFd;
@@ -406,6 +411,7 @@ impl File {
         match &self.kind {
             FileKind::Pipe(end) => Some(end.pipe.seq()),
             FileKind::Anon(a) => a.seq(),
+            FileKind::Tty(end) => Some(end.term.seq()),
             _ => None,
         }
     }

@@ -217,6 +217,7 @@ fn fd_target(f: &super::File, root: Option<&Arc<super::Dentry>>) -> Vec<u8> {
     use super::FileKind as K;
     match &f.kind {
         K::Pipe(end) => format!("pipe:[{}]", end.pipe.ino).into_bytes(),
+        K::Tty(end) if f.dentry.is_none() => format!("/dev/pts/{}", end.term.index).into_bytes(),
         K::Anon(a) => format!("anon_inode:[{}]", a.name()).into_bytes(),
         K::Host(fd) => {
             let st = super::file::host_fstat(std::os::fd::AsRawFd::as_raw_fd(fd));
