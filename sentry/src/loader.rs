@@ -282,9 +282,7 @@ pub fn load(t: &mut Task, exe: &Arc<Dentry>, path: &[u8], argv: &[Vec<u8>], envp
     regs.0.eflags = 0x202;
     t.regs = regs;
     let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
-    t.comm = [0; 16];
-    let n = name.len().min(15);
-    t.comm[..n].copy_from_slice(&name[..n]);
+    t.set_comm(name);
     t.exe = Some(exe.clone());
     t.publish();
     Ok(())

@@ -28,6 +28,11 @@ pub struct ThreadGroup {
     pub cpu_timers: [Arc<crate::timer::CpuTimer>; 2],
     /// POSIX timers (timer_create), by id.
     pub timers: Mutex<std::collections::BTreeMap<i32, Arc<crate::timer::PosixTimer>>>,
+    /// /proc/pid/oom_score_adj (inherited by children).
+    pub oom_score_adj: std::sync::atomic::AtomicI32,
+    /// /proc/pid/io: characters and calls of read-like and write-like
+    /// system calls (rchar, wchar, syscr, syscw).
+    pub io: [std::sync::atomic::AtomicU64; 4],
 }
 
 /// What changes over a process's life.
@@ -93,7 +98,17 @@ impl ThreadGroup {
             real_timer: Default::default(),
             cpu_timers: Default::default(),
             timers: Default::default(),
+            oom_score_adj: Default::default(),
+            io: Default::default(),
         })
+    }
+
+    /// Counts a read-like (`write` false) or write-like call moving `bytes`.
+    pub fn account_io(&self, write: bool, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let base = if write { 1 } else { 0 };
+        self.io[base].fetch_add(bytes, Relaxed);
+        self.io[base + 2].fetch_add(1, Relaxed);
     }
 
     pub fn state(&self) -> MutexGuard<'_, GroupState> {

@@ -203,6 +203,24 @@ impl Task {
         &self.shared.group
     }
 
+    /// The task's name now (prctl PR_SET_NAME, exec, or a write to
+    /// /proc/pid/comm), NUL-padded.
+    pub fn comm_now(&self) -> [u8; 16] {
+        let v = self.shared.view();
+        let mut c = [0u8; 16];
+        let n = v.comm.len().min(15);
+        c[..n].copy_from_slice(&v.comm[..n]);
+        c
+    }
+
+    /// Renames the task (at most 15 bytes are kept).
+    pub fn set_comm(&mut self, name: &[u8]) {
+        let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len()).min(15)];
+        self.comm = [0; 16];
+        self.comm[..name.len()].copy_from_slice(name);
+        self.shared.view().comm = name.to_vec();
+    }
+
     /// Publishes what /proc shows of this task (at start, exec, and when
     /// names, ids or masks change).
     pub fn publish(&self) {
@@ -211,8 +229,11 @@ impl Task {
         v.mm = Some(self.mm.handle());
         v.fds = Some(self.fds.share());
         v.fs = Some(self.fs.clone());
-        let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
-        v.comm = self.comm[..end].to_vec();
+        // The view holds the name once set: /proc/pid/comm writes go there.
+        if v.comm.is_empty() {
+            let end = self.comm.iter().position(|b| *b == 0).unwrap_or(self.comm.len());
+            v.comm = self.comm[..end].to_vec();
+        }
         let c = &self.creds;
         v.ids = [c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid];
         v.groups = c.groups.clone();
@@ -404,6 +425,10 @@ impl Task {
             };
             let actions = *self.group().actions();
             let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
+            group.oom_score_adj.store(
+                parent_group.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             group.state().exit_signal = (flags & CSIGNAL) as i32;
             (group, Some(parent_group))
         };
@@ -448,7 +473,7 @@ impl Task {
             creds: self.creds.clone(),
             signals,
             rlimits: self.rlimits,
-            comm: self.comm,
+            comm: self.comm_now(),
             clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
             child_settid: if flags & CLONE_CHILD_SETTID != 0 { ctid } else { 0 },
             affinity: self.affinity.clone(),

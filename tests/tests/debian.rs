@@ -84,6 +84,21 @@ print(repr(out), os.waitpid(pid, 0)[1] >> 8)
     sb.assert_same_as_runc_with(&p, &[devpts], &Compare::status(0));
 }
 
+/// Writable /proc files (comm, oom_score_adj) with Linux's rules, and
+/// /proc/pid/io and smaps_rollup in their formats.
+#[test]
+fn proc_writable_files_io_smaps_rollup() {
+    let script = "echo abc > /proc/$$/comm; od -c /proc/$$/comm | head -1; \
+        echo -n 0123456789abcdefXYZ > /proc/$$/comm; cat /proc/$$/comm; cat /proc/$$/oom_score_adj; \
+        echo 5 > /proc/$$/oom_score_adj; cat /proc/$$/oom_score_adj; \
+        echo -5 > /proc/$$/oom_score_adj || echo lower refused; \
+        echo 2000 > /proc/$$/oom_score_adj || echo range refused; sh -c 'cat /proc/$$/oom_score_adj'; \
+        sh -c 'echo x > /proc/1/comm' || echo other refused; \
+        sed 's/:.*//' /proc/self/io | tr '\\n' ' '; echo; sed 's/:.*//' /proc/self/smaps_rollup | tail -n +2 | tr '\\n' ' '; \
+        echo; head -1 /proc/self/smaps_rollup | grep -c rollup";
+    same("deb-proc-write", &["bash", "-c", script], 0);
+}
+
 #[test]
 fn bash_background_wait() {
     same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);

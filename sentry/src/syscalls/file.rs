@@ -26,7 +26,19 @@ pub fn sys_pread64(t: &mut Task, fd: i32, buf: u64, len: usize, off: i64) -> Sys
     read_into(t, &f, buf, len, Some(off as u64))
 }
 
+/// Counts a read-like or write-like call in /proc/pid/io.
+fn accounted(t: &Task, write: bool, r: SysResult) -> SysResult {
+    if let Ok(n) = r {
+        t.group().account_io(write, n);
+    }
+    r
+}
+
 fn read_into(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
+    accounted(t, false, read_into_inner(t, f, buf, len, off))
+}
+
+fn read_into_inner(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
     if !f.readable() {
         return Err(Errno::EBADF);
     }
@@ -90,6 +102,10 @@ fn write_file(t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize
 /// at the first short write. A pipe gets the buffers gathered, so a small
 /// writev stays one atomic write.
 fn write_from(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
+    accounted(t, true, write_from_inner(t, f, iovs, off))
+}
+
+fn write_from_inner(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
@@ -184,6 +200,10 @@ pub fn sys_preadv(t: &mut Task, fd: i32, iov: u64, cnt: i32, off: i64) -> SysRes
 
 /// One read into a sentry buffer, scattered over the guest's iovecs.
 fn readv_into(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
+    accounted(t, false, readv_into_inner(t, f, iovs, off))
+}
+
+fn readv_into_inner(t: &Task, f: &File, iovs: &[Iovec], off: Option<u64>) -> SysResult {
     if !f.readable() {
         return Err(Errno::EBADF);
     }

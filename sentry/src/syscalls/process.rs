@@ -520,11 +520,13 @@ pub fn sys_prctl(t: &mut Task, op: u64, arg2: u64, arg3: u64) -> SysResult {
                 }
                 *b = c[0];
             }
-            t.comm = name;
-            t.publish();
+            t.set_comm(&name);
             Ok(0)
         }
-        PR::PR_GET_NAME => t.mm.copy_out(arg2, &t.comm).map(|_| 0),
+        PR::PR_GET_NAME => {
+            let name = t.comm_now();
+            t.mm.copy_out(arg2, &name).map(|_| 0)
+        }
         PR::PR_GET_DUMPABLE => Ok(1),
         PR::PR_SET_DUMPABLE => {
             if arg2 <= 1 {

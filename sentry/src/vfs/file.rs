@@ -60,11 +60,27 @@ pub enum FileKind {
 pub struct GeneratedFile {
     generate: Box<dyn Fn() -> Vec<u8> + Send + Sync>,
     text: Mutex<Vec<u8>>,
+    /// What a write does (None: not writable).
+    store: Option<Box<StoreFn>>,
 }
+
+type StoreFn = dyn Fn(&[u8]) -> Result<usize, Errno> + Send + Sync;
 
 impl GeneratedFile {
     pub fn new(generate: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> GeneratedFile {
-        GeneratedFile { generate: Box::new(generate), text: Mutex::new(Vec::new()) }
+        GeneratedFile { generate: Box::new(generate), text: Mutex::new(Vec::new()), store: None }
+    }
+
+    /// A file whose writes go to `store` (e.g. /proc/pid/comm).
+    pub fn writable(
+        generate: impl Fn() -> Vec<u8> + Send + Sync + 'static,
+        store: impl Fn(&[u8]) -> Result<usize, Errno> + Send + Sync + 'static,
+    ) -> GeneratedFile {
+        GeneratedFile { generate: Box::new(generate), text: Mutex::new(Vec::new()), store: Some(Box::new(store)) }
+    }
+
+    fn write(&self, data: &[u8]) -> Result<usize, Errno> {
+        self.store.as_ref().ok_or(Errno::EINVAL).and_then(|s| s(data))
     }
 
     fn read_at(&self, at: usize, buf: &mut [u8]) -> usize {
@@ -225,7 +241,7 @@ impl File {
                 }
                 Ok(n)
             }
-            FileKind::Generated(_) => Err(Errno::EINVAL),
+            FileKind::Generated(g) => g.write(data),
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) | FileKind::Tty(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),

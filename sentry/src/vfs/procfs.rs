@@ -81,11 +81,13 @@ const PID_FILES: &[&str] = &[
     "comm",
     "environ",
     "auxv",
+    "io",
     "limits",
     "maps",
     "mountinfo",
     "mounts",
     "oom_score_adj",
+    "smaps_rollup",
     "stat",
     "statm",
     "status",
@@ -259,7 +261,7 @@ impl SynthNode for ProcNode {
                 let (r, w) = file.map_or((true, true), |f| (f.readable() || f.is_path(), f.writable()));
                 S_IFLNK | 0o100 | if r { 0o400 } else { 0 } | if w { 0o200 } else { 0 }
             }
-            Kind::PidFile { name: "environ", .. } | Kind::PidFile { name: "auxv", .. } => S_IFREG | 0o400,
+            Kind::PidFile { name: "environ" | "auxv" | "io", .. } => S_IFREG | 0o400,
             Kind::PidFile { name: "oom_score_adj", .. } | Kind::PidFile { name: "comm", .. } => S_IFREG | 0o644,
             Kind::SysFile(p) if p == "kernel/hostname" => S_IFREG | 0o644,
             Kind::PidFile { .. } | Kind::File(_) | Kind::SysFile(_) => S_IFREG | 0o444,
@@ -496,11 +498,10 @@ impl SynthNode for ProcNode {
     }
 
     fn open(&self, flags: u32) -> Result<FileKind, Errno> {
-        if flags & 3 != 0 {
-            // Nothing here can be written yet.
-            return Err(Errno::EACCES);
-        }
         let k = self.kernel().ok_or(Errno::ENOENT)?;
+        if flags & 3 != 0 {
+            return self.open_for_write(&k);
+        }
         let slot = self.kernel.clone();
         let kind = self.kind.clone();
         match &kind {
@@ -517,6 +518,52 @@ impl SynthNode for ProcNode {
 }
 
 impl ProcNode {
+    /// The files Linux lets a process write: /proc/pid/comm (a thread of
+    /// the writer's own process: at most 15 bytes, kept as written) and
+    /// /proc/pid/oom_score_adj (-1000..=1000; lowering it takes
+    /// CAP_SYS_RESOURCE).
+    fn open_for_write(&self, k: &Arc<Kernel>) -> Result<FileKind, Errno> {
+        let Kind::PidFile { tgid, tid, name } = self.kind.clone() else { return Err(Errno::EACCES) };
+        let group = k.pids().groups.get(&tgid).cloned().ok_or(Errno::ESRCH)?;
+        let task = k.pids().tasks.get(&tid).cloned();
+        let node = ProcNode { kernel: self.kernel.clone(), kind: self.kind.clone() };
+        let generate = move || node.contents();
+        match name {
+            "comm" => Ok(FileKind::Generated(super::file::GeneratedFile::writable(generate, move |data| {
+                let writer = crate::process::current().ok_or(Errno::EINVAL)?;
+                let task = task.as_ref().ok_or(Errno::ESRCH)?;
+                if writer.group.pid != tgid {
+                    return Err(Errno::EINVAL);
+                }
+                let n = data.len().min(15);
+                let name = &data[..data[..n].iter().position(|b| *b == 0).unwrap_or(n)];
+                task.view().comm = name.to_vec();
+                Ok(data.len())
+            }))),
+            "oom_score_adj" => Ok(FileKind::Generated(super::file::GeneratedFile::writable(generate, move |data| {
+                let text = std::str::from_utf8(&data[..data.len().min(12)]).map_err(|_| Errno::EINVAL)?.trim();
+                let v: i32 = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                    Some(hex) => i32::from_str_radix(hex, 16),
+                    None => text.parse(),
+                }
+                .map_err(|_| Errno::EINVAL)?;
+                if !(-1000..=1000).contains(&v) {
+                    return Err(Errno::EINVAL);
+                }
+                let writer = crate::process::current().ok_or(Errno::EINVAL)?;
+                let caps = writer.view().caps.effective;
+                let resource = 1u64 << syscalls::flags::cap::CAP_SYS_RESOURCE;
+                let cur = group.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed);
+                if v < cur && caps & resource == 0 {
+                    return Err(Errno::EACCES);
+                }
+                group.oom_score_adj.store(v, std::sync::atomic::Ordering::Relaxed);
+                Ok(data.len())
+            }))),
+            _ => Err(Errno::EACCES),
+        }
+    }
+
     /// A file's contents now.
     fn contents(&self) -> Vec<u8> {
         let Some(k) = self.kernel() else { return Vec::new() };
@@ -889,7 +936,59 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
         }
         "auxv" => return v.auxv.clone(),
         "cgroup" => s.push_str("0::/\n"),
-        "oom_score_adj" => s.push_str("0\n"),
+        "oom_score_adj" => {
+            let _ = writeln!(s, "{}", group.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        "io" => {
+            let io = group.io.each_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+            // No block device: nothing reaches storage from the sandbox
+            // itself (the gofer's host I/O is the host's business).
+            let _ = write!(
+                s,
+                "rchar: {}\nwchar: {}\nsyscr: {}\nsyscw: {}\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n",
+                io[0], io[1], io[2], io[3]
+            );
+        }
+        "smaps_rollup" => {
+            if let Some(mm) = &v.mm {
+                let m = mm.lock();
+                let areas = m.areas();
+                let (lo, hi) = (areas.first().map_or(0, |a| a.0), areas.last().map_or(0, |a| a.1));
+                let head = format!("{lo:08x}-{hi:08x} ---p 00000000 00:00 0");
+                let _ = writeln!(s, "{head:<72} [rollup]");
+                // Every installed page is the process's own (the memory
+                // file's pages are not shared between processes but by
+                // copy-on-write, which is not tracked per page here).
+                let kb = m.resident() / 1024;
+                let rows = [
+                    ("Rss", kb),
+                    ("Pss", kb),
+                    ("Pss_Dirty", kb),
+                    ("Pss_Anon", kb),
+                    ("Pss_File", 0),
+                    ("Pss_Shmem", 0),
+                    ("Shared_Clean", 0),
+                    ("Shared_Dirty", 0),
+                    ("Private_Clean", 0),
+                    ("Private_Dirty", kb),
+                    ("Referenced", kb),
+                    ("Anonymous", kb),
+                    ("KSM", 0),
+                    ("LazyFree", 0),
+                    ("AnonHugePages", 0),
+                    ("ShmemPmdMapped", 0),
+                    ("FilePmdMapped", 0),
+                    ("Shared_Hugetlb", 0),
+                    ("Private_Hugetlb", 0),
+                    ("Swap", 0),
+                    ("SwapPss", 0),
+                    ("Locked", 0),
+                ];
+                for (name, v) in rows {
+                    let _ = writeln!(s, "{:<16}{v:>8} kB", format!("{name}:"));
+                }
+            }
+        }
         "limits" => {
             s.push_str("Limit                     Soft Limit           Hard Limit           Units     \n");
             let names = [
