@@ -1041,42 +1041,37 @@ pub fn attr_to_stat(a: &Attr) -> syscalls::structs::Stat {
     }
 }
 
-/// Gofer attributes of a host `struct stat`.
-pub fn host_stat_to_attr(s: &libc::stat) -> Attr {
-    Attr {
-        mode: s.st_mode,
-        nlink: s.st_nlink,
-        uid: s.st_uid,
-        gid: s.st_gid,
-        rdev: s.st_rdev,
-        size: s.st_size as u64,
-        blksize: s.st_blksize as u64,
-        blocks: s.st_blocks as u64,
-        atime: (s.st_atime, s.st_atime_nsec as u32),
-        mtime: (s.st_mtime, s.st_mtime_nsec as u32),
-        ctime: (s.st_ctime, s.st_ctime_nsec as u32),
-        ino: s.st_ino,
-        dev: s.st_dev,
-    }
+/// Gofer attributes of a `struct stat` (the host's or the guest's: the
+/// fields are named alike).
+macro_rules! attr_of_stat {
+    ($s:expr) => {{
+        let s = $s;
+        Attr {
+            mode: s.st_mode,
+            nlink: s.st_nlink,
+            uid: s.st_uid,
+            gid: s.st_gid,
+            rdev: s.st_rdev,
+            size: s.st_size as u64,
+            blksize: s.st_blksize as u64,
+            blocks: s.st_blocks as u64,
+            atime: (s.st_atime, s.st_atime_nsec as u32),
+            mtime: (s.st_mtime, s.st_mtime_nsec as u32),
+            ctime: (s.st_ctime, s.st_ctime_nsec as u32),
+            ino: s.st_ino,
+            dev: s.st_dev,
+        }
+    }};
 }
 
-/// Gofer-style attributes of a `struct stat`.
+/// Gofer attributes of a host `struct stat`.
+pub fn host_stat_to_attr(s: &libc::stat) -> Attr {
+    attr_of_stat!(s)
+}
+
+/// Gofer-style attributes of a guest `struct stat`.
 pub fn host_stat_like(s: &syscalls::structs::Stat) -> Attr {
-    Attr {
-        mode: s.st_mode,
-        nlink: s.st_nlink,
-        uid: s.st_uid,
-        gid: s.st_gid,
-        rdev: s.st_rdev,
-        size: s.st_size as u64,
-        blksize: s.st_blksize as u64,
-        blocks: s.st_blocks as u64,
-        atime: (s.st_atime, s.st_atime_nsec as u32),
-        mtime: (s.st_mtime, s.st_mtime_nsec as u32),
-        ctime: (s.st_ctime, s.st_ctime_nsec as u32),
-        ino: s.st_ino,
-        dev: s.st_dev,
-    }
+    attr_of_stat!(s)
 }
 
 /// The `d_type` of a mode.
