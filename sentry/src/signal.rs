@@ -173,8 +173,12 @@ impl Task {
         if matches!(default_action(sig), DefaultAction::Ignore | DefaultAction::Continue) {
             return true;
         }
-        let from_kernel = info.code == sa::SI_KERNEL || (info.code > 0 && is_fault(sig));
-        self.group().pid == 1 && !from_kernel
+        // Linux's SIGNAL_UNKILLABLE: even the kernel's own signals (a
+        // terminal's ^C, a timer's SIGALRM) are ignored by init unless
+        // they are SIGKILL/SIGSTOP or a fault.
+        let forced =
+            (info.code == sa::SI_KERNEL && matches!(sig, S::SIGKILL | S::SIGSTOP)) || (info.code > 0 && is_fault(sig));
+        self.group().pid == 1 && !forced
     }
 
     /// Stops the whole process (a stop signal's default action): every

@@ -283,8 +283,20 @@ fn signal_group(t: &Task, pgrp: i32, sig: i32) {
     t.kernel.events.notify();
 }
 
-/// `c` as ECHOCTL shows it: `^X` for control characters.
+/// Queues echo for the master. Echo nobody reads is dropped once the
+/// queue is full (Linux's echo buffer is bounded too): a slave that keeps
+/// reading must not grow it without end.
+fn echo_bytes(st: &mut TtyState, bytes: &[u8]) {
+    if st.output.len() < QUEUE_MAX {
+        st.output.extend(bytes);
+    }
+}
+
+/// Echoes `c`, as ECHOCTL shows it: `^X` for control characters.
 fn echo_char(st: &mut TtyState, c: u8) {
+    if st.output.len() >= QUEUE_MAX {
+        return;
+    }
     if st.termios.l(ECHOCTL) && (c < 0x20 && c != b'\t' && c != b'\n' || c == 0x7f) {
         st.output.extend([b'^', c ^ 0x40]);
     } else {
@@ -314,7 +326,7 @@ fn erase_one(st: &mut TtyState) -> bool {
     if st.termios.l(ECHO) && st.termios.l(ECHOE) {
         let width = if st.termios.l(ECHOCTL) && (c < 0x20 && c != b'\t' || c == 0x7f) { 2 } else { 1 };
         for _ in 0..width {
-            st.output.extend(b"\x08 \x08");
+            echo_bytes(st, b"\x08 \x08");
         }
     }
     true
@@ -393,7 +405,7 @@ fn receive(st: &mut TtyState, mut c: u8) -> Option<i32> {
                 if tio.l(ECHO) {
                     echo_char(st, c);
                     if tio.l(ECHOK) {
-                        out_byte(st, b'\n');
+                        echo_char(st, b'\n');
                     }
                 }
             }
@@ -406,7 +418,7 @@ fn receive(st: &mut TtyState, mut c: u8) -> Option<i32> {
         }
         if c == b'\n' || is(VEOL) || is(VEOL2) {
             if tio.l(ECHO) || tio.l(ECHONL) {
-                out_byte(st, c);
+                echo_char(st, c);
             }
             let mut line = std::mem::take(&mut st.editing);
             line.push(c);
@@ -450,8 +462,10 @@ impl TtyState {
         }
     }
 
+    /// What input holds, for the QUEUE_MAX bound: bytes, plus one per
+    /// line (an EOF line holds no byte but still takes room).
     fn pending_input(&self) -> usize {
-        self.lines.iter().map(Vec::len).sum::<usize>() + self.editing.len() + self.raw.len()
+        self.lines.iter().map(|l| l.len() + 1).sum::<usize>() + self.editing.len() + self.raw.len()
     }
 }
 
@@ -571,19 +585,17 @@ impl TtyEnd {
             let step = t.block_on(None, || {
                 let mut st = self.term.state();
                 if self.master {
-                    if st.pending_input() >= QUEUE_MAX {
+                    // Each byte adds at most one to the input's size.
+                    let room = QUEUE_MAX.saturating_sub(st.pending_input());
+                    if room == 0 {
                         return nonblock.then_some(Err(Errno::EAGAIN));
                     }
-                    let mut sigs = Vec::new();
-                    let mut n = 0;
-                    for &c in &data[done..] {
-                        if st.pending_input() >= QUEUE_MAX {
-                            break;
-                        }
+                    let n = room.min(data.len() - done);
+                    let mut sigs = 0u64;
+                    for &c in &data[done..done + n] {
                         if let Some(s) = receive(&mut st, c) {
-                            sigs.push(s);
+                            sigs |= 1 << s;
                         }
-                        n += 1;
                     }
                     Some(Ok((n, sigs, st.foreground)))
                 } else {
@@ -598,14 +610,14 @@ impl TtyEnd {
                     for &c in &data[done..done + n] {
                         out_byte(&mut st, c);
                     }
-                    Some(Ok((n, Vec::new(), 0)))
+                    Some(Ok((n, 0, 0)))
                 }
             });
             match step {
                 Ok(Ok((n, sigs, fg))) => {
                     done += n;
                     self.term.changed();
-                    for s in sigs {
+                    for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
                         signal_group(t, fg, s);
                     }
                 }
@@ -730,12 +742,12 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             t.write_obj(arg, &locked)?;
         }
         TIOCGPTPEER if end.master => {
+            use syscalls::flags::OpenFlags as O;
             let flags = arg as u32;
             let slave = term.open_slave(true)?;
-            let acc = flags & syscalls::flags::OpenFlags::O_ACCMODE;
-            let fl = (flags & !syscalls::flags::OpenFlags::O_CLOEXEC.bits()) | acc;
+            let fl = flags & (O::O_ACCMODE | O::O_NONBLOCK.bits()) | O::O_LARGEFILE.bits();
             let file = crate::vfs::File::new(crate::vfs::FileKind::Tty(slave), fl, None);
-            let cloexec = flags & syscalls::flags::OpenFlags::O_CLOEXEC.bits() != 0;
+            let cloexec = flags & O::O_CLOEXEC.bits() != 0;
             return Ok(t.fds.insert(file, cloexec, 0, t.nofile())? as u64);
         }
         TIOCSCTTY => {

@@ -154,6 +154,19 @@ int main(void) {
     SHOW("child exited %d", WEXITSTATUS(status));
     show_bytes("echo of ^C", buf, drain(m, buf, sizeof buf));
 
+    /* Input nobody reads fills up: a non-blocking master write then fails
+     * with EAGAIN (EOF characters, which queue no bytes, included). */
+    int fl = fcntl(m, F_GETFL);
+    CHECK(fcntl(m, F_SETFL, fl | O_NONBLOCK) == 0);
+    char eofs[4096];
+    memset(eofs, 4, sizeof eofs);
+    int full = 0;
+    for (int i = 0; i < 10000 && !full; i++)
+        if (write(m, eofs, sizeof eofs) < 0) full = errno == EAGAIN;
+    SHOW("master input fills: %s", full ? "EAGAIN" : "never");
+    CHECK(tcflush(s, TCIFLUSH) == 0);
+    CHECK(fcntl(m, F_SETFL, fl) == 0);
+
     /* Hang-ups: the slave closed, the master reads EIO; the master closed,
      * the slave reads end of file and cannot write. */
     int s2 = open(name, O_RDWR | O_NOCTTY);

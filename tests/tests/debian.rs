@@ -99,6 +99,15 @@ fn proc_writable_files_io_smaps_rollup() {
     same("deb-proc-write", &["bash", "-c", script], 0);
 }
 
+/// The container's init is unkillable by the kernel's own signals with
+/// their default action (a timer's SIGALRM here; a terminal's ^C alike),
+/// as the init of a PID namespace is under runc.
+#[test]
+fn init_survives_its_own_alarm() {
+    let script = "import signal, time; signal.alarm(1); time.sleep(1.3); print('alive')";
+    same("deb-init-alarm", &["python3", "-c", script], 0);
+}
+
 #[test]
 fn bash_background_wait() {
     same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);

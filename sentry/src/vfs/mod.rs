@@ -974,11 +974,11 @@ impl<'a> Resolver<'a> {
                     }
                 }
             };
-            let crossed = child.clone().crossed();
-            if r.no_xdev && (!Arc::ptr_eq(&crossed, &child) || child.is_mount_root()) {
+            if r.no_xdev && (child.is_mount_root() || child.mounted.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            {
                 return Err(Errno::EXDEV);
             }
-            let child = crossed;
+            let child = child.crossed();
             let last = i + 1 == names.len();
             if child.is_symlink() && (!last || follow || must_be_dir) {
                 if r.no_symlinks {
