@@ -1063,7 +1063,7 @@ impl Sandbox {
 
     /// Runs `process` under runc and under cordon on the same bundle and
     /// asserts the same stdout and status, both with /proc (runc itself
-    /// needs it), /sys, and tmpfs mounts on /dev/shm and /tmp.
+    /// needs it), /sys, and tmpfs mounts on /dev, /dev/shm and /tmp.
     pub fn assert_same_as_runc(&mut self, process: &Process, opts: &Compare) -> RunOutput {
         self.assert_same_as_runc_with(process, &[], opts)
     }
@@ -1079,6 +1079,11 @@ impl Sandbox {
         let mut config = oci_config(process, &self.bundle.root_path);
         let mut mounts = vec![
             serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
+            // As `runc spec` has it. Without a /dev mount runc makes its
+            // device nodes and the /dev/ptmx symlink in the rootfs itself,
+            // and runs sharing a rootfs race on them ("symlink pts/ptmx:
+            // file exists"). Cordon serves its devfs at /dev either way.
+            serde_json::json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
             serde_json::json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }),
             serde_json::json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }),
             serde_json::json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }),
