@@ -429,6 +429,7 @@ pub mod poll {
     pub const POLLERR: i16 = 0x8;
     pub const POLLHUP: i16 = 0x10;
     pub const POLLNVAL: i16 = 0x20;
+    pub const POLLRDNORM: i16 = 0x40;
 }
 
 /// epoll_create1, epoll_ctl and event bits.
@@ -648,4 +649,48 @@ pub mod resolve {
     pub const VALID_OPEN_FLAGS: u64 = 0o37777703;
     /// The size of the first `struct open_how` (flags, mode, resolve).
     pub const OPEN_HOW_SIZE_VER0: usize = 24;
+}
+
+/// inotify_init1 flags and inotify event bits (`<sys/inotify.h>`).
+pub mod inotify {
+    pub const IN_NONBLOCK: u32 = 0o4000;
+    pub const IN_CLOEXEC: u32 = 0o2000000;
+
+    pub const IN_ACCESS: u32 = 0x0000_0001;
+    pub const IN_MODIFY: u32 = 0x0000_0002;
+    pub const IN_ATTRIB: u32 = 0x0000_0004;
+    pub const IN_CLOSE_WRITE: u32 = 0x0000_0008;
+    pub const IN_CLOSE_NOWRITE: u32 = 0x0000_0010;
+    pub const IN_OPEN: u32 = 0x0000_0020;
+    pub const IN_MOVED_FROM: u32 = 0x0000_0040;
+    pub const IN_MOVED_TO: u32 = 0x0000_0080;
+    pub const IN_CREATE: u32 = 0x0000_0100;
+    pub const IN_DELETE: u32 = 0x0000_0200;
+    pub const IN_DELETE_SELF: u32 = 0x0000_0400;
+    pub const IN_MOVE_SELF: u32 = 0x0000_0800;
+    pub const IN_ALL_EVENTS: u32 = 0x0000_0fff;
+
+    pub const IN_UNMOUNT: u32 = 0x0000_2000;
+    pub const IN_Q_OVERFLOW: u32 = 0x0000_4000;
+    pub const IN_IGNORED: u32 = 0x0000_8000;
+
+    pub const IN_ONLYDIR: u32 = 0x0100_0000;
+    pub const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+    pub const IN_EXCL_UNLINK: u32 = 0x0400_0000;
+    pub const IN_MASK_CREATE: u32 = 0x1000_0000;
+    pub const IN_MASK_ADD: u32 = 0x2000_0000;
+    pub const IN_ISDIR: u32 = 0x4000_0000;
+    pub const IN_ONESHOT: u32 = 0x8000_0000;
+
+    /// Events a directory's watch sees for its children (with their name).
+    pub const IN_CHILD_EVENTS: u32 = IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_OPEN;
+    /// Bits inotify_add_watch accepts.
+    pub const IN_VALID_MASK: u32 = IN_ALL_EVENTS
+        | IN_ONLYDIR
+        | IN_DONT_FOLLOW
+        | IN_EXCL_UNLINK
+        | IN_MASK_CREATE
+        | IN_MASK_ADD
+        | IN_ISDIR
+        | IN_ONESHOT;
 }

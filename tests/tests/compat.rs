@@ -66,6 +66,8 @@ compat_tests! {
     cpu_timers,
     signal_restart,
     locks,
+    lock_deadlock,
+    inotify,
     fork_wait,
     getdents,
     ids,

@@ -2,7 +2,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use syscalls::flags::{clock as C, epoll as E, eventfd as EFD, signalfd as SFD, timerfd as TFD, OpenFlags};
+use syscalls::flags::access::R_OK;
+use syscalls::flags::{clock as C, epoll as E, eventfd as EFD, inotify as IN, signalfd as SFD, timerfd as TFD};
+use syscalls::flags::{OpenFlags, AT_FDCWD};
 use syscalls::structs::{EpollEvent, Itimerspec, Timespec};
 use syscalls::Errno;
 
@@ -11,6 +13,8 @@ use crate::signal::UNBLOCKABLE;
 use crate::task::Task;
 use crate::vfs::epoll::Epoll;
 use crate::vfs::eventfd::EventFd;
+use crate::vfs::inotify::Inotify;
+use crate::vfs::open::may_access;
 use crate::vfs::signalfd::SignalFd;
 use crate::vfs::timerfd::{duration_of, TimerFd};
 use crate::vfs::{AnonFile, File, FileKind};
@@ -197,4 +201,52 @@ pub fn sys_signalfd4(t: &mut Task, fd: i32, mask: u64, size: u64, flags: i32) ->
     let f = t.fds.get(fd)?;
     f.anon::<SignalFd>().ok_or(Errno::EINVAL)?.set_mask(mask);
     Ok(fd as u64)
+}
+
+pub fn sys_inotify_init1(t: &mut Task, flags: u32) -> SysResult {
+    if flags & !(IN::IN_NONBLOCK | IN::IN_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let inotify = Inotify::new(t.kernel.events.clone())?;
+    install(t, inotify, flags & IN::IN_NONBLOCK != 0, flags & IN::IN_CLOEXEC != 0)
+}
+
+/// The inotify instance behind `fd` (EINVAL for any other file).
+fn inotify_of(f: &File) -> Result<&Inotify, Errno> {
+    match &f.kind {
+        FileKind::Anon(a) => a.as_any().downcast_ref::<Inotify>().ok_or(Errno::EINVAL),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_inotify_add_watch(t: &mut Task, fd: i32, path: u64, mask: u32) -> SysResult {
+    const ALL_BITS: u32 = IN::IN_VALID_MASK | IN::IN_UNMOUNT | IN::IN_Q_OVERFLOW | IN::IN_IGNORED;
+    if mask & IN::IN_MASK_ADD != 0 && mask & IN::IN_MASK_CREATE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if mask & ALL_BITS == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.fds.get(fd)?;
+    let inotify = inotify_of(&f)?;
+    let p = t.read_path(path)?;
+    let d = t.lookup(AT_FDCWD, &p, mask & IN::IN_DONT_FOLLOW == 0)?;
+    if mask & IN::IN_ONLYDIR != 0 && !d.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    if !may_access(&t.creds, &d.attr(), R_OK, false) {
+        return Err(Errno::EACCES);
+    }
+    Ok(inotify.add_watch(&d, mask)? as u64)
+}
+
+pub fn sys_inotify_rm_watch(t: &mut Task, fd: i32, wd: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    inotify_of(&f)?.rm_watch(wd)?;
+    Ok(0)
+}
+
+/// FIONREAD on an inotify instance: the bytes a read would return.
+pub fn inotify_queued(f: &File) -> Option<usize> {
+    inotify_of(f).ok().map(Inotify::queued_bytes)
 }

@@ -382,10 +382,12 @@ fn record_lock(t: &mut Task, f: &Arc<File>, cmd: u32, arg: u64) -> SysResult {
         f.locked.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if matches!(cmd, F::F_SETLKW | F::F_OFD_SETLKW) {
-        t.block_on(None, || match locks().set(id, false, want, false) {
-            Err(Errno::EAGAIN) => None,
+        let r = t.block_on(None, || match locks().set_or_wait(id, want) {
+            Ok(crate::vfs::lock::Attempt::Wait) => None,
             r => Some(r),
-        })??;
+        });
+        locks().stop_waiting(owner);
+        r??;
     } else {
         locks().set(id, false, want, false)?;
     }
@@ -505,6 +507,11 @@ pub fn sys_ioctl(t: &mut Task, fd: i32, req: u32, arg: u64) -> SysResult {
         FileKind::Pipe(end) if req == I::FIONREAD => {
             let n = i32::try_from(end.pipe.available()).unwrap_or(i32::MAX);
             t.write_obj(arg, &n)?;
+            Ok(0)
+        }
+        FileKind::Anon(_) if req == I::FIONREAD => {
+            let n = super::event::inotify_queued(&f).ok_or(Errno::ENOTTY)?;
+            t.write_obj(arg, &i32::try_from(n).unwrap_or(i32::MAX))?;
             Ok(0)
         }
         FileKind::Regular(_) if req == I::FIONREAD => {

@@ -252,6 +252,7 @@ pub fn sys_getdents64(t: &mut Task, fd: i32, buf: u64, count: u32) -> SysResult 
         *pos += 1;
     }
     t.mm.copy_out(buf, &out)?;
+    d.notify(syscalls::flags::inotify::IN_ACCESS);
     Ok(out.len() as u64)
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use syscalls::flags::cap;
 use syscalls::flags::files::{UTIME_NOW, UTIME_OMIT};
+use syscalls::flags::inotify as IN;
 use syscalls::flags::{AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW};
 use syscalls::structs::Timespec;
 use syscalls::Errno;
@@ -139,8 +140,11 @@ pub fn sys_truncate(t: &mut Task, path: u64, len: i64) -> SysResult {
         _ => d,
     };
     match d.tmpfs() {
-        Some(i) => i.truncate(len as u64)?,
-        None => d.update_attr(|a| a.size = len as u64)?,
+        Some(i) => {
+            i.truncate(len as u64)?;
+            d.notify(IN::IN_MODIFY);
+        }
+        None => d.update_attr(IN::IN_MODIFY, |a| a.size = len as u64)?,
     }
     Ok(0)
 }
@@ -163,6 +167,9 @@ pub fn sys_ftruncate(t: &mut Task, fd: i32, len: i64) -> SysResult {
         }
         FileKind::Dir(_) => return Err(Errno::EISDIR),
         _ => return Err(Errno::EINVAL),
+    }
+    if let Some(d) = &f.dentry {
+        d.notify(IN::IN_MODIFY);
     }
     Ok(0)
 }
@@ -264,7 +271,7 @@ fn chmod(t: &Task, d: &Arc<Dentry>, mode: u32) -> SysResult {
     if !t.creds.in_group(gid) && !t.creds.capable(cap::CAP_FSETID) {
         mode &= !syscalls::flags::mode::S_ISGID;
     }
-    d.update_attr(|a| {
+    d.update_attr(IN::IN_ATTRIB, |a| {
         a.mode = (a.mode & syscalls::flags::mode::S_IFMT) | mode;
         a.ctime = tmpfs::now();
     })?;
@@ -298,7 +305,7 @@ fn chown(t: &Task, d: &Arc<Dentry>, uid: u32, gid: u32) -> SysResult {
             return Err(Errno::EPERM);
         }
     }
-    d.update_attr(|a| {
+    d.update_attr(IN::IN_ATTRIB, |a| {
         if uid != keep {
             a.uid = uid;
         }
@@ -364,7 +371,15 @@ pub fn sys_utimensat(t: &mut Task, dirfd: i32, path: u64, times: u64, flags: u32
         UTIME_OMIT => old,
         n => (x.tv_sec, n as u32),
     };
-    d.update_attr(|a| {
+    // fsnotify_change: both times is a utime call, one alone an access or
+    // a modification.
+    let event = match (ts[0].tv_nsec == UTIME_OMIT, ts[1].tv_nsec == UTIME_OMIT) {
+        (false, false) => IN::IN_ATTRIB,
+        (false, true) => IN::IN_ACCESS,
+        (true, false) => IN::IN_MODIFY,
+        (true, true) => 0,
+    };
+    d.update_attr(event, |a| {
         a.atime = pick(&ts[0], a.atime);
         a.mtime = pick(&ts[1], a.mtime);
         a.ctime = now;

@@ -209,6 +209,14 @@ static ENTRIES: &[Entry] = &[
         event::sys_timerfd_settime(t, a.i32(0), a.i32(1), a.u64(2), a.u64(3))
     }),
     e!(timerfd_gettime, Full, &[I, H], "", |t, a| event::sys_timerfd_gettime(t, a.i32(0), a.u64(1))),
+    e!(inotify_init, Partial, &[], "changes the host makes are not seen", |t, _| event::sys_inotify_init1(t, 0)),
+    e!(inotify_init1, Partial, &[H], "changes the host makes are not seen", |t, a| {
+        event::sys_inotify_init1(t, a.u32(0))
+    }),
+    e!(inotify_add_watch, Partial, &[I, S, H], "IN_EXCL_UNLINK is ignored", |t, a| {
+        event::sys_inotify_add_watch(t, a.i32(0), a.u64(1), a.u32(2))
+    }),
+    e!(inotify_rm_watch, Full, &[I, I], "", |t, a| event::sys_inotify_rm_watch(t, a.i32(0), a.i32(1))),
     e!(signalfd, Full, &[I, H, I], "", |t, a| event::sys_signalfd4(t, a.i32(0), a.u64(1), a.u64(2), 0)),
     e!(signalfd4, Full, &[I, H, I, H], "", |t, a| event::sys_signalfd4(t, a.i32(0), a.u64(1), a.u64(2), a.i32(3))),
     e!(stat, Full, &[S, H], "", |t, a| fs::sys_stat(t, a.u64(0), a.u64(1))),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gofer::Dirent;
+use syscalls::flags::inotify as IN;
 use syscalls::flags::OpenFlags;
 use syscalls::Errno;
 
@@ -26,6 +27,9 @@ impl Drop for File {
     fn drop(&mut self) {
         if self.locked.load(Ordering::Relaxed) {
             super::lock::locks().release(super::lock::Owner::Description(self as *const File as usize), None);
+        }
+        if let (Some(d), false) = (&self.dentry, self.is_path()) {
+            d.notify(if self.writable() { IN::IN_CLOSE_WRITE } else { IN::IN_CLOSE_NOWRITE });
         }
     }
 }
@@ -153,6 +157,14 @@ impl File {
     /// Reads at the file position (or `offset`), advancing the position when
     /// no offset is given.
     pub fn read(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize, Errno> {
+        let n = self.read_data(buf, offset)?;
+        if let (Some(d), true) = (&self.dentry, n > 0) {
+            d.notify(IN::IN_ACCESS);
+        }
+        Ok(n)
+    }
+
+    fn read_data(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -201,6 +213,14 @@ impl File {
 
     /// Writes at the file position (or `offset`).
     pub fn write(&self, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
+        let n = self.write_data(data, offset)?;
+        if let (Some(d), true) = (&self.dentry, n > 0) {
+            d.notify(IN::IN_MODIFY);
+        }
+        Ok(n)
+    }
+
+    fn write_data(&self, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }

@@ -46,7 +46,43 @@ type Key = (u64, u64, Space);
 
 #[derive(Default)]
 struct Table {
+    /// Each file's locks, an owner's locks together in the order owners
+    /// first locked the file (as Linux's list: a waiter blocks on the first
+    /// conflicting lock in this order).
     locks: HashMap<Key, Vec<Lock>>,
+    /// Processes sleeping in F_SETLKW and the lock each one waits for, for
+    /// deadlock detection.
+    waiting: HashMap<Owner, Lock>,
+}
+
+/// Linux's MAX_DEADLK_ITERATIONS: longer chains are not called deadlocks.
+const MAX_DEADLOCK_CHAIN: usize = 10;
+
+fn conflicts(l: &Lock, want: &Lock) -> bool {
+    l.owner != want.owner && (l.write || want.write) && l.overlaps(want.start, want.end)
+}
+
+impl Table {
+    /// Whether `want`, about to wait for `blocker`, would close a cycle of
+    /// processes each waiting for a lock the next one holds.
+    fn deadlocks(&self, want: &Lock, blocker: &Lock) -> bool {
+        let mut holder = blocker.owner;
+        for _ in 0..MAX_DEADLOCK_CHAIN {
+            let Some(next) = self.waiting.get(&holder) else { return false };
+            if next.owner == want.owner {
+                return true;
+            }
+            holder = next.owner;
+        }
+        false
+    }
+}
+
+/// What a blocking request found.
+pub enum Attempt {
+    Taken,
+    /// Must wait for this lock.
+    Wait,
 }
 
 /// The sandbox's locks.
@@ -81,11 +117,36 @@ impl LockTable {
     pub fn conflict(&self, file: (u64, u64), flock: bool, want: &Lock) -> Option<Lock> {
         let key = (file.0, file.1, if flock { Space::Flock } else { Space::Record });
         let t = self.lock();
-        t.locks
-            .get(&key)?
-            .iter()
-            .find(|l| l.owner != want.owner && (l.write || want.write) && l.overlaps(want.start, want.end))
-            .copied()
+        t.locks.get(&key)?.iter().find(|l| conflicts(l, want)).copied()
+    }
+
+    /// One try of F_SETLKW for a process's lock `want`: taken, or waiting
+    /// (noted for deadlock detection; [`LockTable::stop_waiting`] when
+    /// done), or EDEADLK when waiting would close a cycle. Like Linux, only
+    /// the first conflicting lock is checked.
+    pub fn set_or_wait(&self, file: (u64, u64), want: Lock) -> Result<Attempt, Errno> {
+        let key = (file.0, file.1, Space::Record);
+        let mut t = self.lock();
+        let blocker = t.locks.get(&key).and_then(|list| list.iter().find(|l| conflicts(l, &want)).copied());
+        let Some(blocker) = blocker else {
+            t.waiting.remove(&want.owner);
+            drop(t);
+            self.set(file, false, want, false)?;
+            return Ok(Attempt::Taken);
+        };
+        if matches!(want.owner, Owner::Process(_)) {
+            if t.deadlocks(&want, &blocker) {
+                t.waiting.remove(&want.owner);
+                return Err(Errno::EDEADLK);
+            }
+            t.waiting.insert(want.owner, blocker);
+        }
+        Ok(Attempt::Wait)
+    }
+
+    /// The waiter `owner` gave up or got its lock.
+    pub fn stop_waiting(&self, owner: Owner) {
+        self.lock().waiting.remove(&owner);
     }
 
     /// Takes `want` (or, for an unlock, removes the owner's locks in its
@@ -94,9 +155,7 @@ impl LockTable {
         let key = (file.0, file.1, if flock { Space::Flock } else { Space::Record });
         let mut t = self.lock();
         let list = t.locks.entry(key).or_default();
-        if !unlock
-            && list.iter().any(|l| l.owner != want.owner && (l.write || want.write) && l.overlaps(want.start, want.end))
-        {
+        if !unlock && list.iter().any(|l| conflicts(l, &want)) {
             return Err(Errno::EAGAIN);
         }
         // Cut the owner's locks out of the range, keeping what lies outside.
@@ -114,7 +173,14 @@ impl LockTable {
             }
         }
         if !unlock {
-            kept.push(want);
+            // With the owner's other locks, in order of start.
+            let at = match kept.iter().position(|l| l.owner == want.owner) {
+                Some(first) => {
+                    first + kept[first..].iter().take_while(|l| l.owner == want.owner && l.start < want.start).count()
+                }
+                None => kept.len(),
+            };
+            kept.insert(at, want);
         }
         if kept.is_empty() {
             t.locks.remove(&key);

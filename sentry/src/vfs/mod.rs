@@ -14,6 +14,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fd_table;
 pub mod file;
+pub mod inotify;
 pub mod lock;
 pub mod open;
 pub mod ops;
@@ -236,6 +237,8 @@ pub struct Dentry {
     /// A view of another dentry's gofer file (a read-only remount): the
     /// handle belongs to that one, and is not forgotten with this one.
     borrowed_handle: bool,
+    /// inotify watches on this file.
+    watches: inotify::Watches,
 }
 
 impl Drop for Dentry {
@@ -273,6 +276,7 @@ impl Dentry {
             mount_root: Default::default(),
             borrowed_handle: false,
             listing: Mutex::new(None),
+            watches: Default::default(),
         }
     }
 

@@ -60,6 +60,28 @@ pub fn open_restricted(
     mode: u32,
     r: super::Restrict,
 ) -> Result<Arc<File>, Errno> {
+    let mut truncated = false;
+    let f = open_file(t, dirfd, path, flags, mode, r, &mut truncated)?;
+    if let (Some(d), false) = (&f.dentry, f.is_path()) {
+        d.notify(syscalls::flags::inotify::IN_OPEN);
+        if truncated {
+            d.notify(syscalls::flags::inotify::IN_MODIFY);
+        }
+    }
+    Ok(f)
+}
+
+/// [`open_restricted`] without its inotify events; `truncated` tells
+/// whether O_TRUNC truncated an existing file.
+fn open_file(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+    r: super::Restrict,
+    truncated: &mut bool,
+) -> Result<Arc<File>, Errno> {
     let has = |f: O| flags & f.bits() != 0;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -167,6 +189,7 @@ pub fn open_restricted(
         (super::Node::Tmpfs(inode), _) => {
             if has(O::O_TRUNC) && acc != 0 {
                 inode.truncate(0)?;
+                *truncated = true;
             }
             let inode = inode.clone();
             return Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)));
@@ -185,6 +208,7 @@ pub fn open_restricted(
         if let Some(c) = d.cached_pages() {
             c.truncate(0)?;
         }
+        *truncated = true;
         fd
     } else {
         d.host_fd(acc)?

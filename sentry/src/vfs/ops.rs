@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use gofer::Attr;
 use syscalls::flags::access as A;
+use syscalls::flags::inotify as IN;
 use syscalls::flags::mode::{S_IFDIR, S_IFIFO, S_IFSOCK, S_ISVTX};
 use syscalls::Errno;
 
@@ -151,6 +152,7 @@ impl Dentry {
             Some(c) if !Arc::ptr_eq(c, child) && !c.is_whiteout() => Ok(c.clone()),
             _ => {
                 Dentry::place_child(&mut children, &name, &up);
+                child.move_watches(&up);
                 Ok(up)
             }
         }
@@ -158,11 +160,13 @@ impl Dentry {
 
     /// Changes the attributes of this file with `f`: a tmpfs inode, a lower
     /// file copied up first, or a lower directory's attributes as the
-    /// overlay keeps them.
-    pub fn update_attr(self: &Arc<Dentry>, f: impl FnOnce(&mut Attr)) -> Result<(), Errno> {
+    /// overlay keeps them. `event` is the inotify event the change makes
+    /// (0: none).
+    pub fn update_attr(self: &Arc<Dentry>, event: u32, f: impl FnOnce(&mut Attr)) -> Result<(), Errno> {
         match &self.node {
             Node::Tmpfs(i) => {
                 f(&mut i.attr());
+                self.notify(event);
                 Ok(())
             }
             Node::Gofer { handle, mount } if mount.writes_through() => {
@@ -182,15 +186,17 @@ impl Dentry {
                     c.truncate(size)?;
                 }
                 self.set_attr(a);
+                self.notify(event);
                 Ok(())
             }
             Node::Gofer { mount, .. } if mount.upper.is_some() => {
                 if self.is_dir() {
                     f(&mut self.attr.lock().unwrap_or_else(|e| e.into_inner()));
+                    self.notify(event);
                     return Ok(());
                 }
                 let up = self.parent().ok_or(Errno::EROFS)?.copy_up(self)?;
-                up.update_attr(f)
+                up.update_attr(event, f)
             }
             Node::Gofer { .. } => Err(Errno::EROFS),
             _ => Err(Errno::EPERM),
@@ -267,6 +273,7 @@ impl Dentry {
                 }
                 self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
                 self.mark_stale();
+                self.notify_entry(IN::IN_CREATE, name, &d, 0);
                 return Ok(d);
             }
         };
@@ -289,6 +296,7 @@ impl Dentry {
         Dentry::place_child(&mut children, name, &d);
         drop(children);
         self.touch_dir(dirs);
+        self.notify_entry(IN::IN_CREATE, name, &d, 0);
         Ok(d)
     }
 
@@ -312,9 +320,11 @@ impl Dentry {
                 let step = mount.client.link(dh, name, th).map_err(Errno::from_raw)?;
                 let node = Node::Gofer { handle: step.handle, mount: mount.clone() };
                 let d = Arc::new(Dentry::new(name.to_vec(), Some(self.clone()), step.attr, node));
-                self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d);
+                self.children.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_vec(), d.clone());
                 target.mark_stale();
                 self.mark_stale();
+                target.notify_self(IN::IN_ATTRIB);
+                self.notify_entry(IN::IN_CREATE, name, &d, 0);
                 return Ok(());
             }
         };
@@ -342,6 +352,8 @@ impl Dentry {
             a.ctime = tmpfs::now();
         }
         self.touch_dir(0);
+        target.notify_self(IN::IN_ATTRIB);
+        self.notify_entry(IN::IN_CREATE, name, &d, 0);
         Ok(())
     }
 
@@ -379,6 +391,7 @@ impl Dentry {
             drop(children);
             child.mark_stale();
             self.mark_stale();
+            self.notify_unlinked(name, &child, dir);
             return Ok(());
         }
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -398,7 +411,18 @@ impl Dentry {
             a.ctime = tmpfs::now();
         }
         self.touch_dir(if dir { -1 } else { 0 });
+        self.notify_unlinked(name, &child, dir);
         Ok(())
+    }
+
+    /// vfs_unlink's and vfs_rmdir's events: the file's link count changed
+    /// (unlink), its end if that was the last link, the directory's entry.
+    fn notify_unlinked(&self, name: &[u8], child: &Dentry, dir: bool) {
+        if !dir {
+            child.notify_self(IN::IN_ATTRIB);
+        }
+        child.notify_removed(if dir { 0 } else { child.attr().nlink });
+        self.notify_entry(IN::IN_DELETE, name, child, 0);
     }
 }
 
@@ -517,6 +541,8 @@ pub fn rename(
             new_dir.touch_dir(0);
             old_dir.touch_dir(0);
         }
+        notify_moved((old_dir, old_name), (new_dir, new_name), &source, None);
+        notify_moved((new_dir, new_name), (old_dir, old_name), &t, None);
         return Ok(());
     }
     {
@@ -545,7 +571,7 @@ pub fn rename(
         old
     };
     source.set_place(new_name, new_dir);
-    if let Some(old) = replaced {
+    if let Some(old) = &replaced {
         if let Node::Tmpfs(i) = &old.node {
             let mut a = i.attr();
             a.nlink = if i.is_dir() { 0 } else { a.nlink.saturating_sub(1) };
@@ -563,6 +589,7 @@ pub fn rename(
         new_dir.touch_dir(0);
     }
     src_inode.attr().ctime = tmpfs::now();
+    notify_moved((old_dir, old_name), (new_dir, new_name), &source, replaced.as_ref());
     Ok(())
 }
 
@@ -624,5 +651,28 @@ fn rename_host(
     for d in [Some(source), target.as_ref(), Some(old_dir), Some(new_dir)].into_iter().flatten() {
         d.mark_stale();
     }
+    if flags & RENAME_EXCHANGE != 0 {
+        let t = target.as_ref().ok_or(Errno::ENOENT)?;
+        notify_moved((old_dir, old_name), (new_dir, new_name), source, None);
+        notify_moved((new_dir, new_name), (old_dir, old_name), t, None);
+    } else {
+        notify_moved((old_dir, old_name), (new_dir, new_name), source, target.as_ref());
+    }
     Ok(())
+}
+
+/// fsnotify_move: the two halves of the move with one cookie, the link
+/// count of a replaced file, the moved file's IN_MOVE_SELF, and the end of
+/// a replaced file that had no other link.
+fn notify_moved(from: (&Dentry, &[u8]), to: (&Dentry, &[u8]), moved: &Dentry, replaced: Option<&Arc<Dentry>>) {
+    let cookie = super::inotify::next_cookie();
+    from.0.notify_entry(IN::IN_MOVED_FROM, from.1, moved, cookie);
+    to.0.notify_entry(IN::IN_MOVED_TO, to.1, moved, cookie);
+    if let Some(t) = replaced {
+        t.notify_self(IN::IN_ATTRIB);
+    }
+    moved.notify_self(IN::IN_MOVE_SELF);
+    if let Some(t) = replaced {
+        t.notify_removed(t.attr().nlink);
+    }
 }

@@ -78,6 +78,8 @@ pub struct Inode {
     pub contents: Contents,
     /// Extended attributes (`user.` names).
     pub xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// inotify watches on the file (whichever link named it).
+    pub watches: super::inotify::Watches,
 }
 
 /// The time now, as file timestamps keep it.
@@ -131,7 +133,13 @@ impl Tmpfs {
             dev: self.dev,
             ..Default::default()
         };
-        Ok(Arc::new(Inode { fs: self.clone(), attr: Mutex::new(attr), contents, xattrs: Default::default() }))
+        Ok(Arc::new(Inode {
+            fs: self.clone(),
+            attr: Mutex::new(attr),
+            contents,
+            xattrs: Default::default(),
+            watches: Default::default(),
+        }))
     }
 
     fn charge(&self, bytes: u64) -> Result<(), Errno> {

@@ -65,6 +65,19 @@ impl Dentry {
         flags: u32,
         creds: &Credentials,
     ) -> Result<(), Errno> {
+        self.store_xattr(name, value, flags, creds)?;
+        // A lower file was copied up: its watches went with the copy.
+        self.live().notify(syscalls::flags::inotify::IN_ATTRIB);
+        Ok(())
+    }
+
+    fn store_xattr(
+        self: &Arc<Dentry>,
+        name: &[u8],
+        value: Option<&[u8]>,
+        flags: u32,
+        creds: &Credentials,
+    ) -> Result<(), Errno> {
         if !is_user(name) {
             return Err(Errno::EOPNOTSUPP);
         }
