@@ -219,3 +219,18 @@ pub(crate) fn open_unnamed(dir: BorrowedFd<'_>, flags: OFlag, mode: u32) -> nix:
     // that nothing else owns yet; the `OwnedFd` becomes its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
+/// `statx(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)` of the basic fields and
+/// the birth time (nix 0.29 has no statx).
+pub fn statx(fd: &OwnedFd) -> Result<libc::statx, i32> {
+    // SAFETY: an all-zero statx is a valid value of the plain-data struct.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+    // SAFETY: the path is a NUL-terminated literal and `sx` is a valid,
+    // writable statx the kernel fills; `fd` is open for the call's length.
+    if unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), flags, mask, &mut sx) } != 0 {
+        return Err(nix::errno::Errno::last_raw());
+    }
+    Ok(sx)
+}

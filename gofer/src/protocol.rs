@@ -25,6 +25,8 @@ pub struct Attr {
     pub atime: (i64, u32),
     pub mtime: (i64, u32),
     pub ctime: (i64, u32),
+    /// The birth time, where the file system keeps one.
+    pub btime: Option<(i64, u32)>,
     pub ino: u64,
     pub dev: u64,
 }

@@ -14,7 +14,7 @@ use libc::c_int;
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{self, FileStat};
+use nix::sys::stat;
 
 use crate::channel::Channel;
 use crate::fd;
@@ -783,30 +783,27 @@ fn dirent_kind(t: Option<Type>) -> u8 {
     }
 }
 
-/// `fstatat(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`.
+/// `statx(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)` of the basic fields
+/// and the birth time.
 fn stat_fd(fd: &OwnedFd) -> Result<Attr, i32> {
-    let st = stat::fstatat(Some(fd.as_raw_fd()), c"", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| e as i32)?;
-    Ok(attr_of(&st))
-}
-
-fn attr_of(st: &FileStat) -> Attr {
-    let nsec = |n: i64| u32::try_from(n).unwrap_or(0);
-    Attr {
-        mode: st.st_mode,
-        nlink: st.st_nlink,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        rdev: st.st_rdev,
-        size: u64::try_from(st.st_size).unwrap_or(0),
-        blksize: u64::try_from(st.st_blksize).unwrap_or(0),
-        blocks: u64::try_from(st.st_blocks).unwrap_or(0),
-        atime: (st.st_atime, nsec(st.st_atime_nsec)),
-        mtime: (st.st_mtime, nsec(st.st_mtime_nsec)),
-        ctime: (st.st_ctime, nsec(st.st_ctime_nsec)),
-        ino: st.st_ino,
-        dev: st.st_dev,
-    }
+    let sx = crate::fd::statx(fd)?;
+    let ts = |t: libc::statx_timestamp| (t.tv_sec, t.tv_nsec);
+    Ok(Attr {
+        mode: u32::from(sx.stx_mode),
+        nlink: u64::from(sx.stx_nlink),
+        uid: sx.stx_uid,
+        gid: sx.stx_gid,
+        rdev: libc::makedev(sx.stx_rdev_major, sx.stx_rdev_minor),
+        size: sx.stx_size,
+        blksize: u64::from(sx.stx_blksize),
+        blocks: sx.stx_blocks,
+        atime: ts(sx.stx_atime),
+        mtime: ts(sx.stx_mtime),
+        ctime: ts(sx.stx_ctime),
+        btime: (sx.stx_mask & libc::STATX_BTIME != 0).then(|| ts(sx.stx_btime)),
+        ino: sx.stx_ino,
+        dev: libc::makedev(sx.stx_dev_major, sx.stx_dev_minor),
+    })
 }
 
 fn statfs_fd(fd: &OwnedFd) -> Result<FsStat, i32> {

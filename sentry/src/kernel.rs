@@ -43,10 +43,46 @@ pub struct Kernel {
 /// One mounted file system as /proc/mounts lists it.
 #[derive(Clone, Debug)]
 pub struct MountInfo {
+    /// The mount's id, its parent's, and the device number its files show.
+    pub id: u64,
+    pub parent: u64,
+    pub dev: u64,
     pub path: String,
     pub fstype: String,
     pub source: String,
     pub options: String,
+}
+
+impl MountInfo {
+    /// The entry for the mount now at `path` (absolute, from `root`).
+    pub fn at(root: &Arc<crate::vfs::Dentry>, path: &str, fstype: &str, source: &str, options: &str) -> MountInfo {
+        let mut m = MountInfo {
+            id: 0,
+            parent: 0,
+            dev: 0,
+            path: path.into(),
+            fstype: fstype.into(),
+            source: source.into(),
+            options: options.into(),
+        };
+        m.find_ids(root);
+        m
+    }
+
+    /// Fills in the ids and device number of the mount at the entry's path.
+    pub fn find_ids(&mut self, root: &Arc<crate::vfs::Dentry>) {
+        let r = crate::vfs::Resolver::new(root, root);
+        if let Ok(d) = r.resolve(self.path.as_bytes(), true) {
+            (self.id, self.dev, _) = d.mount_identity();
+        }
+        // The root's parent is outside the container's view, as in a
+        // container's mount namespace.
+        self.parent = match r.resolve_parent(self.path.as_bytes()) {
+            _ if self.path == "/" => 1,
+            Ok((dir, _)) => dir.mount_identity().0,
+            Err(_) => crate::vfs::ROOT_MOUNT_ID,
+        };
+    }
 }
 
 /// The container's PID namespace: thread ids from 1 up, and the thread

@@ -111,6 +111,9 @@ fn mount_filesystems(
     ncpus: usize,
 ) -> Vec<kernel::MountInfo> {
     let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
+        id: 0,
+        parent: 0,
+        dev: 0,
         path: path.into(),
         fstype: fstype.into(),
         source: if fstype == "9p" || fstype == "overlay" { "none".into() } else { fstype.into() },
@@ -208,6 +211,13 @@ fn mount_filesystems(
                 }
             }
             kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
+        }
+    }
+    for e in &mut table {
+        e.find_ids(root);
+        if e.id == e.parent {
+            // devpts is served inside devfs, not as a mount of its own.
+            e.id = vfs::new_mount_id();
         }
     }
     table

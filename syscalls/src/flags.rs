@@ -539,6 +539,21 @@ pub mod statx {
     pub const STATX_SIZE: u32 = 0x200;
     pub const STATX_BLOCKS: u32 = 0x400;
     pub const STATX_BASIC_STATS: u32 = 0x7ff;
+    pub const STATX_BTIME: u32 = 0x800;
+    pub const STATX_MNT_ID: u32 = 0x1000;
+    pub const STATX_DIOALIGN: u32 = 0x2000;
+    pub const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+    /// Mask bit reserved for a future struct statx.
+    pub const STATX_RESERVED: u32 = 0x8000_0000;
+
+    /// stx_attributes bits.
+    pub const STATX_ATTR_IMMUTABLE: u64 = 0x10;
+    pub const STATX_ATTR_APPEND: u64 = 0x20;
+    pub const STATX_ATTR_NODUMP: u64 = 0x40;
+    pub const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+
+    /// Where unique mount ids start (Linux's MNT_UNIQUE_ID_OFFSET).
+    pub const MNT_UNIQUE_ID_OFFSET: u64 = 1 << 31;
 }
 
 /// `sigaction` flags and signal codes.

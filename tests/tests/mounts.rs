@@ -116,6 +116,19 @@ fn openat2_and_magic_links_like_runc() {
     sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
 }
 
+/// statx masks (multigrain times, birth times), STATX_ATTR_MOUNT_ROOT and
+/// mount ids that agree with /proc/self/mountinfo, as under runc.
+#[test]
+fn statx_and_mount_ids_like_runc() {
+    let bin = cordon_tests::compile_program("statx_mounts");
+    let mut sb = Sandbox::new("statx-mounts");
+    for d in ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"] {
+        make_dir(sb.rootfs(), d, 0o755);
+    }
+    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
+}
+
 /// devpts: terminals made through /dev/ptmx behave as under runc's devpts
 /// (line discipline, echo, raw mode, window size, controlling terminal,
 /// ^C and SIGWINCH to the foreground group, hang-ups).

@@ -12,7 +12,7 @@ use zerocopy::IntoBytes;
 use super::SysResult;
 use crate::task::Task;
 use crate::vfs::open::may_access;
-use crate::vfs::{attr_to_stat, Dentry, FileKind};
+use crate::vfs::{attr_to_stat, procfs, sysfs, Dentry, FileKind};
 
 /// The file `path` names relative to `dirfd`, or with AT_EMPTY_PATH and an
 /// empty path, the file `dirfd` itself refers to.
@@ -25,7 +25,8 @@ fn target(t: &Task, dirfd: i32, path: u64, flags: u32, allowed: u32) -> Result<T
     if flags & !allowed != 0 {
         return Err(Errno::EINVAL);
     }
-    let p = t.read_path(path)?;
+    // Since Linux 6.11 a NULL path with AT_EMPTY_PATH is the empty path.
+    let p = if path == 0 && flags & AT_EMPTY_PATH != 0 { Vec::new() } else { t.read_path(path)? };
     if p.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
@@ -69,16 +70,20 @@ pub fn sys_newfstatat(t: &mut Task, dirfd: i32, path: u64, buf: u64, flags: u32)
 }
 
 pub fn sys_statx(t: &mut Task, dirfd: i32, path: u64, flags: u32, mask: u32, buf: u64) -> SysResult {
-    if mask & 0x8000_0000 != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
+    if mask & SX::STATX_RESERVED != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
         return Err(Errno::EINVAL);
     }
     let allowed = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
     let tg = target(t, dirfd, path, flags, allowed)?;
     let s = stat_of(t, &tg)?;
-    let ts = |sec: i64, nsec: i64| StatxTimestamp { tv_sec: sec, tv_nsec: nsec as u32, reserved: 0 };
+    let dentry = match &tg {
+        Target::Dentry(d) => Some(d.clone()),
+        Target::Fd(fd) => t.fds.get(*fd)?.dentry.clone(),
+    };
+    let ts = |(sec, nsec): (i64, u32)| StatxTimestamp { tv_sec: sec, tv_nsec: nsec, reserved: 0 };
     let dev = s.st_dev;
     let rdev = s.st_rdev;
-    let sx = Statx {
+    let mut sx = Statx {
         stx_mask: SX::STATX_BASIC_STATS,
         stx_blksize: s.st_blksize as u32,
         stx_nlink: s.st_nlink as u32,
@@ -88,15 +93,45 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: u64, flags: u32, mask: u32, buf
         stx_ino: s.st_ino,
         stx_size: s.st_size as u64,
         stx_blocks: s.st_blocks as u64,
-        stx_atime: ts(s.st_atime, s.st_atime_nsec),
-        stx_mtime: ts(s.st_mtime, s.st_mtime_nsec),
-        stx_ctime: ts(s.st_ctime, s.st_ctime_nsec),
+        stx_atime: ts((s.st_atime, s.st_atime_nsec as u32)),
+        stx_mtime: ts((s.st_mtime, s.st_mtime_nsec as u32)),
+        stx_ctime: ts((s.st_ctime, s.st_ctime_nsec as u32)),
         stx_rdev_major: libc::major(rdev),
         stx_rdev_minor: libc::minor(rdev),
         stx_dev_major: libc::major(dev),
         stx_dev_minor: libc::minor(dev),
         ..Default::default()
     };
+    if let Some(d) = dentry {
+        let attr = d.attr();
+        let synthetic = matches!(attr.dev, procfs::PROC_DEV | sysfs::SYSFS_DEV);
+        if !synthetic {
+            // tmpfs and the host's file systems keep multigrain times: the
+            // change times only when asked for; the birth time likewise.
+            if mask & (SX::STATX_MTIME | SX::STATX_CTIME) == 0 {
+                sx.stx_mask &= !(SX::STATX_MTIME | SX::STATX_CTIME);
+            }
+            if let (Some(b), true) = (attr.btime, mask & SX::STATX_BTIME != 0) {
+                sx.stx_mask |= SX::STATX_BTIME;
+                sx.stx_btime = ts(b);
+            }
+            if d.tmpfs().is_some() {
+                sx.stx_attributes_mask = SX::STATX_ATTR_APPEND | SX::STATX_ATTR_IMMUTABLE | SX::STATX_ATTR_NODUMP;
+            }
+        }
+        let (id, _, root) = d.mount_identity();
+        if mask & SX::STATX_MNT_ID_UNIQUE != 0 {
+            sx.stx_mask |= SX::STATX_MNT_ID_UNIQUE;
+            sx.stx_mnt_id = SX::MNT_UNIQUE_ID_OFFSET + id;
+        } else {
+            sx.stx_mask |= SX::STATX_MNT_ID;
+            sx.stx_mnt_id = id;
+        }
+        sx.stx_attributes_mask |= SX::STATX_ATTR_MOUNT_ROOT;
+        if root {
+            sx.stx_attributes |= SX::STATX_ATTR_MOUNT_ROOT;
+        }
+    }
     t.write_obj(buf, &sx)?;
     Ok(0)
 }
@@ -282,9 +317,15 @@ fn statfs_of(d: &Dentry) -> Result<syscalls::structs::Statfs, Errno> {
             })
         }
         None => {
+            const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+            const SYSFS_MAGIC: i64 = 0x6265_6572;
             let (total, free) = d.tmpfs().map_or((0, 0), |i| i.fs.usage());
             Ok(syscalls::structs::Statfs {
-                f_type: TMPFS_MAGIC,
+                f_type: match d.attr().dev {
+                    procfs::PROC_DEV => PROC_SUPER_MAGIC,
+                    sysfs::SYSFS_DEV => SYSFS_MAGIC,
+                    _ => TMPFS_MAGIC,
+                },
                 f_bsize: 4096,
                 f_blocks: total / 4096,
                 f_bfree: free / 4096,

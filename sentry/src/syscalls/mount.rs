@@ -35,8 +35,8 @@ fn path_of(t: &Task, dir: &std::sync::Arc<crate::vfs::Dentry>, name: &[u8]) -> S
 }
 
 fn record(t: &Task, path: &str, fstype: &str, source: &str, options: &str) {
-    let mut table = t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner());
-    table.push(MountInfo { path: path.into(), fstype: fstype.into(), source: source.into(), options: options.into() });
+    let entry = MountInfo::at(&t.fs().root, path, fstype, source, options);
+    t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
 }
 
 pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {

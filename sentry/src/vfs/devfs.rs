@@ -64,6 +64,8 @@ fn attr(mode: u32, ino: u64, rdev: u64) -> Attr {
         atime: t,
         mtime: t,
         ctime: t,
+        // devfs stands for the tmpfs runc mounts on /dev at start.
+        btime: Some(t),
         ..Default::default()
     }
 }

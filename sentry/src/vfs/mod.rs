@@ -231,7 +231,9 @@ pub struct Dentry {
     /// The root of a mount made where nothing was (removed by umount).
     placed_mount: std::sync::atomic::AtomicBool,
     /// The root of a mount (not of the whole tree).
-    mount_root: std::sync::atomic::AtomicBool,
+    /// For the root of a mount (not of the whole tree): the mount's id
+    /// (0 for any other dentry).
+    mount_id: std::sync::atomic::AtomicU64,
     /// A gofer directory's entries, read once (see `lower_entries`).
     listing: Mutex<Option<Arc<Vec<gofer::Dirent>>>>,
     /// A view of another dentry's gofer file (a read-only remount): the
@@ -239,6 +241,15 @@ pub struct Dentry {
     borrowed_handle: bool,
     /// inotify watches on this file.
     watches: inotify::Watches,
+}
+
+/// The mount id of the container's root file system.
+pub const ROOT_MOUNT_ID: u64 = 2;
+
+/// A mount id never used before in the sandbox.
+pub fn new_mount_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(ROOT_MOUNT_ID + 1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Drop for Dentry {
@@ -273,7 +284,7 @@ impl Dentry {
             cache: Mutex::new(None),
             covered: Mutex::new(None),
             placed_mount: Default::default(),
-            mount_root: Default::default(),
+            mount_id: Default::default(),
             borrowed_handle: false,
             listing: Mutex::new(None),
             watches: Default::default(),
@@ -329,7 +340,7 @@ impl Dentry {
     /// Mounts the file system whose root is `root` at `name` of `self`:
     /// over the directory there, or as a new entry.
     fn mount_root(self: &Arc<Dentry>, name: &[u8], root: Arc<Dentry>) {
-        root.mount_root.store(true, std::sync::atomic::Ordering::Relaxed);
+        root.mount_id.store(new_mount_id(), std::sync::atomic::Ordering::Relaxed);
         let existing =
             self.cached(name).or_else(|| self.walk(&[name]).ok().and_then(|(found, _)| found.into_iter().next()));
         match existing {
@@ -402,7 +413,19 @@ impl Dentry {
 
     /// Whether a file system is mounted with this as its root.
     fn is_mount_root(&self) -> bool {
-        self.mount_root.load(std::sync::atomic::Ordering::Relaxed)
+        self.mount_id.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
+    /// The id (as /proc/pid/mountinfo and statx's stx_mnt_id show it) and
+    /// device number of the mount this dentry is on, and whether the
+    /// dentry is that mount's root.
+    pub fn mount_identity(self: &Arc<Dentry>) -> (u64, u64, bool) {
+        let root = self.mount();
+        let id = match root.mount_id.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => ROOT_MOUNT_ID,
+            id => id,
+        };
+        (id, root.attr().dev, Arc::ptr_eq(&root, self))
     }
 
     /// The root of the mount this dentry is on.
@@ -1062,6 +1085,7 @@ macro_rules! attr_of_stat {
             atime: (s.st_atime, s.st_atime_nsec as u32),
             mtime: (s.st_mtime, s.st_mtime_nsec as u32),
             ctime: (s.st_ctime, s.st_ctime_nsec as u32),
+            btime: None,
             ino: s.st_ino,
             dev: s.st_dev,
         }

@@ -13,7 +13,7 @@ use crate::kernel::Kernel;
 use crate::process::{ProcView, TaskShared, ThreadGroup};
 
 /// Device number of the proc mount.
-const PROC_DEV: u64 = 0x16;
+pub const PROC_DEV: u64 = 0x16;
 /// Clock ticks per second of /proc's times (USER_HZ).
 const HZ: u64 = 100;
 
@@ -919,13 +919,14 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
             }
         }
         "mountinfo" => {
-            for (i, m) in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter().enumerate() {
-                let parent = if i == 0 { 1 } else { 2 };
+            for m in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = writeln!(
                     s,
-                    "{} {parent} 0:{} / {} {} - {} {} {}",
-                    i + 2,
-                    i + 20,
+                    "{} {} {}:{} / {} {} - {} {} {}",
+                    m.id,
+                    m.parent,
+                    libc::major(m.dev),
+                    libc::minor(m.dev),
                     m.path,
                     m.options,
                     m.fstype,

@@ -10,7 +10,7 @@ use super::file::GeneratedFile;
 use super::{FileKind, SynthNode};
 
 /// Device number of the sysfs mount.
-const SYSFS_DEV: u64 = 0x17;
+pub const SYSFS_DEV: u64 = 0x17;
 
 /// Directories and their entries (a name ending in '/' is a directory).
 const TREE: &[(&str, &[&str])] = &[

@@ -129,6 +129,7 @@ impl Tmpfs {
             atime: t,
             mtime: t,
             ctime: t,
+            btime: Some(t),
             ino,
             dev: self.dev,
             ..Default::default()
