@@ -122,3 +122,51 @@ fn listing_above_root_shows_guest_root() {
     assert_status(&out, 1);
     assert_no_secret(&out, &secret);
 }
+
+/// With /proc and a writable bind mount, as runc gives them: the bind
+/// source's parents, its symlinks (relative ones climbing out, absolute
+/// host paths), hard links out of the bind mount, /proc/<pid>/root and cwd
+/// of every visible process, and a rename race swapping a directory for a
+/// symlink to the root never reach the secret next to the bind source; the
+/// output is runc's.
+#[test]
+fn bind_mount_proc_and_rename_race_like_runc() {
+    let (mut sb, secret, host_secret) = setup("escape-bind");
+    install_busybox(sb.rootfs());
+    let root = sb.rootfs().to_path_buf();
+    for d in ["/mnt", "/mnt/b", "/sys", "/dev", "/dev/shm", "/tmp"] {
+        make_dir(&root, d, 0o755);
+    }
+    let src = sb.tmp().join("bindsrc");
+    fs::create_dir(&src).expect("mkdir bindsrc");
+    fs::write(src.join("file"), "inside the bind mount\n").expect("write");
+    std::os::unix::fs::symlink("../secret", src.join("uplink")).expect("symlink");
+    std::os::unix::fs::symlink(&host_secret, src.join("abslink")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../../../..", src.join("deeplink")).expect("symlink");
+    let script = format!(
+        r#"
+cat /mnt/b/file
+ls -a /mnt/b/..
+cat /mnt/b/../secret /mnt/b/uplink /mnt/b/abslink /mnt/b/deeplink{host_secret} 2>&1
+cd /mnt/b && cd ../../.. && ls -a . | tr '\n' ' '; echo
+ln /mnt/b/file /linked 2>&1; ln /mnt/b/file /tmp/linked 2>&1; ln /mnt/b/file /mnt/b/linked && echo same-mount link ok
+rm /mnt/b/linked; mkdir /tmp 2>&1; mkdir /bin/new 2>&1
+for p in /proc/[0-9]*; do cat $p/root/../secret $p/root{host_secret} $p/cwd/../../secret 2>/dev/null; done
+readlink /proc/self/root; ls /proc/self/root/ | tr '\n' ' '; echo
+mkdir -p /tmp/race/d/sub
+(while :; do mv /tmp/race/d /tmp/race/x; ln -s /../../.. /tmp/race/d; rm /tmp/race/d; mv /tmp/race/x /tmp/race/d; done) 2>/dev/null &
+for i in $(seq 300); do cat /tmp/race/d/../../../secret /tmp/race/d{host_secret} 2>/dev/null; done
+kill $!; echo raced
+"#
+    );
+    let bind = serde_json::json!({
+        "destination": "/mnt/b", "type": "bind", "source": src.to_string_lossy(), "options": ["rbind", "rw"]
+    });
+    let out = sb.assert_same_as_runc_with(&Process::new(&["/bin/sh", "-c", &script]), &[bind], &Compare::status(0));
+    assert_no_secret(&out, &secret);
+    assert!(
+        out.stdout_str().contains("inside the bind mount") && out.stdout_str().contains("raced"),
+        "{}",
+        out.stdout_str()
+    );
+}

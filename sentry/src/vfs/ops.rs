@@ -236,10 +236,12 @@ impl Dentry {
         if name == b"." || name == b".." {
             return Err(Errno::EEXIST);
         }
-        let store = self.writable_dir(creds)?;
-        if self.child(name)?.is_some() {
+        // As filename_create: an existing name is EEXIST before the
+        // directory's EROFS or EACCES.
+        if self.is_dir() && self.child(name)?.is_some() {
             return Err(Errno::EEXIST);
         }
+        let store = self.writable_dir(creds)?;
         let dir_attr = self.attr();
         // New files take the directory's group if it is setgid.
         let gid = if dir_attr.mode & syscalls::flags::mode::S_ISGID != 0 { dir_attr.gid } else { creds.fsgid };
@@ -303,6 +305,9 @@ impl Dentry {
     /// A hard link `name` in this directory to the file of `target`.
     pub fn link(self: &Arc<Dentry>, name: &[u8], target: &Arc<Dentry>, creds: &Credentials) -> Result<(), Errno> {
         check_name(name)?;
+        if self.is_dir() && self.child(name)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
         let store = self.writable_dir(creds)?;
         if target.is_dir() {
             return Err(Errno::EPERM);
@@ -329,7 +334,12 @@ impl Dentry {
             }
         };
         let target = match (&target.node, target.parent()) {
-            (Node::Gofer { .. }, Some(dir)) => dir.copy_up(target)?,
+            // A lower file of this overlay links as its upper copy; a file
+            // of any other mount is on another device.
+            (Node::Gofer { mount, .. }, Some(dir)) if mount.upper.as_ref().is_some_and(|u| Arc::ptr_eq(u, &fs)) => {
+                dir.copy_up(target)?
+            }
+            (Node::Gofer { .. }, _) => return Err(Errno::EXDEV),
             _ => target.clone(),
         };
         let Node::Tmpfs(file) = &target.node else { return Err(Errno::EXDEV) };
