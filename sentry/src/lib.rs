@@ -191,6 +191,14 @@ fn mount_filesystems(
                     table.push(info(&m.destination, "sysfs", "ro,nosuid,nodev,noexec,relatime"));
                 }
             }
+            // A read-only view of the container's cgroup (v2, as runc
+            // mounts it on a cgroup v2 host whichever type the spec says).
+            "cgroup" | "cgroup2" => {
+                if let Some((dir, name)) = target() {
+                    dir.mount_synthetic(&name, vfs::cgroupfs::new_cgroupfs(kernel.clone()));
+                    table.push(info(&m.destination, "cgroup2", "ro,nosuid,nodev,noexec,relatime"));
+                }
+            }
             "bind" if m.gofer_fd.is_some() => {
                 let Some(fd) = m.gofer_fd.and_then(|fd| gofer::fd::take_inherited(fd).ok()) else { continue };
                 let has = |o: &str| m.options.iter().any(|x| x == o);

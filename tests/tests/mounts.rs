@@ -146,3 +146,51 @@ fn pty_like_runc() {
     });
     sb.assert_same_as_runc_with(&Process::new(&["/prog"]), &[devpts], &Compare::status(0));
 }
+
+/// The spec's cgroup mount: a read-only cgroup v2 view of the container's
+/// own cgroup (the cgroupns root, "0::/" in /proc/self/cgroup), whatever
+/// the host runs: runc shows the host's hierarchy (v1 on this CI machine),
+/// so the expected output is written out here.
+#[test]
+fn cgroup_view() {
+    let mut sb = Sandbox::new("mounts-cgroup");
+    install_busybox(sb.rootfs());
+    for d in ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"] {
+        make_dir(sb.rootfs(), d, 0o755);
+    }
+    let cgroup = serde_json::json!({
+        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+    });
+    let script = "cat /proc/self/cgroup /sys/fs/cgroup/cgroup.type; grep -cx 1 /sys/fs/cgroup/cgroup.procs; \
+        for f in cgroup.procs cgroup.threads cpu.max memory.max memory.current pids.max pids.current; do \
+        test -r /sys/fs/cgroup/$f && echo $f; done; echo 5 > /sys/fs/cgroup/pids.max; \
+        awk '$8 == \"cgroup2\" {print $5, $6, $8, $9}' /proc/self/mountinfo; stat -f -c %t /sys/fs/cgroup";
+    let mut config = cordon_tests::oci_config(&Process::sh(script), "rootfs");
+    config["mounts"] = serde_json::json!([
+        { "destination": "/proc", "type": "proc", "source": "proc" },
+        { "destination": "/sys", "type": "sysfs", "source": "sysfs" },
+        cgroup.clone()
+    ]);
+    let out = sb.run_cordon_config(&config, &[]);
+    cordon_tests::assert_status(&out, 0);
+    assert_eq!(
+        out.stdout_str(),
+        "0::/\ndomain\n1\ncgroup.procs\ncgroup.threads\ncpu.max\nmemory.max\nmemory.current\npids.max\npids.current\n\
+         /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime cgroup2 cgroup\n63677270\n"
+    );
+    assert!(out.stderr_str().contains("Read-only file system"), "{}", out.stderr_str());
+
+    // The task limit the sandbox enforces is the one shown.
+    let mut config =
+        cordon_tests::oci_config(&Process::sh("cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids.current"), "rootfs");
+    config["mounts"] = serde_json::json!([
+        { "destination": "/proc", "type": "proc", "source": "proc" },
+        { "destination": "/sys", "type": "sysfs", "source": "sysfs" },
+        cgroup
+    ]);
+    config["linux"]["resources"] = serde_json::json!({ "pids": { "limit": 77 } });
+    let out = sb.run_cordon_config(&config, &[]);
+    cordon_tests::assert_status(&out, 0);
+    assert_eq!(out.stdout_str(), "77\n1\n", "pids.max and pids.current (sh execs cat: one task)");
+}

@@ -84,6 +84,12 @@ impl MemoryFile {
         Ok(MemoryFile { fd, base: base.cast(), size, free: Mutex::new(free), recycled: Mutex::default() })
     }
 
+    /// Bytes of the file the host has backed with memory (the guest's
+    /// pages in use, and recycled ones).
+    pub fn resident_bytes(&self) -> u64 {
+        nix::sys::stat::fstat(self.fd.as_raw_fd()).map_or(0, |st| st.st_blocks as u64 * 512)
+    }
+
     /// The memfd, for platforms to map into stubs.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -12,7 +12,7 @@ use zerocopy::IntoBytes;
 use super::SysResult;
 use crate::task::Task;
 use crate::vfs::open::may_access;
-use crate::vfs::{attr_to_stat, procfs, sysfs, Dentry, FileKind};
+use crate::vfs::{attr_to_stat, cgroupfs, procfs, sysfs, Dentry, FileKind};
 
 /// The file `path` names relative to `dirfd`, or with AT_EMPTY_PATH and an
 /// empty path, the file `dirfd` itself refers to.
@@ -104,7 +104,7 @@ pub fn sys_statx(t: &mut Task, dirfd: i32, path: u64, flags: u32, mask: u32, buf
     };
     if let Some(d) = dentry {
         let attr = d.attr();
-        let synthetic = matches!(attr.dev, procfs::PROC_DEV | sysfs::SYSFS_DEV);
+        let synthetic = matches!(attr.dev, procfs::PROC_DEV | sysfs::SYSFS_DEV | cgroupfs::CGROUP_DEV);
         if !synthetic {
             // tmpfs and the host's file systems keep multigrain times: the
             // change times only when asked for; the birth time likewise.
@@ -319,11 +319,13 @@ fn statfs_of(d: &Dentry) -> Result<syscalls::structs::Statfs, Errno> {
         None => {
             const PROC_SUPER_MAGIC: i64 = 0x9fa0;
             const SYSFS_MAGIC: i64 = 0x6265_6572;
+            const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
             let (total, free) = d.tmpfs().map_or((0, 0), |i| i.fs.usage());
             Ok(syscalls::structs::Statfs {
                 f_type: match d.attr().dev {
                     procfs::PROC_DEV => PROC_SUPER_MAGIC,
                     sysfs::SYSFS_DEV => SYSFS_MAGIC,
+                    cgroupfs::CGROUP_DEV => CGROUP2_SUPER_MAGIC,
                     _ => TMPFS_MAGIC,
                 },
                 f_bsize: 4096,

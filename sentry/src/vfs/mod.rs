@@ -9,6 +9,7 @@ use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use syscalls::Errno;
 
 pub mod anon;
+pub mod cgroupfs;
 pub mod devfs;
 pub mod epoll;
 pub mod eventfd;
