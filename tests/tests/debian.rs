@@ -108,6 +108,37 @@ fn init_survives_its_own_alarm() {
     same("deb-init-alarm", &["python3", "-c", script], 0);
 }
 
+/// `tail -f` follows a growing file by inotify (coreutils watches it with
+/// IN_MODIFY and friends), and python's stdlib-only ctypes inotify sees a
+/// create, a write and a rename in /tmp, as under runc.
+#[test]
+fn tail_follow_and_inotify_events() {
+    let script = r#"
+echo a > /tmp/f
+(sleep 0.4; echo b >> /tmp/f; sleep 0.4; echo c >> /tmp/f) &
+timeout 1.6 tail -f /tmp/f; echo "tail status $?"
+python3 - <<'PY'
+import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(os.O_NONBLOCK)
+wd = libc.inotify_add_watch(fd, b"/tmp", 0xfff)
+with open("/tmp/new", "w") as f: f.write("x")
+os.rename("/tmp/new", "/tmp/renamed")
+os.unlink("/tmp/renamed")
+data = os.read(fd, 4096)
+names = {1: "ACCESS", 2: "MODIFY", 4: "ATTRIB", 8: "CLOSE_WRITE", 16: "CLOSE_NOWRITE", 32: "OPEN",
+         64: "MOVED_FROM", 128: "MOVED_TO", 256: "CREATE", 512: "DELETE"}
+i = 0
+while i < len(data):
+    w, mask, cookie, n = struct.unpack_from("iIII", data, i)
+    name = data[i + 16:i + 16 + n].rstrip(b"\0").decode()
+    print(w == wd, "|".join(v for k, v in names.items() if mask & k), name, cookie != 0)
+    i += 16 + n
+PY
+"#;
+    same("deb-inotify", &["bash", "-c", script], 0);
+}
+
 #[test]
 fn bash_background_wait() {
     same("deb-bash-bg", &["bash", "-c", "sleep 0.2 & wait; echo $?"], 0);

@@ -104,6 +104,17 @@ fn empty_process_args() {
     assert_clean_failure(&sb, &out, &id, "args", None);
 }
 
+/// An argument with a NUL byte cannot reach execve: refused, like runc's
+/// EINVAL, instead of cut short.
+#[test]
+fn nul_in_process_args() {
+    let sb = small_sandbox("err-nul-args");
+    sb.bundle.write_config(&Process::new(&["/x", "a\0b"]));
+    let id = unique_id("err-nul-args");
+    let out = run_id(&sb, &sb.bundle.dir, &id);
+    assert_clean_failure(&sb, &out, &id, "NUL", None);
+}
+
 #[test]
 fn entrypoint_does_not_exist() {
     let sb = small_sandbox("err-no-entry");

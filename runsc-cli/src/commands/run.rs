@@ -49,6 +49,12 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("process.args must not be empty");
     }
+    // execve takes C strings: a NUL inside one cannot be passed (runc
+    // fails the exec with EINVAL).
+    let strings = process.args().iter().flatten().chain(process.env().iter().flatten());
+    if let Some(bad) = strings.into_iter().find(|s| s.contains('\0')) {
+        bail!("process.args and process.env must not contain NUL bytes: {bad:?}");
+    }
     Ok(Bundle { dir, rootfs, spec })
 }
 
