@@ -107,25 +107,27 @@ fn single_file_bind_mounts_like_runc() {
 /// behave as under runc, whose /proc and mounts the program needs.
 #[test]
 fn openat2_and_magic_links_like_runc() {
-    let bin = cordon_tests::compile_program("openat2");
-    let mut sb = Sandbox::new("openat2");
-    for d in ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"] {
+    let mut sb = program_sandbox("openat2", "openat2");
+    sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
+}
+
+/// A sandbox whose rootfs holds test program `program` as /prog and the
+/// mount points of runc's mounts.
+fn program_sandbox(name: &str, program: &str) -> Sandbox {
+    let bin = cordon_tests::compile_program(program);
+    let sb = Sandbox::new(name);
+    for d in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp"] {
         make_dir(sb.rootfs(), d, 0o755);
     }
     cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
-    sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
+    sb
 }
 
 /// statx masks (multigrain times, birth times), STATX_ATTR_MOUNT_ROOT and
 /// mount ids that agree with /proc/self/mountinfo, as under runc.
 #[test]
 fn statx_and_mount_ids_like_runc() {
-    let bin = cordon_tests::compile_program("statx_mounts");
-    let mut sb = Sandbox::new("statx-mounts");
-    for d in ["/proc", "/sys", "/dev", "/dev/shm", "/tmp"] {
-        make_dir(sb.rootfs(), d, 0o755);
-    }
-    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    let mut sb = program_sandbox("statx-mounts", "statx_mounts");
     sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
 }
 
@@ -134,12 +136,7 @@ fn statx_and_mount_ids_like_runc() {
 /// ^C and SIGWINCH to the foreground group, hang-ups).
 #[test]
 fn pty_like_runc() {
-    let bin = cordon_tests::compile_program("pty");
-    let mut sb = Sandbox::new("pty");
-    for d in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/tmp"] {
-        make_dir(sb.rootfs(), d, 0o755);
-    }
-    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    let mut sb = program_sandbox("pty", "pty");
     let devpts = serde_json::json!({
         "destination": "/dev/pts", "type": "devpts", "source": "devpts",
         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
