@@ -61,13 +61,17 @@ fn contents(k: &Kernel, file: &str) -> String {
             let populated = u8::from(!k.pids().groups.is_empty());
             let _ = write!(s, "populated {populated}\nfrozen 0\n");
         }
-        "cgroup.procs" | "cgroup.threads" => {
-            let pids = k.pids();
-            let mut ids: Vec<i32> = if file == "cgroup.procs" {
-                pids.groups.iter().filter(|(_, g)| g.state().exit.is_none()).map(|(p, _)| *p).collect()
-            } else {
-                pids.tasks.keys().copied().collect()
-            };
+        "cgroup.procs" => {
+            // The groups first, their state after: no lock held in between.
+            let groups: Vec<_> = k.pids().groups.values().cloned().collect();
+            let mut ids: Vec<i32> = groups.iter().filter(|g| g.state().exit.is_none()).map(|g| g.pid).collect();
+            ids.sort_unstable();
+            for id in ids {
+                let _ = writeln!(s, "{id}");
+            }
+        }
+        "cgroup.threads" => {
+            let mut ids: Vec<i32> = k.pids().tasks.keys().copied().collect();
             ids.sort_unstable();
             for id in ids {
                 let _ = writeln!(s, "{id}");

@@ -29,6 +29,11 @@ const EVENT_SIZE: usize = 16;
 
 static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 static WATCHES: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of events queued in all instances, bounded by MAX_QUEUED_BYTES.
+static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// A sandbox-wide bound on queued events (128 instances of 16384 events
+/// with long names would be over half a GiB of sentry memory).
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 /// fsnotify's rename cookie: the same value in a move's two halves.
 static COOKIE: AtomicU32 = AtomicU32::new(0);
 
@@ -181,17 +186,16 @@ impl Instance {
                 return;
             }
         }
-        if s.queue.len() >= MAX_QUEUED_EVENTS {
-            if s.queue.back().is_some_and(|e| e.mask == IN::IN_Q_OVERFLOW) {
-                return;
-            }
-            let ev = Event { wd: -1, mask: IN::IN_Q_OVERFLOW, cookie: 0, name: Vec::new() };
-            s.bytes += ev.len();
-            s.queue.push_back(ev);
-        } else {
-            s.bytes += ev.len();
-            s.queue.push_back(ev);
-        }
+        let full =
+            s.queue.len() >= MAX_QUEUED_EVENTS || QUEUED_BYTES.load(Ordering::Relaxed) + ev.len() > MAX_QUEUED_BYTES;
+        let ev = match full {
+            false => ev,
+            true if s.queue.back().is_some_and(|e| e.mask == IN::IN_Q_OVERFLOW) => return,
+            true => Event { wd: -1, mask: IN::IN_Q_OVERFLOW, cookie: 0, name: Vec::new() },
+        };
+        s.bytes += ev.len();
+        QUEUED_BYTES.fetch_add(ev.len(), Ordering::Relaxed);
+        s.queue.push_back(ev);
         drop(s);
         self.seq.fetch_add(1, Ordering::SeqCst);
         self.events.notify();
@@ -277,6 +281,12 @@ impl Inotify {
     }
 }
 
+impl Drop for Instance {
+    fn drop(&mut self) {
+        QUEUED_BYTES.fetch_sub(self.state().bytes, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Inotify {
     fn drop(&mut self) {
         let watches = std::mem::take(&mut self.inner.state().watches);
@@ -318,6 +328,7 @@ impl AnonFile for Inotify {
                 out[16..16 + e.name.len()].copy_from_slice(&e.name);
                 n += len;
                 s.bytes -= len;
+                QUEUED_BYTES.fetch_sub(len, Ordering::Relaxed);
                 s.queue.pop_front();
             }
             Some(Ok(n))
@@ -402,13 +413,6 @@ impl Dentry {
         if any_watch() && (nlink == 0 || self.is_dir()) {
             self.watch_list().file_gone();
         }
-    }
-
-    /// The dentry now at this one's place: its upper copy if the overlay
-    /// copied it up, else itself.
-    pub fn live(self: &Arc<Dentry>) -> Arc<Dentry> {
-        let (name, parent) = self.place.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        parent.and_then(|p| p.cached(&name)).filter(|c| !c.is_whiteout()).unwrap_or_else(|| self.clone())
     }
 
     /// The watches of a file copied up go with it.

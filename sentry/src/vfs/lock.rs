@@ -131,8 +131,12 @@ impl LockTable {
         let Some(blocker) = blocker else {
             t.waiting.remove(&want.owner);
             drop(t);
-            self.set(file, false, want, false)?;
-            return Ok(Attempt::Taken);
+            // Another owner may have locked in between: wait for it then.
+            return match self.set(file, false, want, false) {
+                Ok(()) => Ok(Attempt::Taken),
+                Err(Errno::EAGAIN) => Ok(Attempt::Wait),
+                Err(e) => Err(e),
+            };
         };
         if matches!(want.owner, Owner::Process(_)) {
             if t.deadlocks(&want, &blocker) {

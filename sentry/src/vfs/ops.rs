@@ -203,6 +203,21 @@ impl Dentry {
         }
     }
 
+    /// As filename_create: once the directory may be searched, an existing
+    /// name is EEXIST before the directory's EROFS or write permission.
+    fn check_name_free(self: &Arc<Dentry>, name: &[u8], creds: &Credentials) -> Result<(), Errno> {
+        if !self.is_dir() {
+            return Ok(());
+        }
+        if !may_access(creds, &self.attr(), A::X_OK, false) {
+            return Err(Errno::EACCES);
+        }
+        match self.child(name)? {
+            Some(_) => Err(Errno::EEXIST),
+            None => Ok(()),
+        }
+    }
+
     /// The sticky-directory rule: only the file's or the directory's owner
     /// (or root) may remove or rename it.
     fn sticky_allows(&self, child: &Dentry, creds: &Credentials) -> bool {
@@ -236,11 +251,7 @@ impl Dentry {
         if name == b"." || name == b".." {
             return Err(Errno::EEXIST);
         }
-        // As filename_create: an existing name is EEXIST before the
-        // directory's EROFS or EACCES.
-        if self.is_dir() && self.child(name)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.check_name_free(name, creds)?;
         let store = self.writable_dir(creds)?;
         let dir_attr = self.attr();
         // New files take the directory's group if it is setgid.
@@ -305,9 +316,7 @@ impl Dentry {
     /// A hard link `name` in this directory to the file of `target`.
     pub fn link(self: &Arc<Dentry>, name: &[u8], target: &Arc<Dentry>, creds: &Credentials) -> Result<(), Errno> {
         check_name(name)?;
-        if self.is_dir() && self.child(name)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.check_name_free(name, creds)?;
         let store = self.writable_dir(creds)?;
         if target.is_dir() {
             return Err(Errno::EPERM);

@@ -65,19 +65,6 @@ impl Dentry {
         flags: u32,
         creds: &Credentials,
     ) -> Result<(), Errno> {
-        self.store_xattr(name, value, flags, creds)?;
-        // A lower file was copied up: its watches went with the copy.
-        self.live().notify(syscalls::flags::inotify::IN_ATTRIB);
-        Ok(())
-    }
-
-    fn store_xattr(
-        self: &Arc<Dentry>,
-        name: &[u8],
-        value: Option<&[u8]>,
-        flags: u32,
-        creds: &Credentials,
-    ) -> Result<(), Errno> {
         if !is_user(name) {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -103,13 +90,21 @@ impl Dentry {
             (Node::Gofer { mount, .. }, Some(dir)) if mount.upper.is_some() && !self.is_dir() => dir.copy_up(self)?,
             _ => self.clone(),
         };
-        match &d.node {
+        d.store_xattr(name, value, flags)?;
+        // The changed file (a copy-up took the lower file's watches along).
+        d.notify(syscalls::flags::inotify::IN_ATTRIB);
+        Ok(())
+    }
+
+    /// Sets or removes attribute `name` of this (writable) file.
+    fn store_xattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> Result<(), Errno> {
+        match &self.node {
             Node::Gofer { handle, mount } if mount.writes_through() => {
                 let r = match value {
                     Some(v) => mount.client.set_xattr(*handle, name, v, flags),
                     None => mount.client.remove_xattr(*handle, name),
                 };
-                d.mark_stale();
+                self.mark_stale();
                 r.map_err(Errno::from_raw)
             }
             Node::Tmpfs(i) => {
