@@ -20,6 +20,8 @@ demo: build
 # Quick start 2: every test (unit, syscall compatibility, busybox, CLI).
 test: build
 	$(CARGO) test --release --workspace
+	# The ptrace platform (--platform=ptrace) stays covered too.
+	CORDON_TEST_FLAGS=--platform=ptrace $(CARGO) test --release -p cordon-tests --test compat --test busybox --test isolation
 
 lint:
 	$(CARGO) fmt --all --check

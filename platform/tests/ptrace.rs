@@ -17,6 +17,15 @@ fn memfd_with(code: &[u8]) -> OwnedFd {
 
 #[test]
 fn syscalls_and_faults_stop_the_stub() {
+    syscalls_and_faults(false);
+}
+
+#[test]
+fn syscalls_and_faults_trap_the_stub_under_systrap() {
+    syscalls_and_faults(true);
+}
+
+fn syscalls_and_faults(systrap: bool) {
     // mov edi, 7; mov eax, 60; syscall; mov rax, [0x1000];
     let code = [
         0xbf, 0x07, 0, 0, 0, // mov edi, 7
@@ -25,7 +34,7 @@ fn syscalls_and_faults_stop_the_stub() {
         0x48, 0x8b, 0x04, 0x25, 0x00, 0x10, 0x00, 0x00, // mov rax, [0x1000]
     ];
     let mem = memfd_with(&code);
-    let platform = PtracePlatform::new(mem.as_raw_fd()).unwrap();
+    let platform = PtracePlatform::new(mem.as_raw_fd(), systrap).unwrap();
     let mut space = platform.new_address_space().unwrap();
     space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC, false).unwrap();
     let mut ctx = platform.new_context();
@@ -64,6 +73,15 @@ fn regs_at(rip: u64) -> Registers {
 
 #[test]
 fn threads_share_one_address_space() {
+    threads_share(false);
+}
+
+#[test]
+fn threads_share_one_address_space_under_systrap() {
+    threads_share(true);
+}
+
+fn threads_share(systrap: bool) {
     // mov eax, 39; syscall; mov rax, [0x20000]; jmp back to the start
     let code = [
         0xb8, 0x27, 0, 0, 0, // mov eax, 39
@@ -72,7 +90,7 @@ fn threads_share_one_address_space() {
         0xeb, 0xef, // jmp -17
     ];
     let mem = memfd_with(&code);
-    let platform = std::sync::Arc::new(PtracePlatform::new(mem.as_raw_fd()).unwrap());
+    let platform = std::sync::Arc::new(PtracePlatform::new(mem.as_raw_fd(), systrap).unwrap());
     let mut space = platform.new_address_space().unwrap();
     space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC, false).unwrap();
     let pending = space.new_thread().unwrap();

@@ -38,6 +38,11 @@ pub struct Cli {
     /// `none` writes them through the gofer to the host rootfs, like runc.
     #[arg(long, global = true, default_value = "root:memory", value_parser = ["root:memory", "none"])]
     pub overlay: String,
+    /// How guest code runs: `ptrace` (every system call a ptrace stop) or
+    /// `systrap` (system calls trap by seccomp into a signal handler that
+    /// hands them to the sentry through shared memory; faster).
+    #[arg(long, global = true, default_value = "systrap", value_parser = ["ptrace", "systrap"])]
+    pub platform: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -39,6 +39,9 @@ pub struct BootConfig {
     pub readonly_paths: Vec<String>,
     /// Log every guest system call.
     pub strace: bool,
+    /// How guest code runs: `ptrace` or `systrap` (`--platform`).
+    #[serde(default = "platform_default")]
+    pub platform: String,
 }
 
 /// One entry of config.json's `mounts`.
@@ -59,6 +62,10 @@ pub struct MountConfig {
     /// holding only that file, named `f`).
     #[serde(default)]
     pub gofer_file: bool,
+}
+
+fn platform_default() -> String {
+    "ptrace".into()
 }
 
 fn overlay_default() -> bool {

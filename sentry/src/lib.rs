@@ -260,7 +260,8 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     // large mapping can take it.
     platform::ptrace::prepare()?;
     let memory = Arc::new(mm::MemoryFile::new(MEMORY_FILE_SIZE)?);
-    let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd())?);
+    let systrap = cfg.platform == "systrap";
+    let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd(), systrap)?);
     let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
     // A writable root gets an overlay in memory (the gofer's files are never
     // written); a read-only root stays read-only, as runc's.

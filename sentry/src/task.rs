@@ -389,7 +389,10 @@ impl Task {
             return Err(Errno::EAGAIN);
         }
         // Everything that can fail comes before the child is registered.
-        let fp = self.ctx_fp_state().map_err(|_| Errno::ENOMEM)?;
+        let fp = self.ctx_fp_state().map_err(|e| {
+            tracing::warn!(target: "sentry::task", "reading the parent's FP state: {e}");
+            Errno::ENOMEM
+        })?;
         let mm = if flags & CLONE_VM != 0 {
             let pending = self.mm.space().new_thread().map_err(|e| {
                 tracing::warn!(target: "sentry::task", "starting a stub thread: {e}");

@@ -170,3 +170,25 @@ kill $!; echo raced
         out.stdout_str()
     );
 }
+
+/// A hostile guest jumps to every `syscall` instruction of the stub page
+/// that a platform's seccomp filter could let through, with calls the host
+/// would answer differently from the sentry (and `kill(1, SIGKILL)`), then
+/// forges an rt_sigreturn that blocks every host signal and spins: nothing
+/// reaches the host, and the guest's own alarm still interrupts it. Under
+/// both platforms.
+#[test]
+fn stub_page_system_calls_stay_in_the_sandbox() {
+    for platform in ["--platform=systrap", "--platform=ptrace"] {
+        let mut sb = Sandbox::new("escape-stub-sites");
+        install_file(sb.rootfs(), "/prog", &compile_program("stub_sites"), 0o755);
+        let config = cordon_tests::oci_config(&Process::new(&["/prog"]), "rootfs");
+        let out = sb.run_cordon_config(&config, &[platform]);
+        let text = out.stdout_str();
+        assert_status(&out, 0);
+        assert!(!text.contains("HOST ANSWERED"), "{platform}: {text}");
+        assert!(text.contains("ok alarm interrupted a thread that blocked every host signal"), "{platform}: {text}");
+        let sites = text.lines().filter(|l| l.starts_with("ok getpid at")).count();
+        assert!(sites >= 5, "{platform}: expected the stub's call sites, found {sites}:\n{text}");
+    }
+}

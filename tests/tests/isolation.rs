@@ -23,9 +23,13 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-fn traced(pid: u32) -> bool {
+/// A stub done starting: traced by its task thread (ptrace platform), or
+/// under the stub's seccomp filter (systrap, where a stub is traced only
+/// while its mappings change).
+fn stub_started(pid: u32) -> bool {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1));
+    field("TracerPid:").is_some_and(|v| v != "0") || field("Seccomp:") == Some("2")
 }
 
 fn cmdline(pid: u32) -> String {
@@ -41,8 +45,7 @@ fn wait_for_sentry(run: u32) -> (u32, u32, u32) {
         for c in children_of(run) {
             if cmdline(c).contains(" boot ") {
                 for template in children_of(c) {
-                    // Attached (traced) stubs are done starting.
-                    if let Some(stub) = children_of(template).into_iter().find(|s| traced(*s)) {
+                    if let Some(stub) = children_of(template).into_iter().find(|s| stub_started(*s)) {
                         return (c, template, stub);
                     }
                 }
@@ -73,20 +76,33 @@ fn sentry_has_an_empty_root_and_no_host_mounts() {
     assert_eq!(mounts.lines().count(), 1, "the sentry sees exactly its empty root:\n{mounts}");
     assert!(mounts.contains("cordon-sentry") && mounts.contains(" ro"), "{mounts}");
     // The stub's only own mapping is the stub page (guest memory is the
-    // memory file, shown as memfd mappings).
+    // memory file, shown as memfd mappings); under systrap also one
+    // 64 KiB context slot per thread (its signal stack and mailbox).
+    let status = fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
+    let systrap = status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('2'));
     let maps = fs::read_to_string(format!("/proc/{stub}/maps")).unwrap_or_default();
     for line in maps.lines() {
-        let ok =
-            line.contains("memfd:cordon-memory") || line.contains("[vsyscall]") || line.starts_with("7ff000000000-");
+        let slot = systrap
+            && line.contains("rw-s ")
+            && line.contains("memfd:cordon-stub-contexts")
+            && line.split(['-', ' ']).take(2).map(|a| u64::from_str_radix(a, 16).unwrap_or(0)).fold(0, |a, b| b - a)
+                == 0x10000;
+        let ok = slot
+            || line.contains("memfd:cordon-memory")
+            || line.contains("[vsyscall]")
+            || line.starts_with("7ff000000000-");
         assert!(ok, "unexpected mapping in the stub: {line}");
     }
-    // Its only fd is the memory file (not the template's request socket).
-    let fds: Vec<String> = fs::read_dir(format!("/proc/{stub}/fd"))
+    // Its only fds are the memory file (not the template's request socket)
+    // and, under systrap, the context file.
+    let mut fds: Vec<String> = fs::read_dir(format!("/proc/{stub}/fd"))
         .expect("stub fds")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(fds, ["0"], "the stub holds only the memory file");
+    fds.sort();
+    let expected: &[&str] = if systrap { &["0", "2"] } else { &["0"] };
+    assert_eq!(fds, expected, "the stub holds only the memory file (and the context file)");
     // The template keeps nothing of the sentry: its code page and one data
     // page for its request loop.
     let maps = fs::read_to_string(format!("/proc/{template}/maps")).unwrap_or_default();

@@ -13,7 +13,7 @@
 //! thread (PDEATHSIG follows the creating thread).
 use std::any::Any;
 use std::io::{Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
@@ -25,8 +25,10 @@ use nix::unistd::Pid;
 use crate::{AddressSpace, Context, Error, Event, FaultInfo, NewThread, Platform, Prot, Registers, SignalInfo};
 
 mod stub;
+mod systrap;
 
 pub use stub::{STUB_ADDR, TASK_SIZE};
+use systrap::{Slot, TrapMemory};
 
 /// Reserves the stub code page at its fixed address. Call it first thing in
 /// the sentry, before large mappings could land on that address.
@@ -39,6 +41,8 @@ pub struct PtracePlatform {
     /// The request socket of the template process that forks stubs.
     template: Mutex<UnixStream>,
     template_pid: Pid,
+    /// Seccomp-trap mode (`--platform=systrap`): the stub threads' contexts.
+    trap: Option<Arc<TrapMemory>>,
 }
 
 impl PtracePlatform {
@@ -46,8 +50,13 @@ impl PtracePlatform {
     /// file (which must stay open as long as the platform lives). Forks the
     /// stub template from the calling thread, which must outlive the
     /// platform (the template dies with it).
-    pub fn new(memfd: RawFd) -> Result<PtracePlatform, Error> {
+    ///
+    /// With `systrap`, guest threads run untraced under a seccomp filter and
+    /// trap into the sentry through a signal handler (see systrap.rs).
+    pub fn new(memfd: RawFd, systrap: bool) -> Result<PtracePlatform, Error> {
         let code = stub::install()?;
+        let trap = if systrap { Some(Arc::new(TrapMemory::new()?)) } else { None };
+        let ctxfd = trap.as_ref().map_or(-1, |t| t.raw_fd());
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| Error::Host { op: "socketpair", pid: 0, source: io_errno(&e) })?;
         let parent = nix::unistd::getpid().as_raw();
@@ -61,11 +70,11 @@ impl PtracePlatform {
         }
         if pid == 0 {
             // SAFETY: we are the freshly forked child; see `become_template`.
-            unsafe { become_template(parent, memfd, theirs_fd, code.template) }
+            unsafe { become_template(parent, memfd, ctxfd, theirs_fd, code.template) }
         }
         drop(theirs);
         tracing::debug!(target: "platform::ptrace", pid, "stub template started");
-        Ok(PtracePlatform { template: Mutex::new(ours), template_pid: Pid::from_raw(pid) })
+        Ok(PtracePlatform { template: Mutex::new(ours), template_pid: Pid::from_raw(pid), trap })
     }
 
     /// Asks the template for a new stub process; returns its pid.
@@ -100,7 +109,21 @@ fn io_errno(e: &std::io::Error) -> nix::Error {
 impl Platform for PtracePlatform {
     fn new_address_space(&self) -> Result<Box<dyn AddressSpace>, Error> {
         let pid = self.fork_stub()?;
-        let process = Arc::new(StubProcess { pid });
+        let pidfd = match &self.trap {
+            // SAFETY: pidfd_open with integer arguments.
+            Some(_) => match unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) } {
+                fd if fd >= 0 => {
+                    // SAFETY: a fresh fd we own.
+                    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+                }
+                _ => {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    return Err(Error::Host { op: "pidfd_open", pid: pid.as_raw(), source: nix::Error::last() });
+                }
+            },
+            None => None,
+        };
+        let process = Arc::new(StubProcess { pid, pidfd, trap: self.trap.clone() });
         let attached = StubThread::attach(process.clone(), pid).and_then(|mut t| {
             // The attach may have stopped the new stub anywhere on its way
             // from fork to its wait loop: finish that way here.
@@ -110,6 +133,9 @@ impl Platform for PtracePlatform {
                 Err(e) => return Err(e),
             }
             t.inject("munmap", libc::SYS_munmap, [STUB_ADDR + stub::STUB_LEN, stub::STUB_LEN, 0, 0, 0, 0])?;
+            if t.process.trap.is_some() {
+                t.enter_trap(true)?;
+            }
             Ok(t)
         });
         match attached {
@@ -138,7 +164,58 @@ const TEMPLATE_SOCK: i32 = 1;
 /// A stub process: one guest address space, shared by its stub threads.
 struct StubProcess {
     pid: Pid,
+    /// Trap mode: tells when the process is gone (its threads are not
+    /// traced while guest code runs, so no waitpid reports it).
+    pidfd: Option<OwnedFd>,
+    trap: Option<Arc<TrapMemory>>,
 }
+
+impl StubProcess {
+    /// False once the process has exited (always true in ptrace mode).
+    fn alive(&self) -> bool {
+        let Some(fd) = &self.pidfd else { return true };
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll of one pollfd we own, without waiting.
+        unsafe { libc::poll(&mut p, 1, 0) == 0 }
+    }
+
+    /// Waits up to `timeout` for the process to be gone.
+    fn wait_gone(&self, timeout: std::time::Duration) -> bool {
+        let Some(fd) = &self.pidfd else { return true };
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll of one pollfd we own.
+        unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) == 1 }
+    }
+}
+
+/// Trap mode: where a stub thread is while its task thread is in the
+/// sentry.
+// One per thread, inline: boxing the registers would allocate on every
+// attach for injected calls.
+#[allow(clippy::large_enum_variant)]
+enum Mode {
+    /// In its signal handler, its frame holding the guest's registers;
+    /// with `Some`, stopped under ptrace for injected calls (the handler's
+    /// own registers kept to restore).
+    Parked(Option<Registers>),
+    /// Stopped under ptrace in guest code (see `StubThread::tick`): the
+    /// registers are in the thread, not in a frame.
+    Interrupted,
+}
+
+/// A stub thread's trap-mode state.
+struct TrapThread {
+    slot: Slot,
+    mode: Mode,
+    /// Ticks in a row that found the thread inside the stub page.
+    stuck: u32,
+}
+
+/// Ticks in a row a thread may spend in the stub page (where it passes in
+/// microseconds) while guest code should run, before it counts as broken: a
+/// guest that forged a frame's alternate stack makes its handler spin on
+/// guest memory.
+const MAX_STUCK_TICKS: u32 = 20;
 
 /// One stub thread, traced by the host thread that attached it: a task's
 /// view of its address space.
@@ -149,6 +226,8 @@ pub struct StubThread {
     /// and flags to start every injected call from.
     template: Registers,
     code: stub::StubCode,
+    /// Trap mode (None: ptrace mode, or a trap-mode thread never entered).
+    trap: Option<TrapThread>,
 }
 
 /// A stub thread cloned for a new task, waiting in `pause` to be attached
@@ -164,7 +243,11 @@ impl StubThread {
     fn attach(process: Arc<StubProcess>, tid: Pid) -> Result<StubThread, Error> {
         let code = stub::install()?;
         let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
-        let opts = ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD;
+        let mut opts = ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD;
+        if process.trap.is_some() {
+            // Injected calls pass the filter as RET_TRACE.
+            opts |= ptrace::Options::PTRACE_O_TRACESECCOMP;
+        }
         ptrace::seize(tid, opts).map_err(|e| host("seize", e))?;
         ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
         loop {
@@ -182,12 +265,14 @@ impl StubThread {
             }
         }
         let template = Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?);
-        let mut t = StubThread { process, tid, template, code };
+        let mut t = StubThread { process, tid, template, code, trap: None };
         // The thread stopped inside pause(): run one call with no syscall
         // number set so the kernel's restart of pause is dropped, and check
         // that the stub answers.
         t.inject("getpid", libc::SYS_getpid, [0; 6])?;
-        pin_with_tracer(tid);
+        if t.process.trap.is_none() {
+            pin_with_tracer(tid);
+        }
         tracing::debug!(target: "platform::ptrace", pid = t.process.pid.as_raw(), tid = tid.as_raw(), "stub thread attached");
         Ok(t)
     }
@@ -205,6 +290,7 @@ impl StubThread {
     /// Runs one system call at `rip` (a `syscall` followed by an `int3` on
     /// the caller's path).
     fn inject_at(&mut self, rip: u64, call: &'static str, nr: i64, args: [u64; 6]) -> Result<u64, Error> {
+        self.ensure_stopped()?;
         let mut regs = self.template;
         let r = &mut regs.0;
         r.rip = rip;
@@ -215,7 +301,13 @@ impl StubThread {
         let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
         ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
-        loop {
+        for stops in 0.. {
+            if stops > MAX_STOPS {
+                return Err(Error::Stub {
+                    pid: pid.as_raw(),
+                    what: format!("stopped {stops} times in injected {call}"),
+                });
+            }
             match wait(pid)? {
                 WaitStatus::Stopped(_, Signal::SIGTRAP) => break,
                 WaitStatus::Stopped(_, sig) => {
@@ -224,7 +316,8 @@ impl StubThread {
                     tracing::debug!(target: "platform::ptrace", ?sig, "signal during injected call dropped");
                     ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
                 }
-                WaitStatus::PtraceEvent(..) => {
+                WaitStatus::PtraceEvent(_, _, ev) => {
+                    tracing::trace!(target: "platform::ptrace", tid = pid.as_raw(), call, ev, "event during injected call");
                     ptrace::cont(pid, None).map_err(|e| host("cont", e))?;
                 }
                 other => {
@@ -247,7 +340,12 @@ impl StubThread {
         // Without EXITKILL: if this thread leads the process it stays a
         // zombie until the others exit, and a tracer exiting meanwhile must
         // not kill the process through it.
-        ptrace::setoptions(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).map_err(|e| host("setoptions", e))?;
+        let mut opts = ptrace::Options::PTRACE_O_TRACESYSGOOD;
+        if self.process.trap.is_some() {
+            // Without it the filter fails the injected exit with ENOSYS.
+            opts |= ptrace::Options::PTRACE_O_TRACESECCOMP;
+        }
+        ptrace::setoptions(tid, opts).map_err(|e| host("setoptions", e))?;
         let mut regs = self.template;
         regs.0.rip = self.code.syscall;
         regs.0.rax = libc::SYS_exit as u64;
@@ -256,33 +354,276 @@ impl StubThread {
         ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::cont(tid, None).map_err(|e| host("cont", e))?;
         if tid == self.process.pid {
+            if self.process.trap.is_some() {
+                // The filter stops the call for us first.
+                if let WaitStatus::PtraceEvent(..) = wait(tid)? {
+                    ptrace::cont(tid, None).map_err(|e| host("cont", e))?;
+                }
+            }
             // A leader's exit is reported only when the whole process ends.
             return Ok(());
         }
-        loop {
+        for _ in 0..MAX_STOPS {
             match wait(tid)? {
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return Ok(()),
                 _ => ptrace::cont(tid, None).map_err(|e| host("cont", e))?,
             }
         }
+        Err(Error::Stub { pid: tid.as_raw(), what: "does not exit".into() })
     }
+}
+
+/// Trap mode.
+impl StubThread {
+    /// Stops a parked thread under ptrace so calls can be injected; a
+    /// no-op when it is stopped already (or in ptrace mode).
+    fn ensure_stopped(&mut self) -> Result<(), Error> {
+        let tid = self.tid;
+        let Some(trap) = &mut self.trap else { return Ok(()) };
+        if let Mode::Parked(None) = trap.mode {
+            let regs = seize_stop(tid)?;
+            trap.mode = Mode::Parked(Some(regs));
+        }
+        Ok(())
+    }
+
+    /// Puts a freshly attached thread into trap mode: maps its context
+    /// slot, sets its alternate stack (and, for a new process, the signal
+    /// handlers, no_new_privs and the seccomp filter), then detaches it into
+    /// the handler, where it waits for its first guest registers.
+    fn enter_trap(&mut self, new_process: bool) -> Result<(), Error> {
+        let mem = self.process.trap.clone().ok_or_else(|| Error::Stub { pid: 0, what: "not in trap mode".into() })?;
+        let slot = mem.alloc()?;
+        let addr = slot.stub_addr();
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let args = [addr, systrap::SLOT_LEN, rw, flags, systrap::STUB_CTXFD as u64, slot.file_offset()];
+        if self.inject("mmap", libc::SYS_mmap, args)? != addr {
+            return Err(Error::Stub { pid: self.tid(), what: "context slot mapped elsewhere".into() });
+        }
+        if new_process {
+            let act = slot.put_sigaction(&self.code);
+            for sig in
+                [libc::SIGSYS, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGURG]
+            {
+                self.inject("rt_sigaction", libc::SYS_rt_sigaction, [sig as u64, act, 0, 8, 0, 0])?;
+            }
+            self.inject("prctl", libc::SYS_prctl, [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0])?;
+            let prog = slot.put_filter(&self.code);
+            self.inject("seccomp", libc::SYS_seccomp, [libc::SECCOMP_SET_MODE_FILTER as u64, 0, prog, 0, 0, 0])?;
+        }
+        let ss = slot.put_altstack();
+        self.inject("sigaltstack", libc::SYS_sigaltstack, [ss, 0, 0, 0, 0, 0])?;
+        // A thread cloned while its parent sat in the handler inherited a
+        // mask blocking everything, SIGSYS included.
+        let empty = slot.empty_sigset();
+        self.inject("rt_sigprocmask", libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as u64, empty, 0, 8, 0, 0])?;
+        let tid = self.tid;
+        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+        let mut regs = self.template;
+        regs.0.rip = self.code.trap_first;
+        regs.0.rax = libc::SYS_getpid as u64;
+        regs.0.orig_rax = u64::MAX;
+        ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
+        ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
+        self.trap = Some(TrapThread { slot, mode: Mode::Parked(None), stuck: 0 });
+        let trap = self.trap.as_ref().expect("just set");
+        for _ in 0..50 {
+            if trap.slot.wait_event() {
+                let (signo, ..) = trap.slot.event();
+                if signo != libc::SIGSYS {
+                    return Err(Error::Stub {
+                        pid: tid.as_raw(),
+                        what: format!("entered trap mode with signal {signo}"),
+                    });
+                }
+                return Ok(());
+            }
+            if !self.process.alive() {
+                break;
+            }
+        }
+        Err(Error::Stub { pid: tid.as_raw(), what: "did not enter trap mode".into() })
+    }
+
+    /// Unmaps a trap-mode thread's slot from its process before the thread
+    /// ends.
+    fn unmap_slot(&mut self) -> Result<(), Error> {
+        let Some(addr) = self.trap.as_ref().map(|t| t.slot.stub_addr()) else { return Ok(()) };
+        self.inject("munmap", libc::SYS_munmap, [addr, systrap::SLOT_LEN, 0, 0, 0, 0]).map(drop)
+    }
+
+    /// Runs guest code with `regs` until the next event.
+    fn trap_switch(&mut self, regs: &mut Registers) -> Result<Event, Error> {
+        let tid = self.tid;
+        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+        let Some(trap) = &mut self.trap else { return Err(Error::Stub { pid: 0, what: "not in trap mode".into() }) };
+        match std::mem::replace(&mut trap.mode, Mode::Parked(None)) {
+            Mode::Interrupted => {
+                // A guest that forged an rt_sigreturn may also have moved or
+                // disabled the host alternate stack the handler needs.
+                let ss = trap.slot.put_altstack();
+                trap.mode = Mode::Interrupted;
+                self.inject("sigaltstack", libc::SYS_sigaltstack, [ss, 0, 0, 0, 0, 0])?;
+                let Some(trap) = &mut self.trap else { unreachable!("trap mode") };
+                trap.mode = Mode::Parked(None);
+                ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
+                // A guest that forged an rt_sigreturn may have blocked host
+                // signals (SIGSYS would then kill the stub at its next
+                // call): the host mask of a stub thread is always empty.
+                let empty: u64 = 0;
+                // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `empty`, which
+                // outlives the call.
+                let rc = unsafe {
+                    libc::ptrace(PTRACE_SETSIGMASK, tid.as_raw(), std::mem::size_of::<u64>(), &empty as *const u64)
+                };
+                if rc < 0 {
+                    return Err(host("setsigmask", nix::Error::last()));
+                }
+                ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
+            }
+            Mode::Parked(saved) => {
+                trap.slot.write_regs(regs)?;
+                if let Some(handler) = saved {
+                    ptrace::setregs(tid, handler.0).map_err(|e| host("setregs", e))?;
+                    ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
+                }
+                trap.slot.resume();
+            }
+        }
+        loop {
+            let posted = self.trap.as_ref().is_some_and(|t| t.slot.wait_event());
+            if posted {
+                break;
+            }
+            if let Some(event) = self.tick(regs)? {
+                return Ok(event);
+            }
+        }
+        let trap = self.trap.as_mut().expect("trap mode");
+        trap.stuck = 0;
+        let slot = &trap.slot;
+        let (signo, code, addr) = slot.event();
+        let got = slot.read_regs(&self.template).map_err(|e| with_pid(e, tid))?;
+        tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), signo, code, rip = format_args!("{:#x}", got.0.rip), nr = got.0.rax, "trap");
+        Ok(match signo {
+            libc::SIGSYS if code == SYS_SECCOMP => {
+                *regs = Slot::syscall_regs(got);
+                Event::Syscall
+            }
+            libc::SIGSEGV | libc::SIGBUS if code >= SI_KERNEL_MIN => {
+                *regs = got;
+                Event::Fault(FaultInfo { addr, signo, code })
+            }
+            _ => {
+                *regs = got;
+                Event::Signal(SignalInfo { signo, code, addr })
+            }
+        })
+    }
+
+    /// Called when guest code has run a tick without an event: reports the
+    /// stub's death, or stops the thread under ptrace and, if it is in guest
+    /// code, takes it out as an interruption. A guest that blocked the
+    /// sentry's interrupt signal (a forged rt_sigreturn can) is still
+    /// stopped this way, so no guest outruns a kill.
+    fn tick(&mut self, regs: &mut Registers) -> Result<Option<Event>, Error> {
+        if !self.process.alive() {
+            return Ok(Some(Event::Died(libc::SIGKILL)));
+        }
+        let tid = self.tid;
+        let got = match seize_stop(tid) {
+            Ok(r) => r,
+            Err(_) if !self.process.alive() => return Ok(Some(Event::Died(libc::SIGKILL))),
+            Err(e) => return Err(e),
+        };
+        let trap = self.trap.as_mut().expect("trap mode");
+        let in_stub = (STUB_ADDR..STUB_ADDR + stub::STUB_LEN).contains(&got.0.rip);
+        tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), rip = format_args!("{:#x}", got.0.rip),
+            rsp = format_args!("{:#x}", got.0.rsp), posted = trap.slot.posted(), slot = format_args!("{:#x}", trap.slot.stub_addr()), "tick");
+        if trap.slot.posted() || in_stub {
+            ptrace::detach(tid, None).map_err(|e| Error::Host { op: "detach", pid: tid.as_raw(), source: e })?;
+            trap.stuck = if trap.slot.posted() { 0 } else { trap.stuck + 1 };
+            if trap.stuck > MAX_STUCK_TICKS {
+                return Err(Error::Stub { pid: tid.as_raw(), what: "does not leave its signal handler".into() });
+            }
+            return Ok(None);
+        }
+        trap.stuck = 0;
+        trap.mode = Mode::Interrupted;
+        *regs = Registers(got.0);
+        Ok(Some(Event::Signal(SignalInfo { signo: libc::SIGURG, code: libc::SI_TKILL, addr: 0 })))
+    }
+}
+
+/// Stops of one injected call past which the stub counts as broken (a
+/// signal that keeps coming back, a fault that repeats).
+const MAX_STOPS: u32 = 1000;
+
+const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
+
+/// `si_code` of a seccomp SIGSYS.
+const SYS_SECCOMP: i32 = 1;
+
+fn with_pid(e: Error, tid: Pid) -> Error {
+    match e {
+        Error::Stub { what, .. } => Error::Stub { pid: tid.as_raw(), what },
+        e => e,
+    }
+}
+
+/// Attaches to a trap-mode thread that is not traced and stops it; returns
+/// its registers. A signal on its way to the thread's handler goes on
+/// there first.
+fn seize_stop(tid: Pid) -> Result<Registers, Error> {
+    let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+    let opts = ptrace::Options::PTRACE_O_EXITKILL
+        | ptrace::Options::PTRACE_O_TRACESYSGOOD
+        | ptrace::Options::PTRACE_O_TRACESECCOMP;
+    ptrace::seize(tid, opts).map_err(|e| host("seize", e))?;
+    ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
+    loop {
+        match wait(tid)? {
+            WaitStatus::PtraceEvent(..) => break,
+            WaitStatus::Stopped(_, sig) => {
+                tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), ?sig, "signal on its way to the handler");
+                ptrace::cont(tid, Some(sig)).map_err(|e| host("cont", e))?;
+                ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
+            }
+            other => return Err(Error::Stub { pid: tid.as_raw(), what: format!("died: {other:?}") }),
+        }
+    }
+    Ok(Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?))
 }
 
 impl Drop for StubThread {
     fn drop(&mut self) {
-        // The last thread takes the process with it; others just end.
-        if Arc::strong_count(&self.process) > 1 && self.exit_thread().is_ok() {
+        // The last thread takes the process with it; others just end (in
+        // trap mode, after unmapping their slot, which may then serve a
+        // thread of another process).
+        if Arc::strong_count(&self.process) > 1 && self.unmap_slot().is_ok() && self.exit_thread().is_ok() {
             return;
         }
         let _ = nix::sys::signal::kill(self.process.pid, Signal::SIGKILL);
         let _ = waitpid(self.tid, Some(WaitPidFlag::__WALL));
+        if let Some(trap) = self.trap.take() {
+            if !self.process.wait_gone(std::time::Duration::from_secs(5)) {
+                // Still mapped somewhere: never hand the slot out again.
+                tracing::warn!(target: "platform::ptrace", pid = self.process.pid.as_raw(), "stub did not die; its context slot is retired");
+                std::mem::forget(trap.slot);
+            }
+        }
     }
 }
 
 impl NewThread for PendingThread {
     fn attach(mut self: Box<Self>) -> Result<Box<dyn AddressSpace>, Error> {
         let process = self.process.take().ok_or_else(|| Error::Stub { pid: 0, what: "attached twice".into() })?;
-        Ok(Box::new(StubThread::attach(process, self.tid)?))
+        let mut t = StubThread::attach(process, self.tid)?;
+        if t.process.trap.is_some() {
+            t.enter_trap(false)?;
+        }
+        Ok(Box::new(t))
     }
 }
 
@@ -320,7 +661,7 @@ fn pin_with_tracer(stub: Pid) {
 /// # Safety
 /// Must be called only in the child right after `fork`, with the stub page
 /// installed at `entry`.
-unsafe fn become_template(parent: i32, memfd: RawFd, sock: RawFd, entry: u64) -> ! {
+unsafe fn become_template(parent: i32, memfd: RawFd, ctxfd: RawFd, sock: RawFd, entry: u64) -> ! {
     // Each call below is a raw system call on plain integers in the
     // single-threaded child; none touches memory the child does not own.
     // SAFETY: prctl with integer arguments.
@@ -352,15 +693,21 @@ unsafe fn become_template(parent: i32, memfd: RawFd, sock: RawFd, entry: u64) ->
     // SAFETY: as above.
     let s = unsafe { libc::fcntl(sock, libc::F_DUPFD, 16) };
     // SAFETY: dup2 on integer fds.
+    // SAFETY: as above.
+    let c = if ctxfd >= 0 { unsafe { libc::fcntl(ctxfd, libc::F_DUPFD, 16) } } else { -1 };
+    // SAFETY: dup2 on integer fds.
     let m_ok = m >= 0 && unsafe { libc::dup2(m, STUB_MEMFD) } == STUB_MEMFD;
     // SAFETY: as above.
     let s_ok = s >= 0 && unsafe { libc::dup2(s, TEMPLATE_SOCK) } == TEMPLATE_SOCK;
-    if !m_ok || !s_ok {
+    // SAFETY: as above.
+    let c_ok = ctxfd < 0 || (c >= 0 && unsafe { libc::dup2(c, systrap::STUB_CTXFD) } == systrap::STUB_CTXFD);
+    if !m_ok || !s_ok || !c_ok {
         // SAFETY: _exit never returns and runs no destructors.
         unsafe { libc::_exit(3) };
     }
+    let keep = if ctxfd >= 0 { systrap::STUB_CTXFD } else { TEMPLATE_SOCK };
     // SAFETY: close_range on integer fds; the child owns its fd table.
-    unsafe { libc::syscall(libc::SYS_close_range, TEMPLATE_SOCK as u32 + 1, u32::MAX, 0u32) };
+    unsafe { libc::syscall(libc::SYS_close_range, keep as u32 + 1, u32::MAX, 0u32) };
     // SAFETY: `entry` is the stub code page, mapped read+exec in this child
     // (inherited from the sentry); it never returns into Rust code.
     unsafe {
@@ -507,7 +854,11 @@ const SI_KERNEL_MIN: i32 = 1;
 
 impl Context for PtraceContext {
     fn switch(&mut self, space: &mut dyn AddressSpace, regs: &mut Registers) -> Result<Event, Error> {
-        let pid = stub_of(space)?.tid;
+        let stub = stub_of(space)?;
+        if stub.trap.is_some() {
+            return stub.trap_switch(regs);
+        }
+        let pid = stub.tid;
         let host = |op, source| Error::Host { op, pid: pid.as_raw(), source };
         ptrace::setregs(pid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::sysemu(pid, None).map_err(|e| host("sysemu", e))?;
@@ -537,14 +888,22 @@ impl Context for PtraceContext {
     }
 
     fn fp_state(&mut self, space: &mut dyn AddressSpace) -> Result<Vec<u8>, Error> {
-        let pid = stub_of(space)?.tid;
+        let stub = stub_of(space)?;
+        if let Some(TrapThread { slot, mode: Mode::Parked(_), .. }) = &stub.trap {
+            return slot.read_fp();
+        }
+        let pid = stub.tid;
         let mut buf = vec![0u8; crate::fp_state_size()];
         xstate(pid, &mut buf, false)?;
         Ok(buf)
     }
 
     fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error> {
-        let pid = stub_of(space)?.tid;
+        let stub = stub_of(space)?;
+        if let Some(TrapThread { slot, mode: Mode::Parked(_), .. }) = &stub.trap {
+            return slot.write_fp(state);
+        }
+        let pid = stub.tid;
         let mut buf = state.to_vec();
         xstate(pid, &mut buf, true)
     }

@@ -103,12 +103,92 @@ std::arch::global_asm!(
     ".globl cordon_stub_wait",
     "cordon_stub_wait:",
     "mov eax, 34",
+    ".globl cordon_stub_wait_syscall",
+    "cordon_stub_wait_syscall:",
     "syscall",
     "jmp cordon_stub_wait",
     ".globl cordon_stub_syscall",
     "cordon_stub_syscall:",
     "syscall",
     "int3",
+    // The seccomp-trap mode's signal handler (systrap.rs), entered on the
+    // thread's alternate stack with rdi = signo, rsi = siginfo, rdx =
+    // ucontext and every signal blocked. The slot (context) is the stack's
+    // 64 KiB-aligned base. It posts the event, spins and then sleeps until
+    // the sentry has written the registers back, and returns through the
+    // restorer into rt_sigreturn.
+    ".globl cordon_trap_handler",
+    "cordon_trap_handler:",
+    "mov r8, rsp",
+    "and r8, -65536",
+    "mov [r8 + 12], edi",
+    "mov eax, [rsi + 8]",
+    "mov [r8 + 16], eax",
+    "mov rax, [rsi + 16]",
+    "mov [r8 + 24], rax",
+    "mov [r8 + 32], rdx",
+    "rdfsbase rax",
+    "mov [r8 + 40], rax",
+    "rdgsbase rax",
+    "mov [r8 + 48], rax",
+    "mov dword ptr [r8], 1",
+    "mfence",
+    "cmp dword ptr [r8 + 4], 0",
+    "je 2f",
+    // futex(&state, FUTEX_WAKE, 1): the task thread sleeps.
+    "mov rdi, r8",
+    "mov esi, 1",
+    "mov edx, 1",
+    "call cordon_trap_futex",
+    "2:",
+    "mov ecx, 300",
+    "3:",
+    "cmp dword ptr [r8], 2",
+    "je 6f",
+    "pause",
+    "dec ecx",
+    "jnz 3b",
+    "mov dword ptr [r8 + 8], 1",
+    "mfence",
+    "4:",
+    "cmp dword ptr [r8], 2",
+    "je 5f",
+    // futex(&state, FUTEX_WAIT, EVENT, NULL)
+    "mov rdi, r8",
+    "xor esi, esi",
+    "mov edx, 1",
+    "call cordon_trap_futex",
+    "jmp 4b",
+    "5:",
+    "mov dword ptr [r8 + 8], 0",
+    "6:",
+    "mov rax, [r8 + 40]",
+    "wrfsbase rax",
+    "mov rax, [r8 + 48]",
+    "wrgsbase rax",
+    "mov dword ptr [r8], 0",
+    "ret",
+    "cordon_trap_futex:",
+    "xor r10d, r10d",
+    "mov eax, 202",
+    ".globl cordon_trap_futex_syscall",
+    "cordon_trap_futex_syscall:",
+    "syscall",
+    "ret",
+    ".globl cordon_trap_restorer",
+    "cordon_trap_restorer:",
+    "mov eax, 15",
+    ".globl cordon_trap_sigreturn_syscall",
+    "cordon_trap_sigreturn_syscall:",
+    "syscall",
+    "ud2",
+    // A thread entering trap mode: a call the filter traps, whose frame
+    // the first resume fills with the guest's registers.
+    ".globl cordon_trap_first",
+    "cordon_trap_first:",
+    "mov eax, 39",
+    "syscall",
+    "ud2",
     ".globl cordon_stub_end",
     "cordon_stub_end:",
     ".popsection",
@@ -118,6 +198,12 @@ extern "C" {
     static cordon_template_start: u8;
     static cordon_stub_clone: u8;
     static cordon_stub_syscall: u8;
+    static cordon_stub_wait_syscall: u8;
+    static cordon_trap_handler: u8;
+    static cordon_trap_futex_syscall: u8;
+    static cordon_trap_restorer: u8;
+    static cordon_trap_sigreturn_syscall: u8;
+    static cordon_trap_first: u8;
     static cordon_stub_end: u8;
 }
 
@@ -131,6 +217,16 @@ pub struct StubCode {
     pub clone: u64,
     /// A `syscall; int3` pair for injected calls.
     pub syscall: u64,
+    /// The `syscall` (pause) of the loop new stubs wait in.
+    pub wait: u64,
+    /// Trap mode: the signal handler, its restorer, its two `syscall`
+    /// instructions (futex, rt_sigreturn) and the entry of a thread into
+    /// trap mode.
+    pub trap_handler: u64,
+    pub trap_restorer: u64,
+    pub trap_futex: u64,
+    pub trap_sigreturn: u64,
+    pub trap_first: u64,
 }
 
 static STUB: OnceLock<Result<StubCode, String>> = OnceLock::new();
@@ -145,6 +241,7 @@ fn install_once() -> Result<StubCode, String> {
     let start = std::ptr::addr_of!(cordon_template_start) as u64;
     let clone = std::ptr::addr_of!(cordon_stub_clone) as u64;
     let syscall = std::ptr::addr_of!(cordon_stub_syscall) as u64;
+    let at = |sym: u64| STUB_ADDR + (sym - start);
     let end = std::ptr::addr_of!(cordon_stub_end) as u64;
     let len = end - start;
     if len > STUB_LEN {
@@ -175,5 +272,15 @@ fn install_once() -> Result<StubCode, String> {
     if rc != 0 {
         return Err(format!("mprotect of the stub page: {}", std::io::Error::last_os_error()));
     }
-    Ok(StubCode { template: STUB_ADDR, clone: STUB_ADDR + (clone - start), syscall: STUB_ADDR + (syscall - start) })
+    Ok(StubCode {
+        template: STUB_ADDR,
+        clone: at(clone),
+        syscall: at(syscall),
+        wait: at(std::ptr::addr_of!(cordon_stub_wait_syscall) as u64),
+        trap_handler: at(std::ptr::addr_of!(cordon_trap_handler) as u64),
+        trap_restorer: at(std::ptr::addr_of!(cordon_trap_restorer) as u64),
+        trap_futex: at(std::ptr::addr_of!(cordon_trap_futex_syscall) as u64),
+        trap_sigreturn: at(std::ptr::addr_of!(cordon_trap_sigreturn_syscall) as u64),
+        trap_first: at(std::ptr::addr_of!(cordon_trap_first) as u64),
+    })
 }

@@ -105,6 +105,7 @@ fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<sentr
         hostname,
         root_readonly: b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         root_overlay: cli.overlay != "none",
+        platform: cli.platform.clone(),
         rlimits,
         pids_limit: b
             .spec
