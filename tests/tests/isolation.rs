@@ -82,11 +82,11 @@ fn sentry_has_an_empty_root_and_no_host_mounts() {
     let systrap = status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('2'));
     let maps = fs::read_to_string(format!("/proc/{stub}/maps")).unwrap_or_default();
     for line in maps.lines() {
+        let range: Vec<u64> = line.split(['-', ' ']).take(2).map(|a| u64::from_str_radix(a, 16).unwrap_or(0)).collect();
         let slot = systrap
             && line.contains("rw-s ")
             && line.contains("memfd:cordon-stub-contexts")
-            && line.split(['-', ' ']).take(2).map(|a| u64::from_str_radix(a, 16).unwrap_or(0)).fold(0, |a, b| b - a)
-                == 0x10000;
+            && range[1].checked_sub(range[0]) == Some(0x10000);
         let ok = slot
             || line.contains("memfd:cordon-memory")
             || line.contains("[vsyscall]")

@@ -173,18 +173,18 @@ struct StubProcess {
 impl StubProcess {
     /// False once the process has exited (always true in ptrace mode).
     fn alive(&self) -> bool {
-        let Some(fd) = &self.pidfd else { return true };
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: poll of one pollfd we own, without waiting.
-        unsafe { libc::poll(&mut p, 1, 0) == 0 }
+        self.pidfd.is_none() || !self.wait_gone(std::time::Duration::ZERO)
     }
 
-    /// Waits up to `timeout` for the process to be gone.
+    /// Waits up to `timeout` for the process to be gone (true at once in
+    /// ptrace mode, where the tracer's waitpid reports it).
     fn wait_gone(&self, timeout: std::time::Duration) -> bool {
         let Some(fd) = &self.pidfd else { return true };
         let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: poll of one pollfd we own.
-        unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) == 1 }
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: poll of one pollfd we own; the pidfd is readable once the
+        // process has exited.
+        unsafe { libc::poll(&mut p, 1, ms) == 1 }
     }
 }
 
@@ -242,29 +242,9 @@ impl StubThread {
     /// waits in `pause`, and stops it.
     fn attach(process: Arc<StubProcess>, tid: Pid) -> Result<StubThread, Error> {
         let code = stub::install()?;
-        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
-        let mut opts = ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD;
-        if process.trap.is_some() {
-            // Injected calls pass the filter as RET_TRACE.
-            opts |= ptrace::Options::PTRACE_O_TRACESECCOMP;
-        }
-        ptrace::seize(tid, opts).map_err(|e| host("seize", e))?;
-        ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
-        loop {
-            match wait(tid)? {
-                WaitStatus::PtraceEvent(..) => break,
-                WaitStatus::Stopped(_, sig) => {
-                    // A signal that reached it first: drop it and stop again.
-                    tracing::debug!(target: "platform::ptrace", ?sig, "signal to a starting stub dropped");
-                    ptrace::cont(tid, None).map_err(|e| host("cont", e))?;
-                    ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
-                }
-                other => {
-                    return Err(Error::Stub { pid: tid.as_raw(), what: format!("died while starting: {other:?}") });
-                }
-            }
-        }
-        let template = Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?);
+        // A signal that reaches a starting stub first is dropped: the
+        // sentry delivers signals.
+        let template = seize_stop(tid, process.trap.is_some(), SignalsFirst::Drop)?;
         let mut t = StubThread { process, tid, template, code, trap: None };
         // The thread stopped inside pause(): run one call with no syscall
         // number set so the kernel's restart of pause is dropped, and check
@@ -340,11 +320,7 @@ impl StubThread {
         // Without EXITKILL: if this thread leads the process it stays a
         // zombie until the others exit, and a tracer exiting meanwhile must
         // not kill the process through it.
-        let mut opts = ptrace::Options::PTRACE_O_TRACESYSGOOD;
-        if self.process.trap.is_some() {
-            // Without it the filter fails the injected exit with ENOSYS.
-            opts |= ptrace::Options::PTRACE_O_TRACESECCOMP;
-        }
+        let opts = trace_options(self.process.trap.is_some()) - ptrace::Options::PTRACE_O_EXITKILL;
         ptrace::setoptions(tid, opts).map_err(|e| host("setoptions", e))?;
         let mut regs = self.template;
         regs.0.rip = self.code.syscall;
@@ -381,7 +357,7 @@ impl StubThread {
         let tid = self.tid;
         let Some(trap) = &mut self.trap else { return Ok(()) };
         if let Mode::Parked(None) = trap.mode {
-            let regs = seize_stop(tid)?;
+            let regs = seize_stop(tid, true, SignalsFirst::Deliver)?;
             trap.mode = Mode::Parked(Some(regs));
         }
         Ok(())
@@ -394,29 +370,33 @@ impl StubThread {
     fn enter_trap(&mut self, new_process: bool) -> Result<(), Error> {
         let mem = self.process.trap.clone().ok_or_else(|| Error::Stub { pid: 0, what: "not in trap mode".into() })?;
         let slot = mem.alloc()?;
-        let addr = slot.stub_addr();
+        // The calls' arguments, written into the slot's scratch area.
+        let (addr, offset) = (slot.stub_addr(), slot.file_offset());
+        let act = slot.put_sigaction(&self.code);
+        let prog = slot.put_filter(&self.code);
+        let ss = slot.put_altstack();
+        let empty = slot.empty_sigset();
+        // Registered at once (attached, no frame yet): if a step below fails,
+        // Drop unmaps the slot before it can serve another process.
+        self.trap = Some(TrapThread { slot, mode: Mode::Interrupted, stuck: 0 });
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        let args = [addr, systrap::SLOT_LEN, rw, flags, systrap::STUB_CTXFD as u64, slot.file_offset()];
+        let args = [addr, systrap::SLOT_LEN, rw, flags, systrap::STUB_CTXFD as u64, offset];
         if self.inject("mmap", libc::SYS_mmap, args)? != addr {
             return Err(Error::Stub { pid: self.tid(), what: "context slot mapped elsewhere".into() });
         }
         if new_process {
-            let act = slot.put_sigaction(&self.code);
             for sig in
                 [libc::SIGSYS, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGURG]
             {
                 self.inject("rt_sigaction", libc::SYS_rt_sigaction, [sig as u64, act, 0, 8, 0, 0])?;
             }
             self.inject("prctl", libc::SYS_prctl, [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0])?;
-            let prog = slot.put_filter(&self.code);
             self.inject("seccomp", libc::SYS_seccomp, [libc::SECCOMP_SET_MODE_FILTER as u64, 0, prog, 0, 0, 0])?;
         }
-        let ss = slot.put_altstack();
         self.inject("sigaltstack", libc::SYS_sigaltstack, [ss, 0, 0, 0, 0, 0])?;
         // A thread cloned while its parent sat in the handler inherited a
         // mask blocking everything, SIGSYS included.
-        let empty = slot.empty_sigset();
         self.inject("rt_sigprocmask", libc::SYS_rt_sigprocmask, [libc::SIG_SETMASK as u64, empty, 0, 8, 0, 0])?;
         let tid = self.tid;
         let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
@@ -426,8 +406,8 @@ impl StubThread {
         regs.0.orig_rax = u64::MAX;
         ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
         ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
-        self.trap = Some(TrapThread { slot, mode: Mode::Parked(None), stuck: 0 });
-        let trap = self.trap.as_ref().expect("just set");
+        let Some(trap) = &mut self.trap else { return Err(Error::Stub { pid: 0, what: "not in trap mode".into() }) };
+        trap.mode = Mode::Parked(None);
         for _ in 0..50 {
             if trap.slot.wait_event() {
                 let (signo, ..) = trap.slot.event();
@@ -460,27 +440,8 @@ impl StubThread {
         let Some(trap) = &mut self.trap else { return Err(Error::Stub { pid: 0, what: "not in trap mode".into() }) };
         match std::mem::replace(&mut trap.mode, Mode::Parked(None)) {
             Mode::Interrupted => {
-                // A guest that forged an rt_sigreturn may also have moved or
-                // disabled the host alternate stack the handler needs.
-                let ss = trap.slot.put_altstack();
                 trap.mode = Mode::Interrupted;
-                self.inject("sigaltstack", libc::SYS_sigaltstack, [ss, 0, 0, 0, 0, 0])?;
-                let Some(trap) = &mut self.trap else { unreachable!("trap mode") };
-                trap.mode = Mode::Parked(None);
-                ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
-                // A guest that forged an rt_sigreturn may have blocked host
-                // signals (SIGSYS would then kill the stub at its next
-                // call): the host mask of a stub thread is always empty.
-                let empty: u64 = 0;
-                // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `empty`, which
-                // outlives the call.
-                let rc = unsafe {
-                    libc::ptrace(PTRACE_SETSIGMASK, tid.as_raw(), std::mem::size_of::<u64>(), &empty as *const u64)
-                };
-                if rc < 0 {
-                    return Err(host("setsigmask", nix::Error::last()));
-                }
-                ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
+                self.resume_interrupted(regs)?;
             }
             Mode::Parked(saved) => {
                 trap.slot.write_regs(regs)?;
@@ -522,6 +483,32 @@ impl StubThread {
         })
     }
 
+    /// Lets a thread stopped in guest code (`Mode::Interrupted`) run on with
+    /// `regs`. A guest that forged an rt_sigreturn may have moved or
+    /// disabled the host alternate stack the handler needs, or blocked host
+    /// signals (SIGSYS would then kill the stub at its next call): both are
+    /// put back first.
+    fn resume_interrupted(&mut self, regs: &Registers) -> Result<(), Error> {
+        let tid = self.tid;
+        let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
+        let ss = self.trap.as_ref().map(|t| t.slot.put_altstack()).unwrap_or_default();
+        self.inject("sigaltstack", libc::SYS_sigaltstack, [ss, 0, 0, 0, 0, 0])?;
+        ptrace::setregs(tid, regs.0).map_err(|e| host("setregs", e))?;
+        let empty: u64 = 0;
+        // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `empty`, which
+        // outlives the call.
+        let rc =
+            unsafe { libc::ptrace(PTRACE_SETSIGMASK, tid.as_raw(), std::mem::size_of::<u64>(), &empty as *const u64) };
+        if rc < 0 {
+            return Err(host("setsigmask", nix::Error::last()));
+        }
+        ptrace::detach(tid, None).map_err(|e| host("detach", e))?;
+        if let Some(trap) = &mut self.trap {
+            trap.mode = Mode::Parked(None);
+        }
+        Ok(())
+    }
+
     /// Called when guest code has run a tick without an event: reports the
     /// stub's death, or stops the thread under ptrace and, if it is in guest
     /// code, takes it out as an interruption. A guest that blocked the
@@ -532,18 +519,18 @@ impl StubThread {
             return Ok(Some(Event::Died(libc::SIGKILL)));
         }
         let tid = self.tid;
-        let got = match seize_stop(tid) {
+        let got = match seize_stop(tid, true, SignalsFirst::Deliver) {
             Ok(r) => r,
             Err(_) if !self.process.alive() => return Ok(Some(Event::Died(libc::SIGKILL))),
             Err(e) => return Err(e),
         };
         let trap = self.trap.as_mut().expect("trap mode");
         let in_stub = (STUB_ADDR..STUB_ADDR + stub::STUB_LEN).contains(&got.0.rip);
-        tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), rip = format_args!("{:#x}", got.0.rip),
-            rsp = format_args!("{:#x}", got.0.rsp), posted = trap.slot.posted(), slot = format_args!("{:#x}", trap.slot.stub_addr()), "tick");
-        if trap.slot.posted() || in_stub {
+        let posted = trap.slot.posted();
+        tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), rip = format_args!("{:#x}", got.0.rip), posted, "tick");
+        if posted || in_stub {
             ptrace::detach(tid, None).map_err(|e| Error::Host { op: "detach", pid: tid.as_raw(), source: e })?;
-            trap.stuck = if trap.slot.posted() { 0 } else { trap.stuck + 1 };
+            trap.stuck = if posted { 0 } else { trap.stuck + 1 };
             if trap.stuck > MAX_STUCK_TICKS {
                 return Err(Error::Stub { pid: tid.as_raw(), what: "does not leave its signal handler".into() });
             }
@@ -572,28 +559,50 @@ fn with_pid(e: Error, tid: Pid) -> Error {
     }
 }
 
-/// Attaches to a trap-mode thread that is not traced and stops it; returns
-/// its registers. A signal on its way to the thread's handler goes on
-/// there first.
-fn seize_stop(tid: Pid) -> Result<Registers, Error> {
+/// What `seize_stop` does with a signal that stops the thread before the
+/// interrupt does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SignalsFirst {
+    /// Drop it (a stub that is still starting).
+    Drop,
+    /// Let it go on to the thread's handler (trap mode: a guest system call
+    /// or fault that raced with the attach).
+    Deliver,
+}
+
+/// The ptrace options of a tracer of stub threads. In trap mode injected
+/// calls pass the filter as RET_TRACE, which without TRACESECCOMP fails
+/// them with ENOSYS.
+fn trace_options(trap: bool) -> ptrace::Options {
+    let opts = ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD;
+    if trap {
+        opts | ptrace::Options::PTRACE_O_TRACESECCOMP
+    } else {
+        opts
+    }
+}
+
+/// Attaches the calling thread to stub thread `tid` and stops it; returns
+/// its registers.
+fn seize_stop(tid: Pid, trap: bool, signals: SignalsFirst) -> Result<Registers, Error> {
     let host = |op, source| Error::Host { op, pid: tid.as_raw(), source };
-    let opts = ptrace::Options::PTRACE_O_EXITKILL
-        | ptrace::Options::PTRACE_O_TRACESYSGOOD
-        | ptrace::Options::PTRACE_O_TRACESECCOMP;
-    ptrace::seize(tid, opts).map_err(|e| host("seize", e))?;
+    ptrace::seize(tid, trace_options(trap)).map_err(|e| host("seize", e))?;
     ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
-    loop {
+    for _ in 0..MAX_STOPS {
         match wait(tid)? {
-            WaitStatus::PtraceEvent(..) => break,
+            WaitStatus::PtraceEvent(..) => {
+                return Ok(Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?));
+            }
             WaitStatus::Stopped(_, sig) => {
-                tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), ?sig, "signal on its way to the handler");
-                ptrace::cont(tid, Some(sig)).map_err(|e| host("cont", e))?;
+                tracing::trace!(target: "platform::ptrace", tid = tid.as_raw(), ?sig, "signal before the attach's stop");
+                let sig = (signals == SignalsFirst::Deliver).then_some(sig);
+                ptrace::cont(tid, sig).map_err(|e| host("cont", e))?;
                 ptrace::interrupt(tid).map_err(|e| host("interrupt", e))?;
             }
-            other => return Err(Error::Stub { pid: tid.as_raw(), what: format!("died: {other:?}") }),
+            other => return Err(Error::Stub { pid: tid.as_raw(), what: format!("died while attaching: {other:?}") }),
         }
     }
-    Ok(Registers(ptrace::getregs(tid).map_err(|e| host("getregs", e))?))
+    Err(Error::Stub { pid: tid.as_raw(), what: "keeps stopping on signals while attaching".into() })
 }
 
 impl Drop for StubThread {

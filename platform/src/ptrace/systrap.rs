@@ -80,7 +80,7 @@ const G_CSGSFS: u64 = 18;
 const SENTRY_SPIN: u32 = 300;
 /// How often a sleeping task thread checks that its stub is alive and
 /// still answers (see `StubThread::tick`).
-pub const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(100);
 
 /// The memory every stub thread's context slot lives in, mapped once into
 /// the sentry.
