@@ -38,6 +38,8 @@ pub struct Kernel {
     /// The mounts, in order (for /proc/mounts).
     /// The mount table (/proc/mounts), changed by mount/umount2.
     pub mounts: Mutex<Vec<MountInfo>>,
+    /// The POSIX message queues (one IPC namespace per sandbox).
+    pub mqueues: crate::mqueue::MqueueNamespace,
 }
 
 /// One mounted file system as /proc/mounts lists it.

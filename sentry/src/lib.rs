@@ -10,6 +10,7 @@ mod host; // raw host calls on stdio (unsafe, justified there)
 pub mod kernel;
 pub mod loader;
 pub mod mm; // mm::memory_file maps guest memory (unsafe, justified there)
+pub mod mqueue;
 pub mod pipe;
 pub mod process;
 pub mod signal;
@@ -99,9 +100,9 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
 
 /// The sandbox's own file systems: /dev/shm (a tmpfs, always), then the
-/// spec's mounts in order. tmpfs and proc mounts are served; /dev is the
-/// sentry's devfs whatever the spec says; the rest are not yet (logged).
-/// Returns the mount table.
+/// spec's mounts in order. tmpfs, proc, sysfs, cgroup, mqueue and bind
+/// mounts are served; /dev is the sentry's devfs whatever the spec says;
+/// other types are logged and skipped. Returns the mount table.
 fn mount_filesystems(
     root: &Arc<vfs::Dentry>,
     memory: &Arc<mm::MemoryFile>,
@@ -109,6 +110,7 @@ fn mount_filesystems(
     (readonly, overlay): (bool, bool),
     kernel: &vfs::procfs::KernelSlot,
     ncpus: usize,
+    mqueues: &mqueue::MqueueNamespace,
 ) -> Vec<kernel::MountInfo> {
     let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
         id: 0,
@@ -189,6 +191,14 @@ fn mount_filesystems(
                 if let Some((dir, name)) = target() {
                     dir.mount_synthetic(&name, vfs::sysfs::new_sysfs(ncpus));
                     table.push(info(&m.destination, "sysfs", "ro,nosuid,nodev,noexec,relatime"));
+                }
+            }
+            // The IPC namespace's queues (every mqueue mount shows the same
+            // ones, as in one IPC namespace on Linux).
+            "mqueue" => {
+                if let Some((dir, name)) = target() {
+                    dir.mount_mqueue(&name, mqueues.root.clone());
+                    table.push(info(&m.destination, "mqueue", "rw,nosuid,nodev,noexec,relatime"));
                 }
             }
             // A read-only view of the container's cgroup (v2, as runc
@@ -279,8 +289,9 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
     root.mount_synthetic(b"dev", vfs::devfs::new_devfs(events.clone()));
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
     let kernel_slot: vfs::procfs::KernelSlot = Default::default();
-    let mounts =
-        mount_filesystems(&root, &memory, &cfg.mounts, (cfg.root_readonly, cfg.root_overlay), &kernel_slot, ncpus);
+    let mqueues = mqueue::MqueueNamespace::new(memory.clone(), events.clone()).map_err(BootError::Mount)?;
+    let flags = (cfg.root_readonly, cfg.root_overlay);
+    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, flags, &kernel_slot, ncpus, &mqueues);
     restrict_paths(&root, &cfg.masked_paths, &cfg.readonly_paths);
     let kernel = Arc::new(Kernel {
         platform,
@@ -296,6 +307,7 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         wakeups: kernel::Wakeups::new(events.clone()),
         ncpus,
         mounts: std::sync::Mutex::new(mounts),
+        mqueues,
         events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),

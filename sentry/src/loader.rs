@@ -497,7 +497,9 @@ pub fn execve(
         t.exit = Some(crate::task::ExitStatus::Signaled(syscalls::flags::signal::SIGKILL));
         return Ok(());
     }
-    t.fds.close_on_exec();
+    let closed = t.fds.close_on_exec();
+    t.flush_closed(closed);
+    t.group().execs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     t.group().delete_timers();
     {
         let mut actions = t.group().actions();

@@ -33,6 +33,9 @@ pub struct ThreadGroup {
     /// /proc/pid/io: characters and calls of read-like and write-like
     /// system calls (rchar, wchar, syscr, syscw).
     pub io: [std::sync::atomic::AtomicU64; 4],
+    /// Programs the process has exec'd (mq_notify signals only the
+    /// program that registered, as Linux's self_exec_id).
+    pub execs: AtomicU64,
 }
 
 /// What changes over a process's life.
@@ -100,6 +103,7 @@ impl ThreadGroup {
             timers: Default::default(),
             oom_score_adj: Default::default(),
             io: Default::default(),
+            execs: AtomicU64::new(0),
         })
     }
 

@@ -344,6 +344,15 @@ impl Task {
         self.ctx.set_fp_state(self.mm.space(), state)
     }
 
+    /// What closing fds does besides dropping them (Linux's filp_close):
+    /// each file is flushed for this process.
+    pub fn flush_closed(&self, closed: impl IntoIterator<Item = crate::vfs::fd_table::FdEntry>) {
+        let group = self.group();
+        for e in closed {
+            e.file.flush(group);
+        }
+    }
+
     /// Blocks until `ready` yields a value, a signal needs handling
     /// (ERESTARTSYS), or `deadline` passes (ETIMEDOUT).
     pub fn block_on<T>(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> Option<T>) -> Result<T, Errno> {
@@ -572,9 +581,11 @@ impl Task {
     pub fn exit_task(&mut self, status: ExitStatus) -> Option<ExitStatus> {
         self.release_vfork_parent();
         self.release_memory_hooks();
-        // Files close when the last task sharing the table lets go.
-        self.fds = FdTable::default();
+        // /proc's view shares the fd table: it goes first.
         *self.shared.view() = crate::process::ProcView::default();
+        // Files close when the last task sharing the table lets go.
+        let closed = std::mem::take(&mut self.fds).close_if_last();
+        self.flush_closed(closed);
         let group = self.group().clone();
         let process_status = {
             let mut st = group.state();

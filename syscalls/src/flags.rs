@@ -417,6 +417,7 @@ pub mod rlimit {
     pub const RLIMIT_NOFILE: u32 = 7;
     pub const RLIMIT_MEMLOCK: u32 = 8;
     pub const RLIMIT_AS: u32 = 9;
+    pub const RLIMIT_MSGQUEUE: u32 = 12;
     pub const RLIM_NLIMITS: u32 = 16;
     pub const RLIM_INFINITY: u64 = u64::MAX;
 }
@@ -430,6 +431,7 @@ pub mod poll {
     pub const POLLHUP: i16 = 0x10;
     pub const POLLNVAL: i16 = 0x20;
     pub const POLLRDNORM: i16 = 0x40;
+    pub const POLLWRNORM: i16 = 0x100;
 }
 
 /// epoll_create1, epoll_ctl and event bits.
@@ -495,6 +497,32 @@ pub mod sigev {
     pub const SIGEV_THREAD: i32 = 2;
     pub const SIGEV_THREAD_ID: i32 = 4;
     pub const SI_TIMER: i32 = -2;
+    /// si_code of an mq_notify signal.
+    pub const SI_MESGQ: i32 = -3;
+}
+
+/// POSIX message queues: limits of an IPC namespace (Linux's defaults).
+pub mod mqueue {
+    /// Priorities are below this.
+    pub const MQ_PRIO_MAX: u32 = 32768;
+    /// fs.mqueue.msg_default and msgsize_default: a queue created without
+    /// attributes.
+    pub const MSG_DEFAULT: i64 = 10;
+    pub const MSGSIZE_DEFAULT: i64 = 8192;
+    /// fs.mqueue.msg_max and msgsize_max: the most a process without
+    /// CAP_SYS_RESOURCE may ask for.
+    pub const MSG_MAX: i64 = 10;
+    pub const MSGSIZE_MAX: i64 = 8192;
+    /// HARD_MSGMAX and HARD_MSGSIZEMAX: the most anyone may ask for.
+    pub const HARD_MSGMAX: i64 = 65536;
+    pub const HARD_MSGSIZEMAX: i64 = 16 * 1024 * 1024;
+    /// fs.mqueue.queues_max: queues in the namespace (CAP_SYS_RESOURCE
+    /// passes it).
+    pub const QUEUES_MAX: u64 = 256;
+    /// The file size an mqueue inode shows (Linux's FILENT_SIZE).
+    pub const FILENT_SIZE: u64 = 80;
+    /// statfs f_type of the mqueue file system.
+    pub const MQUEUE_MAGIC: i64 = 0x1980_0202;
 }
 
 /// utimensat's special nanosecond values, splice flags, renameat2 flags.

@@ -81,6 +81,18 @@ pub struct Sigevent {
     pub pad: [i32; 11],
 }
 
+/// `struct mq_attr` (64 bytes) of mq_open and mq_getsetattr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct MqAttr {
+    /// O_NONBLOCK or 0.
+    pub mq_flags: i64,
+    pub mq_maxmsg: i64,
+    pub mq_msgsize: i64,
+    pub mq_curmsgs: i64,
+    pub reserved: [i64; 4],
+}
+
 /// `struct flock` (fcntl record locks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
@@ -381,6 +393,7 @@ mod frame_tests {
         assert_eq!(std::mem::size_of::<CloneArgs>(), 64);
         assert_eq!(std::mem::size_of::<Flock>(), 32);
         assert_eq!(std::mem::size_of::<Sigevent>(), 64);
+        assert_eq!(std::mem::size_of::<MqAttr>(), 64);
         assert_eq!(std::mem::size_of::<Sigcontext>(), 256);
         assert_eq!(std::mem::size_of::<Ucontext>(), 304);
         assert_eq!(std::mem::size_of::<RtSigframe>(), 440);

@@ -62,6 +62,7 @@ compat_tests! {
     tmpfs,
     creds,
     mounts,
+    mqueue,
     copy_range,
     cpu_timers,
     signal_restart,

@@ -308,10 +308,7 @@ pub fn sys_openat2(t: &mut Task, dirfd: i32, path: u64, how: u64, size: usize) -
 
 pub fn sys_close(t: &mut Task, fd: i32) -> SysResult {
     let e = t.fds.remove(fd)?;
-    // Closing any fd of a file drops the process's record locks on it.
-    if let Ok(id) = e.file.lock_identity() {
-        crate::vfs::lock::locks().release(crate::vfs::lock::Owner::Process(t.group().pid), Some(id));
-    }
+    t.flush_closed([e]);
     Ok(0)
 }
 
@@ -435,7 +432,8 @@ pub fn sys_dup2(t: &mut Task, old: i32, new: i32) -> SysResult {
     if old == new {
         return Ok(new as u64);
     }
-    t.fds.install(new, f, false, t.nofile())?;
+    let replaced = t.fds.install(new, f, false, t.nofile())?;
+    t.flush_closed(replaced);
     Ok(new as u64)
 }
 
@@ -444,7 +442,8 @@ pub fn sys_dup3(t: &mut Task, old: i32, new: i32, flags: u32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let f = t.fds.get(old)?;
-    t.fds.install(new, f, flags != 0, t.nofile())?;
+    let replaced = t.fds.install(new, f, flags != 0, t.nofile())?;
+    t.flush_closed(replaced);
     Ok(new as u64)
 }
 
@@ -856,7 +855,8 @@ pub fn sys_close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysRe
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
-    t.fds.close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    let closed = t.fds.close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    t.flush_closed(closed);
     Ok(0)
 }
 

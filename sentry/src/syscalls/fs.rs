@@ -323,6 +323,7 @@ fn statfs_of(d: &Dentry) -> Result<syscalls::structs::Statfs, Errno> {
             let (total, free) = d.tmpfs().map_or((0, 0), |i| i.fs.usage());
             Ok(syscalls::structs::Statfs {
                 f_type: match d.attr().dev {
+                    _ if d.tmpfs().is_some_and(|i| i.fs.mqueue) => syscalls::flags::mqueue::MQUEUE_MAGIC,
                     procfs::PROC_DEV => PROC_SUPER_MAGIC,
                     sysfs::SYSFS_DEV => SYSFS_MAGIC,
                     cgroupfs::CGROUP_DEV => CGROUP2_SUPER_MAGIC,

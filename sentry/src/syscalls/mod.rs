@@ -14,6 +14,7 @@ mod file;
 mod fs;
 mod mm;
 mod mount;
+mod mqueue;
 mod namespace;
 pub(crate) mod process;
 mod signal;

@@ -1,5 +1,5 @@
 //! mount(2) and umount2(2) inside the sandbox: the guest's root (with
-//! CAP_SYS_ADMIN) may mount tmpfs, proc and sysfs, bind-mount its own
+//! CAP_SYS_ADMIN) may mount tmpfs, proc, sysfs and mqueue, bind-mount its own
 //! trees, remount read-only and unmount; all of it lives in the sentry's
 //! mount tree, and the host never sees it.
 use syscalls::flags::cap::CAP_SYS_ADMIN;
@@ -108,6 +108,10 @@ pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64
         b"sysfs" => {
             dir.mount_synthetic(&name, crate::vfs::sysfs::new_sysfs(t.kernel.ncpus));
             record(t, &abs, "sysfs", &src_name, "ro,nosuid,nodev,noexec,relatime");
+        }
+        b"mqueue" => {
+            dir.mount_mqueue(&name, t.kernel.mqueues.root.clone());
+            record(t, &abs, "mqueue", &src_name, "rw,relatime");
         }
         _ => {
             tracing::info!(target: "sentry::syscall", "mount of {:?} in the sandbox: ENODEV", String::from_utf8_lossy(&kind));

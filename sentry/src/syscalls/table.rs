@@ -2,7 +2,7 @@
 use syscalls::flags::{AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use syscalls::Sysno;
 
-use super::{creds, event, file, fs, mm, mount, namespace as ns, process, signal, time, xattr, Handler};
+use super::{creds, event, file, fs, mm, mount, mqueue, namespace as ns, process, signal, time, xattr, Handler};
 
 /// How completely a call is implemented (for `cordon syscalls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +71,8 @@ macro_rules! e {
                     | Sysno::tee
                     | Sysno::flock
                     | Sysno::fcntl
+                    | Sysno::mq_timedsend
+                    | Sysno::mq_timedreceive
             ),
         }
     };
@@ -189,6 +191,18 @@ static ENTRIES: &[Entry] = &[
     e!(epoll_pwait2, Full, &[I, H, I, H, H, I], "", |t, a| {
         event::sys_epoll_pwait2(t, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u64(4), a.u64(5))
     }),
+    e!(mq_open, Full, &[S, H, H, H], "", |t, a| mqueue::sys_mq_open(t, a.u64(0), a.u32(1), a.u32(2), a.u64(3))),
+    e!(mq_unlink, Full, &[S], "", |t, a| mqueue::sys_mq_unlink(t, a.u64(0))),
+    e!(mq_timedsend, Full, &[I, H, I, I, H], "", |t, a| {
+        mqueue::sys_mq_timedsend(t, a.i32(0), a.u64(1), a.u64(2), a.u32(3), a.u64(4))
+    }),
+    e!(mq_timedreceive, Full, &[I, H, I, H, H], "", |t, a| {
+        mqueue::sys_mq_timedreceive(t, a.i32(0), a.u64(1), a.u64(2), a.u64(3), a.u64(4))
+    }),
+    e!(mq_notify, Partial, &[I, H], "SIGEV_THREAD needs netlink sockets (ENOTSOCK)", |t, a| {
+        mqueue::sys_mq_notify(t, a.i32(0), a.u64(1))
+    }),
+    e!(mq_getsetattr, Full, &[I, H, H], "", |t, a| mqueue::sys_mq_getsetattr(t, a.i32(0), a.u64(1), a.u64(2))),
     e!(timer_create, Partial, &[I, H, H], "no CPU-time clocks", |t, a| {
         time::sys_timer_create(t, a.i32(0), a.u64(1), a.u64(2))
     }),

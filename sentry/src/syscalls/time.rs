@@ -68,7 +68,7 @@ pub fn sys_time(t: &mut Task, tloc: u64) -> SysResult {
     Ok(ts.tv_sec as u64)
 }
 
-fn read_timespec(t: &Task, addr: u64) -> Result<Timespec, Errno> {
+pub(crate) fn read_timespec(t: &Task, addr: u64) -> Result<Timespec, Errno> {
     let ts: Timespec = t.read_obj(addr)?;
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(Errno::EINVAL);
@@ -100,6 +100,16 @@ pub fn sys_restart_syscall(t: &mut Task) -> SysResult {
         Some(crate::task::RestartBlock::Sleep { deadline, rem }) => sleep_until(t, deadline, rem),
         None => Err(Errno::EINTR),
     }
+}
+
+/// The instant at which `clock` reads `ts` (an absolute time; now if it
+/// has passed).
+pub(crate) fn absolute_deadline(clock: i32, ts: &Timespec) -> Result<Instant, Errno> {
+    let n = now(clock)?;
+    let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+    let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
+    let left = (want - have).max(0);
+    Ok(crate::timer::instant_after(Instant::now(), Duration::from_nanos(left.min(u64::MAX as i128) as u64)))
 }
 
 fn deadline_after(ts: &Timespec) -> Instant {
@@ -188,14 +198,7 @@ pub fn sys_futex(t: &mut Task, addr: u64, op: u32, val: u32, timeout: u64, addr2
                 } else {
                     // An absolute time on CLOCK_MONOTONIC (or REALTIME).
                     let clock = if op & FUTEX_CLOCK_REALTIME != 0 { C::CLOCK_REALTIME } else { C::CLOCK_MONOTONIC };
-                    let n = now(clock)?;
-                    let want = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
-                    let have = n.tv_sec as i128 * 1_000_000_000 + n.tv_nsec as i128;
-                    let left = (want - have).max(0);
-                    Some(crate::timer::instant_after(
-                        Instant::now(),
-                        Duration::from_nanos(left.min(u64::MAX as i128) as u64),
-                    ))
+                    Some(absolute_deadline(clock, &ts)?)
                 }
             };
             let bitset = if cmd == FUTEX_WAIT { ANY } else { val3 };

@@ -121,8 +121,9 @@ impl FdTable {
     }
 
     /// close_range(2): closes fds `first..=last`, or marks them
-    /// close-on-exec.
-    pub fn close_range(&self, first: u32, last: u32, cloexec: bool) {
+    /// close-on-exec. Returns what it closed, for the caller to flush and
+    /// drop outside the table's lock.
+    pub fn close_range(&self, first: u32, last: u32, cloexec: bool) -> Vec<FdEntry> {
         let mut closed = Vec::new();
         let mut s = self.lock();
         let end = (last as usize).saturating_add(1).min(s.fds.len());
@@ -136,11 +137,12 @@ impl FdTable {
             }
         }
         drop(s);
-        drop(closed);
+        closed
     }
 
-    /// Closes every fd marked close-on-exec.
-    pub fn close_on_exec(&self) {
+    /// Closes every fd marked close-on-exec, returning them (as
+    /// `close_range`).
+    pub fn close_on_exec(&self) -> Vec<FdEntry> {
         let mut closed = Vec::new();
         let mut s = self.lock();
         for slot in s.fds.iter_mut() {
@@ -149,12 +151,21 @@ impl FdTable {
             }
         }
         drop(s);
-        drop(closed);
+        closed
     }
 
     /// Every open fd with its file, in order (for /proc).
     pub fn open_fds(&self) -> Vec<(i32, Arc<File>)> {
         self.lock().fds.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e.file.clone()))).collect()
+    }
+
+    /// Lets go of this handle on the table: if it was the last one, every
+    /// fd closes, and the entries are returned (as `close_range`).
+    pub fn close_if_last(self) -> Vec<FdEntry> {
+        match Arc::try_unwrap(self.slots) {
+            Ok(slots) => slots.into_inner().unwrap_or_else(|e| e.into_inner()).fds.into_iter().flatten().collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {

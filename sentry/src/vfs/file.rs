@@ -57,6 +57,8 @@ pub enum FileKind {
     Generated(GeneratedFile),
     /// One end of a pseudo-terminal.
     Tty(crate::tty::TtyEnd),
+    /// A POSIX message queue (mq_open, or open(2) in an mqueue mount).
+    Mqueue(Arc<crate::mqueue::MessageQueue>),
 }
 
 /// Contents made by a generator, afresh whenever a read starts at offset
@@ -205,6 +207,19 @@ impl File {
                 }
                 Ok(n)
             }
+            // The queue's state line, made afresh by every read.
+            FileKind::Mqueue(q) => {
+                let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+                let at = offset.unwrap_or(*pos);
+                let text = q.status();
+                let from = (at as usize).min(text.len());
+                let n = buf.len().min(text.len() - from);
+                buf[..n].copy_from_slice(&text.as_bytes()[from..from + n]);
+                if offset.is_none() {
+                    *pos = at + n as u64;
+                }
+                Ok(n)
+            }
             FileKind::Dir(_) => Err(Errno::EISDIR),
             FileKind::Anon(_) | FileKind::Tty(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
@@ -263,7 +278,7 @@ impl File {
             }
             FileKind::Generated(g) => g.write(data),
             FileKind::Dir(_) => Err(Errno::EISDIR),
-            FileKind::Anon(_) | FileKind::Tty(_) => Err(Errno::EINVAL),
+            FileKind::Anon(_) | FileKind::Tty(_) | FileKind::Mqueue(_) => Err(Errno::EINVAL),
             FileKind::Path | FileKind::Pipe(_) => Err(Errno::EBADF),
         }
     }
@@ -289,12 +304,16 @@ impl File {
                 };
                 host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w)).map(|v| v as u64)
             }
-            FileKind::Generated(g) => {
+            FileKind::Generated(_) | FileKind::Mqueue(_) => {
+                let size = match &self.kind {
+                    FileKind::Generated(g) => g.len() as i64,
+                    _ => syscalls::flags::mqueue::FILENT_SIZE as i64,
+                };
                 let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
                 let new = match whence {
                     SEEK_SET => offset,
                     SEEK_CUR => (*pos as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
-                    SEEK_END => (g.len() as i64).checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+                    SEEK_END => size.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
                     _ => return Err(Errno::EINVAL),
                 };
                 if new < 0 {
@@ -428,6 +447,7 @@ impl File {
             FileKind::Pipe(end) if end.read && end.write => end.pipe.poll(false) | end.pipe.poll(true),
             FileKind::Pipe(end) => end.pipe.poll(end.write),
             FileKind::Anon(a) => a.readiness(t),
+            FileKind::Mqueue(q) => q.readiness(),
             FileKind::Tty(end) => end.poll(),
             FileKind::Host(fd) => {
                 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -447,8 +467,21 @@ impl File {
         match &self.kind {
             FileKind::Pipe(end) => Some(end.pipe.seq()),
             FileKind::Anon(a) => a.seq(),
+            FileKind::Mqueue(q) => Some(q.seq()),
             FileKind::Tty(end) => Some(end.term.seq()),
             _ => None,
+        }
+    }
+
+    /// A descriptor of this file was closed by `group` (Linux's
+    /// filp_close): the process's record locks on the file go, and so does
+    /// its mq_notify registration on a queue.
+    pub fn flush(&self, group: &Arc<crate::process::ThreadGroup>) {
+        if let Ok(id) = self.lock_identity() {
+            super::lock::locks().release(super::lock::Owner::Process(group.pid), Some(id));
+        }
+        if let FileKind::Mqueue(q) = &self.kind {
+            q.flush(group);
         }
     }
 

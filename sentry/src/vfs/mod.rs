@@ -270,7 +270,7 @@ impl Dentry {
         Ok(Arc::new(Dentry::new(Vec::new(), None, attr, Node::Gofer { handle, mount })))
     }
 
-    fn new(name: Vec<u8>, parent: Option<Arc<Dentry>>, attr: Attr, node: Node) -> Dentry {
+    pub(crate) fn new(name: Vec<u8>, parent: Option<Arc<Dentry>>, attr: Attr, node: Node) -> Dentry {
         Dentry {
             place: Mutex::new((name, parent)),
             attr: Mutex::new(attr),
@@ -384,6 +384,16 @@ impl Dentry {
     /// mount inside the sandbox).
     pub fn mount_bind(self: &Arc<Dentry>, name: &[u8], source: Arc<Dentry>) {
         self.mount_root(name, source);
+    }
+
+    /// Mounts the IPC namespace's mqueue file system, whose root is `root`,
+    /// at the directory `name` of `self`.
+    pub fn mount_mqueue(self: &Arc<Dentry>, name: &[u8], root: Arc<Dentry>) {
+        if root.parent().is_none() {
+            // Its first mount gives its files a path (/proc/pid/fd).
+            root.set_place(name, self);
+        }
+        self.mount_root(name, root);
     }
 
     /// Mounts a new proc file system at `name`.

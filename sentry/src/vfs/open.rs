@@ -105,13 +105,21 @@ fn open_file(
             let (root, start) = t.walk_bounds(dirfd, path, r)?;
             let (parent, name) = super::Resolver { root: &root, start: &start, restrict: r }.resolve_parent(path)?;
             let perm = mode & 0o7777 & !t.fs().umask;
-            match parent.create(&name, super::ops::NewFile::Regular, perm, &t.creds) {
+            // A new file of an mqueue mount is a queue of the default size.
+            let new = match parent.tmpfs() {
+                Some(dir) if dir.fs.mqueue => {
+                    let q = t.kernel.mqueues.new_queue(&crate::mqueue::Creator::of(t), None)?;
+                    super::ops::NewFile::Mqueue(q)
+                }
+                _ => super::ops::NewFile::Regular,
+            };
+            match parent.create(&name, new, perm, &t.creds) {
                 Ok(d) => {
                     // The creator may use the file whatever its mode says.
                     let fl = (flags | O::O_LARGEFILE.bits())
                         & !(O::O_CREAT | O::O_EXCL | O::O_NOCTTY | O::O_TRUNC | O::O_CLOEXEC).bits();
                     if let Some(inode) = d.tmpfs() {
-                        return Ok(File::new(FileKind::Tmpfs(inode.clone()), fl, Some(d)));
+                        return Ok(File::new(tmpfs_file(inode), fl, Some(d)));
                     }
                     // A new host file: the gofer donated a read-write fd.
                     let fd = d.host_fd(flags & O::O_ACCMODE)?;
@@ -187,12 +195,11 @@ fn open_file(
             return Ok(File::new(kind, fl, Some(d)));
         }
         (super::Node::Tmpfs(inode), _) => {
-            if has(O::O_TRUNC) && acc != 0 {
+            if has(O::O_TRUNC) && acc != 0 && !inode.fs.mqueue {
                 inode.truncate(0)?;
                 *truncated = true;
             }
-            let inode = inode.clone();
-            return Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)));
+            return Ok(File::new(tmpfs_file(inode), fl, Some(d)));
         }
         (_, Some((h, m))) => (h, m.clone()),
         _ => return Err(Errno::ENXIO),
@@ -216,6 +223,14 @@ fn open_file(
     Ok(File::new(FileKind::Regular(fd), fl, Some(d)))
 }
 
+/// What an open file of a tmpfs inode is: its data, or its message queue.
+fn tmpfs_file(inode: &Arc<super::tmpfs::Inode>) -> FileKind {
+    match &inode.contents {
+        super::tmpfs::Contents::Mqueue(q) => FileKind::Mqueue(q.clone()),
+        _ => FileKind::Tmpfs(inode.clone()),
+    }
+}
+
 /// `O_TMPFILE`: an unnamed regular file in the tmpfs directory `path`.
 fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<Arc<File>, Errno> {
     if flags & O::O_ACCMODE == 0 {
@@ -232,6 +247,8 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
     let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
         | (flags & O::O_ACCMODE);
     let parent = match (dir.tmpfs(), dir.gofer()) {
+        // mqueue has no unnamed files.
+        (Some(p), _) if p.fs.mqueue => return Err(Errno::EOPNOTSUPP),
         (Some(p), _) => p,
         (None, Some((h, mount))) if mount.writes_through() => {
             let owner = gofer::Owner { uid: t.creds.fsuid, gid: t.creds.fsgid };

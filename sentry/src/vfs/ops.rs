@@ -29,6 +29,9 @@ pub enum NewFile {
     Fifo,
     /// mknod of a socket file.
     Socket,
+    /// A message queue, made by the caller within its creator's limits
+    /// (the only file an mqueue file system holds).
+    Mqueue(Arc<crate::mqueue::MessageQueue>),
 }
 
 /// Where a directory's new names go.
@@ -277,6 +280,7 @@ impl Dentry {
                     NewFile::Symlink(target) => c.symlink(dh, name, &target, owner),
                     NewFile::Fifo => c.mknod(dh, name, S_IFIFO | (perm & 0o7777), owner),
                     NewFile::Socket => c.mknod(dh, name, S_IFSOCK | (perm & 0o7777), owner),
+                    NewFile::Mqueue(_) => return Err(Errno::EPERM),
                 }
                 .map_err(Errno::from_raw)?;
                 let node = Node::Gofer { handle: step.handle, mount: mount.clone() };
@@ -290,8 +294,14 @@ impl Dentry {
                 return Ok(d);
             }
         };
+        if fs.mqueue != matches!(new, NewFile::Mqueue(_)) {
+            // mqueue has no mkdir, symlink or mknod (and queues live
+            // nowhere else).
+            return Err(Errno::EPERM);
+        }
         let (mode, contents, dirs) = match new {
             NewFile::Regular => (tmpfs::regular_mode(perm), Contents::File(Default::default()), 0),
+            NewFile::Mqueue(q) => (syscalls::flags::mode::S_IFREG | (perm & 0o7777), Contents::Mqueue(q), 0),
             NewFile::Dir => {
                 let setgid = dir_attr.mode & syscalls::flags::mode::S_ISGID;
                 (S_IFDIR | (perm & 0o7777) | setgid, Contents::Dir, 1)
@@ -354,6 +364,9 @@ impl Dentry {
         let Node::Tmpfs(file) = &target.node else { return Err(Errno::EXDEV) };
         if !Arc::ptr_eq(&file.fs, &fs) {
             return Err(Errno::EXDEV);
+        }
+        if fs.mqueue {
+            return Err(Errno::EPERM);
         }
         if self.child(name)?.is_some() {
             return Err(Errno::EEXIST);
@@ -485,6 +498,8 @@ pub fn rename(
     let from = old_dir.writable_dir(creds)?;
     let to = new_dir.writable_dir(creds)?;
     match (from, to) {
+        // mqueue has no rename.
+        (Store::Tmpfs(a), Store::Tmpfs(b)) if Arc::ptr_eq(&a, &b) && a.mqueue => return Err(Errno::EPERM),
         (Store::Tmpfs(a), Store::Tmpfs(b)) if Arc::ptr_eq(&a, &b) => {}
         (Store::Host(oh, a), Store::Host(nh, b)) if Arc::ptr_eq(&a, &b) => {
             return rename_host(old_dir, old_name, new_dir, new_name, flags, creds, (&source, oh, nh, &a));

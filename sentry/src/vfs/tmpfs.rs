@@ -34,6 +34,9 @@ pub struct Tmpfs {
     pub readonly: std::sync::atomic::AtomicBool,
     /// Mounted `nosuid`.
     pub nosuid: std::sync::atomic::AtomicBool,
+    /// The mqueue file system: its regular files are message queues, and
+    /// it has no directories, links or special files.
+    pub mqueue: bool,
 }
 
 /// What a tmpfs inode holds.
@@ -47,6 +50,8 @@ pub enum Contents {
     Fifo(Mutex<Option<Arc<crate::pipe::Pipe>>>),
     /// A socket file (bound by a unix socket; opening it is ENXIO).
     Socket,
+    /// A POSIX message queue (a file of the mqueue file system).
+    Mqueue(Arc<crate::mqueue::MessageQueue>),
 }
 
 /// Accounting unit of the size limit: a page, as Linux's tmpfs counts.
@@ -91,8 +96,17 @@ pub fn now() -> (i64, u32) {
 impl Tmpfs {
     /// A new, empty tmpfs of at most `limit` bytes.
     pub fn new(mf: Arc<MemoryFile>, limit: u64) -> Arc<Tmpfs> {
+        Arc::new(Tmpfs::build(mf, limit, false))
+    }
+
+    /// The mqueue file system of an IPC namespace (its files hold no data).
+    pub fn new_mqueue(mf: Arc<MemoryFile>) -> Arc<Tmpfs> {
+        Arc::new(Tmpfs::build(mf, 0, true))
+    }
+
+    fn build(mf: Arc<MemoryFile>, limit: u64, mqueue: bool) -> Tmpfs {
         static NEXT_DEV: AtomicU64 = AtomicU64::new(0x30);
-        Arc::new(Tmpfs {
+        Tmpfs {
             mf,
             dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
             limit,
@@ -102,7 +116,8 @@ impl Tmpfs {
             max_inodes: (limit / 4096).max(1024),
             readonly: Default::default(),
             nosuid: Default::default(),
-        })
+            mqueue,
+        }
     }
 
     /// A new inode of this file system (ENOSPC past its inode limit).
@@ -118,6 +133,7 @@ impl Tmpfs {
             Contents::Symlink(target) => target.len() as u64,
             Contents::Dir => 4096,
             Contents::File(_) | Contents::Fifo(_) | Contents::Socket => 0,
+            Contents::Mqueue(_) => syscalls::flags::mqueue::FILENT_SIZE,
         };
         let attr = Attr {
             mode,
@@ -174,7 +190,7 @@ impl Inode {
         match &self.contents {
             Contents::File(c) => Ok(c.lock().unwrap_or_else(|e| e.into_inner())),
             Contents::Dir => Err(Errno::EISDIR),
-            Contents::Symlink(_) | Contents::Fifo(_) | Contents::Socket => Err(Errno::EINVAL),
+            Contents::Symlink(_) | Contents::Fifo(_) | Contents::Socket | Contents::Mqueue(_) => Err(Errno::EINVAL),
         }
     }
 

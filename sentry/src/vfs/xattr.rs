@@ -34,6 +34,8 @@ impl Dentry {
         }
         match &self.node {
             Node::Gofer { handle, mount } => mount.client.get_xattr(*handle, name).map_err(Errno::from_raw),
+            // mqueue has no extended attributes.
+            Node::Tmpfs(i) if i.fs.mqueue => Err(Errno::EOPNOTSUPP),
             Node::Tmpfs(i) => {
                 i.xattrs.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned().ok_or(Errno::ENODATA)
             }
@@ -84,6 +86,9 @@ impl Dentry {
         }
         if !may_access(creds, &attr, A::W_OK, false) {
             return Err(Errno::EACCES);
+        }
+        if self.tmpfs().is_some_and(|i| i.fs.mqueue) {
+            return Err(Errno::EOPNOTSUPP);
         }
         let d = match (&self.node, self.parent()) {
             // A lower file of the overlay changes its upper copy.
