@@ -655,8 +655,9 @@ static void test_blocking(void) {
     settle();
     SHOW("child still waiting: %d", still_running(c));
     qsend(q, "wake", 6);
-    SHOW("curmsgs right after the send: %ld", curmsgs(q));
-    reap(c, "receiver child");
+    long after = curmsgs(q);
+    reap(c, "receiver child"); /* it prints what it got: the parent prints after it */
+    SHOW("curmsgs right after the send: %ld", after);
 
     /* Two receivers wait: FIFO. */
     pid_t c1 = fork();

@@ -144,6 +144,20 @@ fn pty_like_runc() {
     sb.assert_same_as_runc_with(&Process::new(&["/prog"]), &[devpts], &Compare::status(0));
 }
 
+/// The spec's mqueue mount: the sandbox's message queues as files of
+/// /dev/mqueue (listing, the QSIZE text, open(2) descriptors that are
+/// queues, O_CREAT making a queue, unlink, chmod, truncate, the operations
+/// mqueue refuses, statfs and mountinfo), as under runc.
+#[test]
+fn mqueue_mount_like_runc() {
+    let mut sb = program_sandbox("mqueue-mount", "mqueue_mount");
+    let mqueue = serde_json::json!({
+        "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+        "options": ["nosuid", "noexec", "nodev"]
+    });
+    sb.assert_same_as_runc_with(&Process::new(&["/prog"]), &[mqueue], &Compare::status(0));
+}
+
 /// The spec's cgroup mount: a read-only cgroup v2 view of the container's
 /// own cgroup (the cgroupns root, "0::/" in /proc/self/cgroup), whatever
 /// the host runs: runc shows the host's hierarchy (v1 on this CI machine),

@@ -305,9 +305,11 @@ impl File {
                 host_result(nix::unistd::lseek(fd.as_raw_fd(), offset, w)).map(|v| v as u64)
             }
             FileKind::Generated(_) | FileKind::Mqueue(_) => {
-                let size = match &self.kind {
-                    FileKind::Generated(g) => g.len() as i64,
-                    _ => syscalls::flags::mqueue::FILENT_SIZE as i64,
+                let size = match (&self.kind, &self.dentry) {
+                    (FileKind::Generated(g), _) => g.len() as i64,
+                    // A queue: the size its inode shows (not its text's).
+                    (_, Some(d)) => d.attr().size as i64,
+                    _ => 0,
                 };
                 let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
                 let new = match whence {

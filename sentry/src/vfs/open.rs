@@ -195,7 +195,7 @@ fn open_file(
             return Ok(File::new(kind, fl, Some(d)));
         }
         (super::Node::Tmpfs(inode), _) => {
-            if has(O::O_TRUNC) && acc != 0 && !inode.fs.mqueue {
+            if has(O::O_TRUNC) && acc != 0 {
                 inode.truncate(0)?;
                 *truncated = true;
             }

@@ -920,6 +920,7 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
         }
         "mountinfo" => {
             for m in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let (mount_opts, super_opts) = split_options(&m.options);
                 let _ = writeln!(
                     s,
                     "{} {} {}:{} / {} {} - {} {} {}",
@@ -928,10 +929,10 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
                     libc::major(m.dev),
                     libc::minor(m.dev),
                     m.path,
-                    m.options,
+                    mount_opts,
                     m.fstype,
                     m.source,
-                    m.options
+                    super_opts
                 );
             }
         }
@@ -1024,4 +1025,22 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
         _ => {}
     }
     s.into_bytes()
+}
+
+/// Splits a mount's options as /proc/mounts shows them into mountinfo's
+/// two fields: the mount's own (ro/rw and the per-mount flags) and the
+/// superblock's (ro/rw and the file system's options, like size=).
+fn split_options(options: &str) -> (String, String) {
+    const MOUNT_FLAGS: [&str; 8] =
+        ["nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime", "strictatime", "nosymfollow"];
+    let mode = if options.split(',').any(|o| o == "ro") { "ro" } else { "rw" };
+    let (mut own, mut sb) = (vec![mode], vec![mode]);
+    for o in options.split(',').filter(|o| !matches!(*o, "" | "ro" | "rw" | "bind")) {
+        if MOUNT_FLAGS.contains(&o) {
+            own.push(o);
+        } else {
+            sb.push(o);
+        }
+    }
+    (own.join(","), sb.join(","))
 }

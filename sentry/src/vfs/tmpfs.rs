@@ -277,6 +277,16 @@ impl Inode {
         if len > MAX_SIZE {
             return Err(Errno::EFBIG);
         }
+        if let Contents::Mqueue(_) = self.contents {
+            // A queue's size is only what stat shows: Linux sets it, and
+            // the queue is untouched.
+            let mut a = self.attr();
+            a.size = len;
+            let t = now();
+            a.mtime = t;
+            a.ctime = t;
+            return Ok(());
+        }
         let mut chunks = self.chunks()?;
         let keep = len.div_ceil(CHUNK);
         let gone = chunks.split_off(&keep);
