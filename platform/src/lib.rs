@@ -123,6 +123,12 @@ pub trait Context: Send {
     /// Loads XSAVE-layout state saved by `fp_state` (or built from
     /// `initial_fp_state`).
     fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error>;
+    /// A hint that the sentry has started a long piece of work for the
+    /// current event (a large copy) and will answer when it is done: a
+    /// platform whose thread sleeps while it waits may wake it now, so the
+    /// answer does not also pay for waking an idle CPU. Does nothing by
+    /// default.
+    fn wake_early(&mut self, _space: &mut dyn AddressSpace) {}
 }
 
 /// Size of the XSAVE area for the features the host enables (CPUID 0xD).

@@ -123,3 +123,48 @@ fn threads_share(systrap: bool) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(status.contains("Threads:\t1\n"), "{status}");
 }
+
+#[test]
+fn answers_after_an_early_wake_arrive() {
+    answers_after_early_wake(false);
+}
+
+#[test]
+fn answers_after_an_early_wake_arrive_under_systrap() {
+    answers_after_early_wake(true);
+}
+
+/// `Context::wake_early` before an answer, with the handler still spinning,
+/// already asleep, or asleep again after its early spin ran out: every
+/// answer reaches the guest, in order.
+fn answers_after_early_wake(systrap: bool) {
+    // mov eax, 39; syscall; add r12, rax; jmp back to the start
+    let code = [
+        0xb8, 0x27, 0, 0, 0, // mov eax, 39
+        0x0f, 0x05, // syscall
+        0x49, 0x01, 0xc4, // add r12, rax
+        0xeb, 0xf4, // jmp -12
+    ];
+    let mem = memfd_with(&code);
+    let platform = PtracePlatform::new(mem.as_raw_fd(), systrap).unwrap();
+    let mut space = platform.new_address_space().unwrap();
+    space.map(0x10000, 4096, 0, Prot::READ | Prot::EXEC, false).unwrap();
+    let mut ctx = platform.new_context();
+    let mut regs = regs_at(0x10000);
+    let ms = std::time::Duration::from_millis;
+    // (pause before the early wake, pause after it) in milliseconds.
+    let pauses = [(0, 0), (0, 1), (5, 0), (5, 30), (0, 30), (30, 30)];
+    let mut sum = 0;
+    for (i, (before, after)) in pauses.into_iter().enumerate() {
+        assert_eq!(ctx.switch(space.as_mut(), &mut regs).unwrap(), Event::Syscall);
+        assert_eq!(regs.syscall_nr(), 39);
+        assert_eq!(regs.0.r12, sum, "answer {i} reached the guest");
+        std::thread::sleep(ms(before));
+        ctx.wake_early(space.as_mut());
+        std::thread::sleep(ms(after));
+        regs.set_return(i as u64 + 1);
+        sum += i as u64 + 1;
+    }
+    assert_eq!(ctx.switch(space.as_mut(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(regs.0.r12, sum);
+}

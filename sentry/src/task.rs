@@ -339,6 +339,12 @@ impl Task {
         self.ctx.fp_state(self.mm.space())
     }
 
+    /// The call being served will take a while (a large copy): the
+    /// platform may get the guest thread ready to run meanwhile.
+    pub fn wake_early(&mut self) {
+        self.ctx.wake_early(self.mm.space());
+    }
+
     /// Loads the guest thread's FP state.
     pub fn set_ctx_fp_state(&mut self, state: &[u8]) -> Result<(), platform::Error> {
         self.ctx.set_fp_state(self.mm.space(), state)

@@ -907,6 +907,12 @@ impl Context for PtraceContext {
         Ok(buf)
     }
 
+    fn wake_early(&mut self, space: &mut dyn AddressSpace) {
+        if let Ok(StubThread { trap: Some(TrapThread { slot, mode: Mode::Parked(_), .. }), .. }) = stub_of(space) {
+            slot.wake_early();
+        }
+    }
+
     fn set_fp_state(&mut self, space: &mut dyn AddressSpace, state: &[u8]) -> Result<(), Error> {
         let stub = stub_of(space)?;
         if let Some(TrapThread { slot, mode: Mode::Parked(_), .. }) = &stub.trap {

@@ -34,11 +34,16 @@ fn accounted(t: &Task, write: bool, r: SysResult) -> SysResult {
     r
 }
 
-fn read_into(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
-    accounted(t, false, read_into_inner(t, f, buf, len, off))
+fn read_into(t: &mut Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
+    let r = read_into_inner(t, f, buf, len, off);
+    accounted(t, false, r)
 }
 
-fn read_into_inner(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
+/// Copies of at least this many bytes take long enough (tens of
+/// microseconds) for `Task::wake_early` to pay.
+const LONG_COPY: usize = 256 << 10;
+
+fn read_into_inner(t: &mut Task, f: &File, buf: u64, len: usize, off: Option<u64>) -> SysResult {
     if !f.readable() {
         return Err(Errno::EBADF);
     }
@@ -48,6 +53,9 @@ fn read_into_inner(t: &Task, f: &File, buf: u64, len: usize, off: Option<u64>) -
         // Host file data goes straight into guest memory (unless a shared
         // mapping's page cache holds newer data).
         if f.dentry.as_ref().is_none_or(|d| d.cached_pages().is_none()) {
+            if n >= LONG_COPY {
+                t.wake_early();
+            }
             let mut pos = f.pos.lock().unwrap_or_else(|e| e.into_inner());
             let at = off.unwrap_or(*pos);
             let got = t.mm.lock().read_from_fd(buf, n, std::os::fd::AsRawFd::as_raw_fd(fd.as_ref()), at)?;
