@@ -144,6 +144,16 @@ fn pty_like_runc() {
     sb.assert_same_as_runc_with(&Process::new(&["/prog"]), &[devpts], &Compare::status(0));
 }
 
+/// O_TMPFILE on a tmpfs: unnamed files reached through /proc/self/fd
+/// (reopened, named by linkat, "(deleted)" links), O_EXCL and unlinked
+/// files that no link brings back, EROFS in the read-only root, as under
+/// runc.
+#[test]
+fn tmpfile_like_runc() {
+    let mut sb = program_sandbox("tmpfile", "tmpfile");
+    sb.assert_same_as_runc(&Process::new(&["/prog"]), &Compare::status(0));
+}
+
 /// The spec's mqueue mount: the sandbox's message queues as files of
 /// /dev/mqueue (listing, the QSIZE text, open(2) descriptors that are
 /// queues, O_CREAT making a queue, unlink, chmod, truncate, the operations

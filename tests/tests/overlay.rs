@@ -36,3 +36,29 @@ fn writes_land_in_memory_and_never_on_the_host() {
         assert!(!rootfs.join(p).exists(), "{p} was written to the host rootfs");
     }
 }
+
+/// O_TMPFILE in a lower directory of the overlay and in a directory made
+/// in the upper layer: the unnamed file lives in the upper layer, where a
+/// linkat through /proc/self/fd names it, as the same program shows on
+/// the host (the output never names the directory).
+#[test]
+fn tmpfile_in_the_overlay_like_the_host() {
+    let bin = cordon_tests::compile_program("tmpfile");
+    let mut sb = Sandbox::new("overlay-tmpfile");
+    for d in ["/proc", "/data"] {
+        cordon_tests::make_dir(sb.rootfs(), d, 0o755);
+    }
+    cordon_tests::install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    let mut config = oci_config(&Process::new(&["/prog", "/data"]), "rootfs");
+    config["root"]["readonly"] = serde_json::json!(false);
+    config["mounts"] = serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]);
+    let out = sb.run_cordon_config(&config, &[]);
+    assert_status(&out, 0);
+    let host_dir = sb.bundle.dir.join("host-dir");
+    fs::create_dir(&host_dir).expect("host dir");
+    let native = std::process::Command::new(&bin).arg(&host_dir).output().expect("run natively");
+    assert!(native.status.success(), "native run: {}", String::from_utf8_lossy(&native.stdout));
+    assert_eq!(out.stdout_str(), String::from_utf8_lossy(&native.stdout), "stderr:\n{}", out.stderr_str());
+    // The lower directory on the host is untouched.
+    assert_eq!(fs::read_dir(sb.rootfs().join("data")).expect("data").count(), 0);
+}

@@ -403,6 +403,13 @@ impl Dentry {
         self.mount_synthetic(name, procfs::new_procfs(slot));
     }
 
+    /// Whether this name was taken out of its directory (its directory
+    /// lists another file, or nothing, under it).
+    pub fn unlinked(&self) -> bool {
+        let Some(dir) = self.parent() else { return false };
+        dir.cached(&self.name()).is_none_or(|c| !std::ptr::eq(Arc::as_ptr(&c), self))
+    }
+
     /// The name in its directory.
     pub fn name(&self) -> Vec<u8> {
         self.place.lock().unwrap_or_else(|e| e.into_inner()).0.clone()

@@ -246,24 +246,39 @@ fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Res
     let perm = mode & 0o7777 & !t.fs().umask;
     let fl = (flags | O::O_LARGEFILE.bits()) & !(O::O_TMPFILE | O::O_CREAT | O::O_EXCL | O::O_CLOEXEC).bits()
         | (flags & O::O_ACCMODE);
-    let parent = match (dir.tmpfs(), dir.gofer()) {
+    if dir.readonly() {
+        return Err(Errno::EROFS);
+    }
+    let fs = match (dir.tmpfs(), dir.gofer()) {
         // mqueue has no unnamed files.
         (Some(p), _) if p.fs.mqueue => return Err(Errno::EOPNOTSUPP),
-        (Some(p), _) => p,
+        (Some(p), _) => p.fs.clone(),
         (None, Some((h, mount))) if mount.writes_through() => {
             let owner = gofer::Owner { uid: t.creds.fsuid, gid: t.creds.fsgid };
             let host_flags = flags & (O::O_ACCMODE | (O::O_EXCL | O::O_APPEND).bits());
             let fd = mount.client.create_unnamed(h, host_flags, perm, owner).map_err(Errno::from_raw)?;
             return Ok(File::new(FileKind::Regular(Arc::new(fd)), fl, None));
         }
-        _ => return Err(if dir.readonly() { Errno::EROFS } else { Errno::EOPNOTSUPP }),
+        // An overlay directory: the file lives in the upper layer, where
+        // a link gives it a name.
+        (None, Some((_, mount))) => mount.upper.clone().ok_or(Errno::EOPNOTSUPP)?,
+        _ => return Err(Errno::EOPNOTSUPP),
     };
-    let inode = parent.fs.inode(
+    let inode = fs.inode(
         super::tmpfs::regular_mode(perm),
         t.creds.fsuid,
         t.creds.fsgid,
         super::tmpfs::Contents::File(Default::default()),
     )?;
-    inode.attr().nlink = 0;
-    Ok(File::new(FileKind::Tmpfs(inode), fl, None))
+    let ino = {
+        let mut a = inode.attr();
+        a.nlink = 0;
+        a.ino
+    };
+    inode.linkable.store(flags & O::O_EXCL.bits() == 0, std::sync::atomic::Ordering::Relaxed);
+    // A name in `dir` that the directory does not list, as Linux's
+    // "/dir/#ino (deleted)": /proc/self/fd reaches the file through it.
+    let name = format!("#{ino}").into_bytes();
+    let d = Arc::new(super::Dentry::new(name, Some(dir), gofer::Attr::default(), super::Node::Tmpfs(inode.clone())));
+    Ok(File::new(FileKind::Tmpfs(inode), fl, Some(d)))
 }

@@ -368,6 +368,10 @@ impl Dentry {
         if fs.mqueue {
             return Err(Errno::EPERM);
         }
+        // A file with no name left stays so, unless O_TMPFILE made it.
+        if file.attr().nlink == 0 && !file.linkable.load(Ordering::SeqCst) {
+            return Err(Errno::ENOENT);
+        }
         if self.child(name)?.is_some() {
             return Err(Errno::EEXIST);
         }
@@ -383,6 +387,7 @@ impl Dentry {
             a.nlink += 1;
             a.ctime = tmpfs::now();
         }
+        file.linkable.store(false, Ordering::SeqCst);
         self.touch_dir(0);
         target.notify_self(IN::IN_ATTRIB);
         self.notify_entry(IN::IN_CREATE, name, &d, 0);

@@ -236,6 +236,13 @@ fn fd_target(f: &super::File, root: Option<&Arc<super::Dentry>>) -> Vec<u8> {
             }
         }
         _ => match (&f.dentry, root) {
+            // A tmpfs file whose name is gone (unlinked, or O_TMPFILE's
+            // "#ino", even once linked elsewhere).
+            (Some(d), Some(r)) if !d.is_dir() && d.tmpfs().is_some() && d.unlinked() => {
+                let mut p = d.path_from(r);
+                p.extend_from_slice(b" (deleted)");
+                p
+            }
             (Some(d), Some(r)) => d.path_from(r),
             (Some(d), None) => d.name(),
             (None, _) => b"/memfd: (deleted)".to_vec(),

@@ -85,6 +85,9 @@ pub struct Inode {
     pub xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
     /// inotify watches on the file (whichever link named it).
     pub watches: super::inotify::Watches,
+    /// An O_TMPFILE file (without O_EXCL) not yet linked: a link may give
+    /// it a name although it has none (Linux's I_LINKABLE).
+    pub linkable: std::sync::atomic::AtomicBool,
 }
 
 /// The time now, as file timestamps keep it.
@@ -156,6 +159,7 @@ impl Tmpfs {
             contents,
             xattrs: Default::default(),
             watches: Default::default(),
+            linkable: Default::default(),
         }))
     }
 
