@@ -123,6 +123,8 @@ impl MqueueNamespace {
             }
             None if !has(O::O_CREAT) => return Err(Errno::ENOENT),
             None => {
+                // The directory's permission comes before the queue's
+                // limits (may_create, then mqueue_get_inode).
                 if !may_access(&t.creds, &self.root.attr(), A::W_OK | A::X_OK, false) {
                     return Err(Errno::EACCES);
                 }

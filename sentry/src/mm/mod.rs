@@ -160,6 +160,10 @@ pub struct MemoryManager {
     stale: Vec<(u64, u64)>,
     /// Blocks no VMA uses any more, freed once `stale` is applied.
     graveyard: Vec<Arc<Allocation>>,
+    /// Counts changes to the platform address space (installs and
+    /// removals): a thread's fault that raced with another thread's change
+    /// is seen as stale by it (see `TaskMemory::handle_fault`).
+    changes: u64,
 }
 
 impl MemoryManager {
@@ -176,6 +180,7 @@ impl MemoryManager {
             installed: BTreeMap::new(),
             stale: Vec::new(),
             graveyard: Vec::new(),
+            changes: 0,
         }
     }
 
@@ -221,6 +226,7 @@ impl MemoryManager {
                 self.installed.insert(end, *e);
             }
         }
+        self.changes += 1;
         // Only the part that was installed needs the host call.
         let from = hit[0].0.max(start);
         let to = hit[hit.len() - 1].1.min(end);
@@ -521,6 +527,7 @@ impl MemoryManager {
         let offset = v.backing + (start - vs);
         space.map(start, end - start, offset, v.install_prot(), v.committed)?;
         self.installed.insert(start, end);
+        self.changes += 1;
         Ok(true)
     }
 
@@ -830,6 +837,7 @@ impl MemoryManager {
             installed: BTreeMap::new(),
             stale: Vec::new(),
             graveyard: Vec::new(),
+            changes: 0,
         }
     }
 }
@@ -853,12 +861,14 @@ pub struct TaskMemory {
     /// Set when the platform failed: the guest cannot go on.
     broken: bool,
     pub max_addr: u64,
+    /// `MemoryManager::changes` when this task last entered guest code.
+    seen: u64,
 }
 
 impl TaskMemory {
     pub fn new(mm: MemoryManager, space: Box<dyn AddressSpace>) -> TaskMemory {
         let max_addr = mm.max_addr;
-        TaskMemory { shared: Arc::new(Mutex::new(mm)), space, broken: false, max_addr }
+        TaskMemory { shared: Arc::new(Mutex::new(mm)), space, broken: false, max_addr, seen: 0 }
     }
 
     /// The VMA tree, for a task that will share it (CLONE_VM).
@@ -870,7 +880,7 @@ impl TaskMemory {
     /// on the same platform address space.
     pub fn attach(shared: SharedMemory, space: Box<dyn AddressSpace>) -> TaskMemory {
         let max_addr = shared.0.lock().unwrap_or_else(|e| e.into_inner()).max_addr;
-        TaskMemory { shared: shared.0, space, broken: false, max_addr }
+        TaskMemory { shared: shared.0, space, broken: false, max_addr, seen: 0 }
     }
 
     /// The VMA tree, locked.
@@ -924,6 +934,11 @@ impl TaskMemory {
         let shared = self.shared.clone();
         let mut mm = shared.lock().unwrap_or_else(|e| e.into_inner());
         match mm.fault(addr, self.space.as_mut()) {
+            // Another thread changed the mappings since this one entered
+            // guest code (it broke copy-on-write on the page, say): the
+            // fault may predate the change, so the access is retried; a
+            // fault again with nothing changed is real.
+            Ok(false) if mm.changes != self.seen => true,
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!(target: "sentry::mm", "serving a fault at {addr:#x}: {e}");
@@ -942,6 +957,7 @@ impl TaskMemory {
             tracing::error!(target: "sentry::mm", "updating the address space: {e}");
             self.broken = true;
         }
+        self.seen = mm.changes;
     }
 
     /// Whether a VMA covers `addr`.

@@ -479,8 +479,12 @@ impl File {
     /// filp_close): the process's record locks on the file go, and so does
     /// its mq_notify registration on a queue.
     pub fn flush(&self, group: &Arc<crate::process::ThreadGroup>) {
-        if let Ok(id) = self.lock_identity() {
-            super::lock::locks().release(super::lock::Owner::Process(group.pid), Some(id));
+        let owner = super::lock::Owner::Process(group.pid);
+        // The identity may cost a host fstat: only for a process with locks.
+        if super::lock::locks().holds_any(owner) {
+            if let Ok(id) = self.lock_identity() {
+                super::lock::locks().release(owner, Some(id));
+            }
         }
         if let FileKind::Mqueue(q) = &self.kind {
             q.flush(group);

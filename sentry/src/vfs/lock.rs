@@ -196,6 +196,12 @@ impl LockTable {
         Ok(())
     }
 
+    /// Whether `owner` holds any lock (closing a file only has locks to
+    /// drop, and an identity to look up, if it does).
+    pub fn holds_any(&self, owner: Owner) -> bool {
+        self.lock().locks.values().any(|list| list.iter().any(|l| l.owner == owner))
+    }
+
     /// Drops every lock `owner` holds on `file` (None: on every file).
     pub fn release(&self, owner: Owner, file: Option<(u64, u64)>) {
         let mut t = self.lock();
