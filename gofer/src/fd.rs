@@ -34,19 +34,19 @@ pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> nix::Res
 }
 
 /// One message read by [`recv_with_fds`].
-pub(crate) struct Received {
+pub struct Received {
     /// Bytes of data written at the start of the buffer.
-    pub(crate) bytes: usize,
+    pub bytes: usize,
     /// The fds that came with the message, all `O_CLOEXEC`.
-    pub(crate) fds: Vec<OwnedFd>,
+    pub fds: Vec<OwnedFd>,
     /// `msg_flags` of the reply (`MSG_TRUNC`, `MSG_CTRUNC`).
-    pub(crate) flags: c_int,
+    pub flags: c_int,
 }
 
 /// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)`, retrying `EINTR`, taking
 /// ownership of every fd that arrived, even when the control data was
 /// truncated (the caller checks `flags` and drops them).
-pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<Received> {
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<Received> {
     let mut control = [0u64; CMSG_WORDS];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     // SAFETY: `msghdr` is a plain C struct of integers and pointers, for which

@@ -51,14 +51,9 @@ pub fn report_error(cli: &Cli, e: &anyhow::Error) {
 fn append_log(path: &Path, format: &str, msg: &str) {
     let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) else { return };
     let line = if format == "json" {
-        serde_json::json!({"level": "error", "msg": msg, "time": humantime_now()}).to_string()
+        serde_json::json!({"level": "error", "msg": msg, "time": crate::state::rfc3339_now()}).to_string()
     } else {
-        format!("time=\"{}\" level=error msg=\"{}\"", humantime_now(), msg.replace('"', "\\\""))
+        format!("time=\"{}\" level=error msg=\"{}\"", crate::state::rfc3339_now(), msg.replace('"', "\\\""))
     };
     let _ = writeln!(f, "{line}");
-}
-
-fn humantime_now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }

@@ -5,26 +5,15 @@ use serde::{Deserialize, Serialize};
 /// derived them from `config.json`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BootConfig {
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    /// `process.capabilities` (absent: none, as runc).
-    #[serde(default)]
-    pub caps: crate::creds::CapSets,
-    /// `process.noNewPrivileges`.
-    #[serde(default)]
-    pub no_new_privs: bool,
+    /// The container's init process.
+    #[serde(flatten)]
+    pub process: ProcessConfig,
     pub hostname: String,
     pub root_readonly: bool,
     /// A writable root keeps its changes in an overlay in memory
     /// (`--overlay=root:memory`) instead of writing the host rootfs.
     #[serde(default = "overlay_default")]
     pub root_overlay: bool,
-    /// `(resource, soft, hard)` from `process.rlimits`.
-    pub rlimits: Vec<(u32, u64, u64)>,
     /// `linux.resources.pids.limit`: most processes and threads.
     #[serde(default)]
     pub pids_limit: Option<u64>,
@@ -42,6 +31,27 @@ pub struct BootConfig {
     /// How guest code runs: `ptrace` or `systrap` (`--platform`).
     #[serde(default = "platform_default")]
     pub platform: String,
+}
+
+/// A process to start in the sandbox: the container's init (config.json's
+/// `process`), or one `exec` adds to a running sandbox.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProcessConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    /// `process.capabilities` (absent: none, as runc).
+    #[serde(default)]
+    pub caps: crate::creds::CapSets,
+    /// `process.noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// `(resource, soft, hard)` from `process.rlimits`.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
 }
 
 /// One entry of config.json's `mounts`.

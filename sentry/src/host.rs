@@ -43,3 +43,23 @@ pub fn tgkill(pid: i32, tid: i32, sig: i32) {
     // thread (ESRCH).
     unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
 }
+
+/// Ends this process as if `sig` had killed it (how the sandbox's host
+/// process reports a container killed by a signal to whoever waits for
+/// it): the signal's default action, without a core dump; exits with
+/// 128 + `sig` if the signal does not end the process.
+pub fn exit_by_signal(sig: i32) -> ! {
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    // SAFETY: restoring the default action is always sound; no handler of
+    // ours is replaced while it runs (the process is ending).
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+    let mut set = nix::sys::signal::SigSet::empty();
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = nix::sys::signal::raise(s);
+    }
+    std::process::exit(128 + sig)
+}

@@ -28,8 +28,12 @@ pub struct Kernel {
     pub pids: Mutex<PidNamespace>,
     pub events: Arc<EventQueue>,
     pub futexes: crate::futex::FutexTable,
-    /// Most live tasks (the spec's pids limit, or DEFAULT_MAX_TASKS).
-    pub max_tasks: u64,
+    /// Most live tasks (the spec's pids limit, or DEFAULT_MAX_TASKS;
+    /// `update` changes it).
+    pub max_tasks: std::sync::atomic::AtomicU64,
+    /// The sandbox is paused (`cordon pause`): no task runs guest code
+    /// until it is resumed.
+    pub frozen: std::sync::atomic::AtomicBool,
     /// Timed wake-ups of `events`.
     pub wakeups: Arc<Wakeups>,
     /// CPUs the sandbox may use (counted at boot, before any thread is
@@ -120,6 +124,29 @@ impl PidNamespace {
 impl Kernel {
     pub fn pids(&self) -> MutexGuard<'_, PidNamespace> {
         self.pids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Most live tasks now.
+    pub fn max_tasks(&self) -> u64 {
+        self.max_tasks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.frozen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Pauses or resumes every task. A task running guest code is
+    /// interrupted and parks before it runs guest code again; a task
+    /// blocked in a system call parks when the call returns.
+    pub fn set_frozen(&self, frozen: bool) {
+        self.frozen.store(frozen, std::sync::atomic::Ordering::SeqCst);
+        if frozen {
+            let tasks: Vec<Arc<TaskShared>> = self.pids().tasks.values().cloned().collect();
+            for t in tasks {
+                t.interrupt();
+            }
+        }
+        self.events.notify();
     }
 
     /// The init process (pid 1), if it still exists.

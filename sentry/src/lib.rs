@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod control;
 pub mod creds;
 pub mod futex;
 mod host; // raw host calls on stdio (unsafe, justified there)
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use config::BootConfig;
+pub use host::exit_by_signal;
 use kernel::Kernel;
 use task::{ExitStatus, Task};
 
@@ -263,7 +265,21 @@ fn restrict_paths(root: &Arc<vfs::Dentry>, masked: &[String], readonly: &[String
 
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
 /// first process and runs it to the end on this thread.
-pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result<ExitStatus, BootError> {
+/// How the sandbox is driven from outside once it runs.
+pub struct ControlOptions {
+    /// The listening control socket (see [`control`]).
+    pub listener: OwnedFd,
+    /// Hold init until a `Start` request (`cordon create`).
+    pub wait_for_start: bool,
+}
+
+pub fn boot(
+    cfg: BootConfig,
+    gofer_sock: OwnedFd,
+    stdio: [OwnedFd; 3],
+    control: Option<ControlOptions>,
+    ready: impl FnOnce(),
+) -> Result<ExitStatus, BootError> {
     // Whatever the caller blocked is not ours to keep blocked.
     let _ = nix::sys::signal::SigSet::all().thread_unblock();
     // The stub page's fixed address must be claimed before the memory file's
@@ -310,13 +326,24 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
         mqueues,
         events,
         futexes: Default::default(),
-        max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS),
+        max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS).into(),
+        frozen: false.into(),
     });
     let _ = kernel_slot.set(Arc::downgrade(&kernel));
     vfs::lock::locks().set_events(kernel.events.clone());
-    let task = Task::new_init(kernel.clone(), &cfg, stdio)?;
+    let task = Task::new_process(kernel.clone(), &cfg.process, stdio)?;
     let init = task.group().clone();
     forward_host_signals(&kernel);
+    let wait_for_start = control.as_ref().is_some_and(|c| c.wait_for_start);
+    let server = control::Control::new(kernel.clone(), wait_for_start);
+    if let Some(c) = control {
+        server.serve(c.listener);
+    }
+    ready();
+    if let Err(status) = server.wait_for_start() {
+        server.stopped(status);
+        return Ok(status);
+    }
     // This thread runs init's first thread, then waits for init's others.
     let status = match task.run_to_exit() {
         Some(status) => status,
@@ -328,7 +355,17 @@ pub fn boot(cfg: BootConfig, gofer_sock: OwnedFd, stdio: [OwnedFd; 3]) -> Result
             kernel.events.wait(seen, None);
         },
     };
-    // The container ends with its init: every other process is killed.
+    server.stopped(status);
+    // The container ends with its init: every other process is killed,
+    // and has a moment to go (so that exec'd processes report their end).
     Task::kill_all(&kernel);
+    let deadline = Instant::now() + std::time::Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let seen = kernel.events.generation();
+        if kernel.pids().groups.values().all(|g| g.state().exit.is_some()) {
+            break;
+        }
+        kernel.events.wait(seen, Some(deadline));
+    }
     Ok(status)
 }

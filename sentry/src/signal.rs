@@ -221,6 +221,18 @@ impl Task {
         }
     }
 
+    /// Waits while the sandbox is paused (until it is resumed, or the task
+    /// must die: SIGKILL still gets through, as in cgroup v2's freezer).
+    pub fn park_while_frozen(&self) {
+        loop {
+            let seen = self.kernel.events.generation();
+            if !self.kernel.frozen() || self.shared.doomed() || self.pending_signals() & bit(S::SIGKILL) != 0 {
+                return;
+            }
+            self.kernel.events.wait(seen, None);
+        }
+    }
+
     /// Runs a wait (ppoll, pselect, epoll_pwait) with `mask` as the signal
     /// mask meanwhile. The old mask comes back when the wait ends, or, if
     /// a signal interrupted it, once that signal's handler returns.

@@ -10,7 +10,7 @@ use syscalls::flags::{rlimit, sa, signal, OpenFlags};
 use syscalls::structs::{Rlimit, Sigaction};
 use syscalls::Errno;
 
-use crate::config::BootConfig;
+use crate::config::ProcessConfig;
 use crate::kernel::Kernel;
 use crate::mm::{MemoryManager, SharedMemory, TaskMemory};
 use crate::process::{TaskShared, ThreadGroup};
@@ -128,9 +128,11 @@ struct ForkedTask {
 }
 
 impl Task {
-    /// The container's first process: pid 1, stdio from the host, the
-    /// program loaded from the root file system.
-    pub fn new_init(kernel: Arc<Kernel>, cfg: &BootConfig, stdio: [OwnedFd; 3]) -> Result<Task, BootError> {
+    /// A process started from outside: the container's first (pid 1), or
+    /// one `exec` adds. Its stdio are host fds, its program is loaded from
+    /// the root file system, and it leads a new session with no parent in
+    /// the sandbox (it is reaped when it exits).
+    pub fn new_process(kernel: Arc<Kernel>, cfg: &ProcessConfig, stdio: [OwnedFd; 3]) -> Result<Task, BootError> {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
         let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
@@ -159,7 +161,10 @@ impl Task {
                 *r = Rlimit { rlim_cur: soft, rlim_max: hard };
             }
         }
-        let tid = kernel.pids().alloc().unwrap_or(1);
+        let tid = kernel
+            .pids()
+            .alloc()
+            .ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?;
         let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
         let shared = TaskShared::new(tid, group.clone());
         group.state().threads.push(shared.clone());
@@ -194,7 +199,12 @@ impl Task {
             restart_block: None,
             vfork_release: None,
         };
-        crate::loader::exec_first(&mut task, &cfg.args, &cfg.env)?;
+        if let Err(e) = crate::loader::exec_first(&mut task, &cfg.args, &cfg.env) {
+            let mut pids = task.kernel.pids();
+            pids.tasks.remove(&tid);
+            pids.groups.remove(&tid);
+            return Err(e);
+        }
         Ok(task)
     }
 
@@ -264,6 +274,10 @@ impl Task {
             if self.shared.doomed() {
                 // Another thread ended the group, or is exec'ing.
                 return ExitStatus::Signaled(signal::SIGKILL);
+            }
+            if self.kernel.frozen() {
+                // Returns at once for a SIGKILL, which the next step takes.
+                self.park_while_frozen();
             }
             if let Some(status) = self.deliver_signals() {
                 self.begin_group_exit(status);
@@ -400,7 +414,7 @@ impl Task {
         // Every task costs a host thread and a stub thread: a sandbox-wide
         // cap (which root cannot lift, unlike RLIMIT_NPROC) keeps a fork bomb
         // from exhausting the host.
-        if live >= self.kernel.max_tasks || (live >= nproc && self.creds.uid != 0) {
+        if live >= self.kernel.max_tasks() || (live >= nproc && self.creds.uid != 0) {
             return Err(Errno::EAGAIN);
         }
         // Everything that can fail comes before the child is registered.

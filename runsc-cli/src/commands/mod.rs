@@ -1,6 +1,9 @@
 //! One module per command.
 pub mod boot;
+pub mod exec;
 pub mod gofer;
+pub mod inspect;
+pub mod lifecycle;
 pub mod run;
 pub mod spec;
 pub mod syscalls;

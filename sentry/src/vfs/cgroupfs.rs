@@ -94,7 +94,7 @@ fn contents(k: &Kernel, file: &str) -> String {
         // The limit the sentry enforces: the spec's, or its default bound
         // (where runc would show "max").
         "pids.max" => {
-            let _ = writeln!(s, "{}", k.max_tasks);
+            let _ = writeln!(s, "{}", k.max_tasks());
         }
         _ => {}
     }

@@ -734,7 +734,7 @@ fn sys_file(k: &Kernel, path: &str) -> Vec<u8> {
         "kernel/osrelease" => String::from_utf8_lossy(crate::syscalls::process::RELEASE).into_owned(),
         "kernel/ostype" => "Linux".to_string(),
         "kernel/pid_max" => crate::kernel::PID_MAX.to_string(),
-        "kernel/threads-max" => k.max_tasks.to_string(),
+        "kernel/threads-max" => k.max_tasks().to_string(),
         "kernel/random/boot_id" => {
             static ID: OnceLock<String> = OnceLock::new();
             ID.get_or_init(uuid).clone()
@@ -867,7 +867,7 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
                 vsize / 1024,
                 vsize / 1024,
                 rss / 1024,
-                k.max_tasks,
+                k.max_tasks(),
                 v.sigmask,
                 v.caps.inheritable,
                 v.caps.permitted,

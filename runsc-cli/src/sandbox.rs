@@ -1,0 +1,196 @@
+//! Starting a sandbox: the gofers, then the sentry, with the sockets, the
+//! boot configuration and the control socket they inherit.
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{bind, listen, socket, socketpair, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{bind_source, boot_config, is_bind, Bundle};
+use crate::state::StateDir;
+use crate::Cli;
+
+/// A failure with the exit status the command must end with.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Failure {
+    pub msg: String,
+    pub code: u8,
+}
+
+/// What the sentry tells the command that started it once it is ready to
+/// run the container, or why it cannot.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum BootReport {
+    Ready,
+    Failed { msg: String, code: i32 },
+}
+
+/// How the sandbox relates to the command that starts it.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    /// `cordon run` in the foreground: the sandbox dies with this process.
+    pub attached: bool,
+    /// `cordon create`: init waits for `cordon start`.
+    pub wait_for_start: bool,
+}
+
+/// Global flags every cordon child process gets.
+fn child_command(cli: &Cli, attached: bool) -> Result<Command> {
+    let exe = std::env::current_exe().context("finding the cordon binary")?;
+    let mut cmd = Command::new(exe);
+    if attached {
+        // The sandbox dies with `cordon run` (see `die_with_parent`).
+        cmd.env(crate::commands::PARENT_PID_ENV, std::process::id().to_string());
+    } else {
+        cmd.env_remove(crate::commands::PARENT_PID_ENV);
+    }
+    if let Some(d) = &cli.debug_log {
+        cmd.arg("--debug-log").arg(d);
+    }
+    if cli.strace {
+        cmd.arg("--strace");
+    }
+    if cli.debug {
+        cmd.arg("--debug");
+    }
+    Ok(cmd)
+}
+
+/// Spawns `cmd` with `fds` inherited by number (close-on-exec cleared only
+/// for the spawn).
+pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> Result<Child> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    for fd in fds {
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))?;
+    }
+    let child = cmd.spawn();
+    for fd in fds {
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok(child?)
+}
+
+/// The sandbox processes of one container.
+pub struct Sandbox {
+    /// The root's gofer, then one per served bind mount.
+    pub gofers: Vec<Child>,
+    pub sentry: Child,
+}
+
+/// Starts a gofer serving `rootfs`; returns it and the sentry's end of its
+/// socket.
+fn start_gofer(cli: &Cli, rootfs: &Path, readonly: bool, attached: bool) -> Result<(Child, OwnedFd)> {
+    let (sentry_end, gofer_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .context("creating the gofer socket pair")?;
+    let mut g = child_command(cli, attached)?;
+    g.arg("gofer").arg("--rootfs").arg(rootfs).arg("--sock-fd").arg(gofer_end.as_raw_fd().to_string());
+    if readonly {
+        g.arg("--readonly");
+    }
+    g.stdin(Stdio::null()).stdout(Stdio::null());
+    let gofer = spawn_with_fds(&mut g, &[&gofer_end]).context("starting the gofer")?;
+    Ok((gofer, sentry_end))
+}
+
+fn kill_children(children: &mut [Child]) {
+    for c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Sandbox {
+    /// Starts the gofers and the sentry for bundle `b`, with the control
+    /// socket in `state`, and waits until the sentry has loaded init (or
+    /// failed to).
+    pub fn start(cli: &Cli, b: &Bundle, state: &StateDir, launch: Launch) -> Result<Sandbox> {
+        let mut gofers = Vec::new();
+        let started = Self::spawn(cli, b, state, launch, &mut gofers);
+        match started {
+            Ok(sentry) => Ok(Sandbox { gofers, sentry }),
+            Err(e) => {
+                kill_children(&mut gofers);
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn(cli: &Cli, b: &Bundle, state: &StateDir, launch: Launch, gofers: &mut Vec<Child>) -> Result<Child> {
+        // Under the overlay the root's gofer never writes: it serves a
+        // read-only mount even when the root is writable.
+        let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) || cli.overlay != "none";
+        let (root_gofer, sentry_end) = start_gofer(cli, &b.rootfs, readonly, launch.attached)?;
+        gofers.push(root_gofer);
+        // One gofer per bind mount.
+        let mut bind_ends = Vec::new();
+        for (i, m) in b.spec.mounts().iter().flatten().enumerate() {
+            if !is_bind(m) {
+                continue;
+            }
+            let Some(src) = bind_source(b, m).filter(|s| s.exists()) else {
+                // runc refuses a missing source too.
+                bail!("bind mount source {:?} does not exist", m.source().as_deref().unwrap_or(Path::new("")));
+            };
+            let ro = m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "ro"));
+            let (g, end) = start_gofer(cli, &src, ro, launch.attached)
+                .with_context(|| format!("serving the bind mount of {}", src.display()))?;
+            gofers.push(g);
+            bind_ends.push((i, end));
+        }
+        let bind_fds: Vec<(usize, i32)> = bind_ends.iter().map(|(i, fd)| (*i, fd.as_raw_fd())).collect();
+        let cfg = boot_config(cli, b, &bind_fds)?;
+        let cfg_fd = nix::sys::memfd::memfd_create(c"cordon-boot", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+            .context("memfd for the boot config")?;
+        let mut f = std::fs::File::from(cfg_fd);
+        f.write_all(&serde_json::to_vec(&cfg)?)?;
+        f.rewind()?;
+        let cfg_fd = OwnedFd::from(f);
+        // The control socket, bound in the state directory.
+        let listener = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
+            .context("creating the control socket")?;
+        bind(listener.as_raw_fd(), &UnixAddr::new(&state.short_path("control.sock"))?)
+            .context("binding the control socket")?;
+        listen(&listener, Backlog::new(64)?).context("listening on the control socket")?;
+        let exit_file =
+            OwnedFd::from(std::fs::File::create(state.dir.join("exit")).context("creating the exit status file")?);
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+        let mut s = child_command(cli, launch.attached)?;
+        s.arg("boot")
+            .arg("--gofer-fd")
+            .arg(sentry_end.as_raw_fd().to_string())
+            .arg("--config-fd")
+            .arg(cfg_fd.as_raw_fd().to_string())
+            .arg("--control-fd")
+            .arg(listener.as_raw_fd().to_string())
+            .arg("--ready-fd")
+            .arg(ready_w.as_raw_fd().to_string())
+            .arg("--exit-fd")
+            .arg(exit_file.as_raw_fd().to_string());
+        if launch.wait_for_start {
+            s.arg("--wait-start");
+        }
+        let mut inherited: Vec<&OwnedFd> = vec![&sentry_end, &cfg_fd, &listener, &ready_w, &exit_file];
+        inherited.extend(bind_ends.iter().map(|(_, fd)| fd));
+        let mut sentry = spawn_with_fds(&mut s, &inherited).context("starting the sentry")?;
+        drop(ready_w);
+        drop(listener);
+        let mut text = String::new();
+        let _ = std::fs::File::from(ready_r).read_to_string(&mut text);
+        let report = serde_json::from_str::<BootReport>(&text);
+        match report {
+            Ok(BootReport::Ready) => Ok(sentry),
+            Ok(BootReport::Failed { msg, code }) => {
+                let _ = sentry.wait();
+                Err(Failure { msg, code: code.clamp(1, 255) as u8 }.into())
+            }
+            Err(_) => {
+                let status = sentry.wait();
+                bail!("the sandbox failed to start ({})", status.map(|s| s.to_string()).unwrap_or_default())
+            }
+        }
+    }
+}
