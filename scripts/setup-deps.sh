@@ -17,6 +17,10 @@ have python3 || need+=(python3)
 # tests' Go program.
 have runc || need+=(runc)
 have runsc || need+=(runsc)
+# The containerd tests run containers through a private containerd
+# (tests/containerd/containerd-harness.sh) with runc's shim and ctr.
+have containerd || need+=(containerd)
+have ctr || need+=(containerd)
 if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || { echo "setup-deps: need root to install: ${need[*]}" >&2; exit 1; }
   echo "setup-deps: apt-get install ${need[*]}" >&2

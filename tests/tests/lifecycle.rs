@@ -23,6 +23,26 @@ fn lifecycle_sandbox(name: &str) -> Sandbox {
     Sandbox::with_shared_rootfs(name, &busybox_rootfs())
 }
 
+/// Deletes (with --force) every container left in a test's state root when
+/// the test ends, passed or failed, so that a failing test leaks no sandbox.
+struct DeleteAll(PathBuf);
+
+impl Drop for DeleteAll {
+    fn drop(&mut self) {
+        for e in fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            let _ = Command::new(cordon_tests::cordon_bin())
+                .arg("--root")
+                .arg(&self.0)
+                .args(["delete", "--force"])
+                .arg(e.file_name())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// The result of one `cordon` command.
 struct Out {
     code: i32,
@@ -155,6 +175,7 @@ const LOOP: &str = "trap 'echo got TERM; exit 3' TERM; echo started; while :; do
 #[test]
 fn create_start_kill_wait_delete() {
     let sb = lifecycle_sandbox("lc-basic");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh(LOOP));
     let pids = sandbox_pids(&sb, &id);
     let st = state(&sb, &id);
@@ -205,6 +226,7 @@ fn create_start_kill_wait_delete() {
 #[test]
 fn the_pid_file_process_dies_by_the_signal_that_killed_init() {
     let sb = lifecycle_sandbox("lc-signal");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh("echo up; while :; do sleep 0.05; done"));
     ok(&sb, &["start", &id]);
     // Init ignores TERM without a handler (pid 1), not KILL.
@@ -222,6 +244,7 @@ fn the_pid_file_process_dies_by_the_signal_that_killed_init() {
 #[test]
 fn a_container_killed_before_start_never_runs() {
     let sb = lifecycle_sandbox("lc-prestart");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh("echo should-not-run"));
     ok(&sb, &["kill", &id, "KILL"]);
     let status = reap(pid);
@@ -241,6 +264,7 @@ fn a_container_killed_before_start_never_runs() {
 #[test]
 fn exec_runs_in_the_same_sandbox() {
     let sb = lifecycle_sandbox("lc-exec");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh(LOOP));
     ok(&sb, &["start", &id]);
     // The argv form: the process sees the sandbox's pid namespace and
@@ -350,6 +374,7 @@ fn lines(path: &Path) -> usize {
 #[test]
 fn pause_stops_every_process_until_resume() {
     let sb = lifecycle_sandbox("lc-pause");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh("while :; do echo tick; sleep 0.02; done"));
     let out: PathBuf = sb.tmp().join(format!("{id}.out"));
     fails(&sb, &["pause", &id], "not running");
@@ -383,6 +408,7 @@ fn pause_stops_every_process_until_resume() {
 #[test]
 fn events_report_usage_and_update_changes_the_pids_limit() {
     let sb = lifecycle_sandbox("lc-events");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh(LOOP));
     ok(&sb, &["start", &id]);
     let ev: serde_json::Value = serde_json::from_str(ok(&sb, &["events", "--stats", &id]).trim()).expect("event JSON");
@@ -410,6 +436,7 @@ fn events_report_usage_and_update_changes_the_pids_limit() {
 #[test]
 fn errors_are_the_ones_the_shim_understands() {
     let sb = lifecycle_sandbox("lc-errors");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let id = unique_id("lc-missing");
     for cmd in ["state", "start", "kill", "delete", "pause", "resume", "ps", "wait"] {
         fails(&sb, &[cmd, &id], &format!("container \"{id}\" does not exist"));
@@ -440,6 +467,7 @@ fn errors_are_the_ones_the_shim_understands() {
 #[test]
 fn concurrent_calls_on_one_id_do_not_corrupt_it() {
     let sb = lifecycle_sandbox("lc-race");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     sb.bundle.write_config(&Process::sh(LOOP));
     let id = unique_id("lc-race");
     let bundle = sb.bundle.dir.to_str().expect("path").to_string();
@@ -483,6 +511,7 @@ fn concurrent_calls_on_one_id_do_not_corrupt_it() {
 #[test]
 fn a_crashed_sandbox_is_stopped_and_delete_cleans_it_up() {
     let sb = lifecycle_sandbox("lc-crash");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     let (id, pid) = create(&sb, &Process::sh(LOOP));
     ok(&sb, &["start", &id]);
     let pids = sandbox_pids(&sb, &id);
@@ -497,6 +526,7 @@ fn a_crashed_sandbox_is_stopped_and_delete_cleans_it_up() {
 #[test]
 fn run_detached_and_foreground() {
     let sb = lifecycle_sandbox("lc-run");
+    let _cleanup = DeleteAll(sb.state_root.clone());
     sb.bundle.write_config(&Process::sh(LOOP));
     let id = unique_id("lc-rund");
     let pid_file = sb.tmp().join("run.pid");

@@ -1,0 +1,204 @@
+//! Cordon under containerd, through containerd's stock runc shim
+//! (`io.containerd.runc.v2` with `--runc-binary` pointing at cordon): the
+//! `ctr` operations a user of runc relies on behave as they do with runc.
+//! A private containerd comes from tests/containerd/containerd-harness.sh
+//! (a copy of ../shared/scripts/containerd-harness.sh), with a locally
+//! built busybox image; nothing is pulled.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cordon_tests::{cordon_bin, require_root, tests_dir, unique_id, TempDir};
+
+const IMAGE: &str = "docker.io/cordon/busybox:latest";
+
+/// A private containerd, stopped when dropped.
+struct Containerd {
+    dir: PathBuf,
+    _tmp: TempDir,
+}
+
+fn harness() -> PathBuf {
+    tests_dir().join("containerd/containerd-harness.sh")
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        // The harness wants a short directory (containerd's socket path).
+        let tmp = TempDir::new("ctrd");
+        let dir = tmp.path().join("c");
+        let out = Command::new("bash")
+            .arg(harness())
+            .arg("start")
+            .env("CTRD_DIR", &dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the containerd harness");
+        assert!(out.status.success(), "containerd harness start failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        Containerd { dir, _tmp: tmp }
+    }
+
+    /// `ctr ARGS` against the private daemon.
+    fn ctr(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("bash");
+        cmd.arg(harness()).arg("ctr").args(args).env("CTRD_DIR", &self.dir).stdin(Stdio::null());
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let pid = child.id();
+        let waiter = std::thread::spawn(move || child.wait_with_output());
+        while !waiter.is_finished() {
+            if Instant::now() > deadline {
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                panic!("ctr {args:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        waiter.join().expect("ctr thread").expect("ctr output")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The runtime flags of `ctr run` for the runc shim driving cordon.
+    fn runtime_args(&self) -> Vec<String> {
+        vec![
+            "--runtime".into(),
+            "io.containerd.runc.v2".into(),
+            "--runc-root".into(),
+            self.runc_root().display().to_string(),
+            "--runc-binary".into(),
+            cordon_bin().display().to_string(),
+        ]
+    }
+
+    fn runc_root(&self) -> PathBuf {
+        self.dir.join("cordon-root")
+    }
+
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Output {
+        let rt = self.runtime_args();
+        let mut args: Vec<&str> = vec!["run"];
+        args.extend(extra);
+        args.extend(rt.iter().map(String::as_str));
+        args.push(IMAGE);
+        args.push(id);
+        args.extend(cmd);
+        self.ctr(&args)
+    }
+
+    fn task_status(&self, id: &str) -> String {
+        let ls = self.ok(&["task", "ls"]);
+        ls.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.task_status(id) != want {
+            assert!(Instant::now() < deadline, "task {id} never became {want} (is {})", self.task_status(id));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Whatever a failed test left: the harness removes the tasks, and
+        // cordon anything the shim did not delete.
+        let root = self.runc_root().join("test");
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let _ = Command::new(cordon_bin())
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force"])
+                .arg(e.file_name())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("bash")
+            .arg(harness())
+            .arg("stop")
+            .env("CTRD_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn no_containers_left(root: &Path) {
+    let left: Vec<String> = std::fs::read_dir(root)
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "cordon state left under {}: {left:?}", root.display());
+}
+
+#[test]
+fn ctr_through_the_runc_shim() {
+    let c = Containerd::start();
+    // ctr run --rm: output and exit status.
+    let out = c.run(&["--rm"], &unique_id("rm"), &["echo", "hello"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let out = c.run(&["--rm"], &unique_id("rm"), &["sh", "-c", "echo to-stderr >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "to-stderr");
+
+    // ctr run -d, then exec, ps, pause/resume, kill, rm.
+    let id = unique_id("d");
+    let out = c.run(&["-d"], &id, &["sleep", "600"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    c.wait_status(&id, "RUNNING");
+    assert_eq!(c.ok(&["task", "exec", "--exec-id", "e1", &id, "echo", "exec-ok"]), "exec-ok\n");
+    let out = c.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "exec's exit status");
+    let ps = c.ok(&["task", "ps", &id]);
+    assert!(ps.lines().any(|l| l.split_whitespace().next() == Some("1")), "ctr task ps lists init:\n{ps}");
+    c.ok(&["task", "pause", &id]);
+    c.wait_status(&id, "PAUSED");
+    c.ok(&["task", "resume", &id]);
+    c.wait_status(&id, "RUNNING");
+    // TERM reaches init, which (pid 1, no handler) ignores it, as with runc.
+    c.ok(&["task", "kill", &id]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.task_status(&id), "RUNNING");
+    c.ok(&["task", "kill", "-s", "KILL", &id]);
+    c.wait_status(&id, "STOPPED");
+    c.ok(&["task", "rm", &id]);
+    c.ok(&["container", "rm", &id]);
+
+    // A shell that handles TERM exits on it.
+    let id = unique_id("t");
+    let out = c.run(&["-d"], &id, &["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]);
+    assert!(out.status.success());
+    c.wait_status(&id, "RUNNING");
+    c.ok(&["task", "kill", "-s", "TERM", &id]);
+    c.wait_status(&id, "STOPPED");
+    c.ok(&["task", "rm", &id]);
+    c.ok(&["container", "rm", &id]);
+
+    // Force removal of a running task.
+    let id = unique_id("f");
+    assert!(c.run(&["-d"], &id, &["sleep", "600"]).status.success());
+    c.wait_status(&id, "RUNNING");
+    c.ok(&["task", "rm", "-f", &id]);
+    c.ok(&["container", "rm", &id]);
+    no_containers_left(&c.runc_root().join("test"));
+}
