@@ -943,6 +943,22 @@ pub fn cordon_command(state_root: &Path, log_dir: Option<&Path>) -> Command {
     cmd
 }
 
+/// `cordon --root ROOT delete --force` of every container under `ROOT`
+/// (what a failed test leaves must not outlive it).
+pub fn delete_all_containers(root: &Path) {
+    for e in fs::read_dir(root).into_iter().flatten().flatten() {
+        let _ = Command::new(cordon_bin())
+            .arg("--root")
+            .arg(root)
+            .args(["delete", "--force"])
+            .arg(e.file_name())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// Runs `cordon <args>` with a deadline (no `--root` added).
 pub fn run_cordon_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> RunOutput {
     let mut cmd = Command::new(cordon_bin());

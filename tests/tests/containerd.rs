@@ -120,18 +120,7 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         // Whatever a failed test left: the harness removes the tasks, and
         // cordon anything the shim did not delete.
-        let root = self.runc_root().join("test");
-        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            let _ = Command::new(cordon_bin())
-                .arg("--root")
-                .arg(&root)
-                .args(["delete", "--force"])
-                .arg(e.file_name())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        cordon_tests::delete_all_containers(&self.runc_root().join("test"));
         let _ = Command::new("bash")
             .arg(harness())
             .arg("stop")

@@ -23,23 +23,12 @@ fn lifecycle_sandbox(name: &str) -> Sandbox {
     Sandbox::with_shared_rootfs(name, &busybox_rootfs())
 }
 
-/// Deletes (with --force) every container left in a test's state root when
-/// the test ends, passed or failed, so that a failing test leaks no sandbox.
+/// Deletes every container a test leaves, passed or failed.
 struct DeleteAll(PathBuf);
 
 impl Drop for DeleteAll {
     fn drop(&mut self) {
-        for e in fs::read_dir(&self.0).into_iter().flatten().flatten() {
-            let _ = Command::new(cordon_tests::cordon_bin())
-                .arg("--root")
-                .arg(&self.0)
-                .args(["delete", "--force"])
-                .arg(e.file_name())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        cordon_tests::delete_all_containers(&self.0);
     }
 }
 
@@ -265,7 +254,8 @@ fn a_container_killed_before_start_never_runs() {
 fn exec_runs_in_the_same_sandbox() {
     let sb = lifecycle_sandbox("lc-exec");
     let _cleanup = DeleteAll(sb.state_root.clone());
-    let (id, pid) = create(&sb, &Process::sh(LOOP));
+    // No transient processes: ps counts stay put but for the exec'd ones.
+    let (id, pid) = create(&sb, &Process::sh("sleep 1000 & wait"));
     ok(&sb, &["start", &id]);
     // The argv form: the process sees the sandbox's pid namespace and
     // files, and its status is ours.
@@ -290,24 +280,11 @@ fn exec_runs_in_the_same_sandbox() {
 
     // Detached: the pid file names a host process that lives as long as
     // the guest process and ends as it does.
-    let epid_file = sb.tmp().join("exec.pid");
-    let process = serde_json::json!({"args": ["sh", "-c", "while :; do sleep 0.05; done"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin:/usr/bin"]});
+    let process = serde_json::json!({"args": ["sleep", "1000"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin:/usr/bin"]});
     fs::write(&pfile, process.to_string()).expect("process.json");
-    ok(
-        &sb,
-        &[
-            "exec",
-            "--process",
-            pfile.to_str().expect("path"),
-            "--detach",
-            "--pid-file",
-            epid_file.to_str().expect("path"),
-            &id,
-        ],
-    );
-    let epid: i32 = fs::read_to_string(&epid_file).expect("pid file").trim().parse().expect("pid");
+    let epid = exec_detached(&sb, &pfile, &id);
     let before: Vec<i64> = serde_json::from_str(&ok(&sb, &["ps", "--format", "json", &id])).expect("ps");
-    assert!(before.len() >= 3, "the exec'd process shows in ps: {before:?}");
+    assert_eq!(before.len(), 3, "the exec'd process shows in ps: {before:?}");
     assert!(alive(epid));
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(epid, libc::SIGTERM) };
@@ -317,19 +294,7 @@ fn exec_runs_in_the_same_sandbox() {
     assert!(after.len() < before.len(), "the exec'd process is gone: {before:?} -> {after:?}");
 
     // SIGKILL of the stand-in takes the guest process with it.
-    ok(
-        &sb,
-        &[
-            "exec",
-            "--process",
-            pfile.to_str().expect("path"),
-            "--detach",
-            "--pid-file",
-            epid_file.to_str().expect("path"),
-            &id,
-        ],
-    );
-    let epid: i32 = fs::read_to_string(&epid_file).expect("pid file").trim().parse().expect("pid");
+    let epid = exec_detached(&sb, &pfile, &id);
     // SAFETY: kill takes plain integers.
     unsafe { libc::kill(epid, libc::SIGKILL) };
     let _ = reap(epid);
@@ -344,19 +309,7 @@ fn exec_runs_in_the_same_sandbox() {
     }
 
     // A detached exec whose container ends is killed with it.
-    ok(
-        &sb,
-        &[
-            "exec",
-            "--process",
-            pfile.to_str().expect("path"),
-            "--detach",
-            "--pid-file",
-            epid_file.to_str().expect("path"),
-            &id,
-        ],
-    );
-    let epid: i32 = fs::read_to_string(&epid_file).expect("pid file").trim().parse().expect("pid");
+    let epid = exec_detached(&sb, &pfile, &id);
     ok(&sb, &["kill", &id, "KILL"]);
     let status = reap(epid);
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
@@ -365,6 +318,15 @@ fn exec_runs_in_the_same_sandbox() {
     let pids = sandbox_pids(&sb, &id);
     ok(&sb, &["delete", &id]);
     assert_gone(&sb, &id, &pids);
+}
+
+/// `cordon exec --process FILE --detach --pid-file` in container `id`;
+/// returns the pid file's pid.
+fn exec_detached(sb: &Sandbox, process: &Path, id: &str) -> i32 {
+    let pid_file = sb.tmp().join("exec.pid");
+    let (p, f) = (process.to_str().expect("path"), pid_file.to_str().expect("path"));
+    ok(sb, &["exec", "--process", p, "--detach", "--pid-file", f, id]);
+    fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid")
 }
 
 fn lines(path: &Path) -> usize {
