@@ -161,10 +161,14 @@ impl Task {
                 *r = Rlimit { rlim_cur: soft, rlim_max: hard };
             }
         }
-        let tid = kernel
-            .pids()
-            .alloc()
-            .ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?;
+        let tid = {
+            let mut pids = kernel.pids();
+            // An exec'd process counts against the pids limit like a fork.
+            if pids.tasks.len() as u64 >= kernel.max_tasks() {
+                return Err(BootError::Exec { msg: "the sandbox's pids limit is reached".into(), code: 1 });
+            }
+            pids.alloc().ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?
+        };
         let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
         let shared = TaskShared::new(tid, group.clone());
         group.state().threads.push(shared.clone());

@@ -386,6 +386,9 @@ fn events_report_usage_and_update_changes_the_pids_limit() {
     // The new limit holds: with init and its sleep, a third fork fails.
     let out = cordon(&sb, &["exec", &id, "sh", "-c", "sleep 1 & sleep 1 & sleep 1 & wait"]);
     assert!(out.stderr.contains("fork") || out.code != 0, "the pids limit did not hold: {}{}", out.stdout, out.stderr);
+    // An exec'd process counts against the limit like a fork.
+    ok(&sb, &["update", "--pids-limit", "1", &id]);
+    fails(&sb, &["exec", &id, "true"], "pids limit");
     ok(&sb, &["update", "--pids-limit", "100", &id]);
     // (Init's own loop may have hit the limit too: it may be gone.)
     let _ = cordon(&sb, &["kill", &id, "KILL"]);
