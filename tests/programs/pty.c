@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/wait.h>
 #include <termios.h>
 
@@ -43,6 +44,14 @@ int main(void) {
     CHECK(s >= 0);
     SHOW("isatty: master %d slave %d", isatty(m), isatty(s));
     SHOW("ttyname(slave) matches: %d", strcmp(ttyname(s), name) == 0);
+    /* A terminal cannot be spliced from: sendfile fails, so that cat reads
+     * it (and sees the EOF a ^D makes). */
+    {
+        int null = open("/dev/null", O_WRONLY);
+        CHECK(null >= 0);
+        CHECK_ERRNO(sendfile(null, s, NULL, 16), EINVAL);
+        close(null);
+    }
     struct stat st;
     CHECK(fstat(s, &st) == 0);
     SHOW("slave: chr %d, mode %o, gid %d", S_ISCHR(st.st_mode), st.st_mode & 0777, (int)st.st_gid);

@@ -939,8 +939,10 @@ pub fn sys_sendfile(t: &mut Task, out_fd: i32, in_fd: i32, offset: u64, count: u
     if fout.flags() & OpenFlags::O_APPEND.bits() != 0 {
         return Err(Errno::EINVAL);
     }
-    // The input must be a file with pages: not a pipe, socket or event.
-    if matches!(fin.kind, FileKind::Pipe(_) | FileKind::Anon(_) | FileKind::Dir(_)) {
+    // The input must be a file that can splice: not a pipe, event or
+    // terminal (Linux's ttys have no splice_read: programs like cat fall
+    // back to read, so that an EOF typed ends them).
+    if matches!(fin.kind, FileKind::Pipe(_) | FileKind::Anon(_) | FileKind::Dir(_) | FileKind::Tty(_)) {
         return Err(Errno::EINVAL);
     }
     let at = if offset == 0 {
