@@ -21,6 +21,10 @@ have runsc || need+=(runsc)
 # (tests/containerd/containerd-harness.sh) with runc's shim and ctr.
 have containerd || need+=(containerd)
 have ctr || need+=(containerd)
+# The terminal tests play a person typing with tmux, and give ctr a
+# terminal with script(1).
+have tmux || need+=(tmux)
+have script || need+=(bsdutils)
 if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || { echo "setup-deps: need root to install: ${need[*]}" >&2; exit 1; }
   echo "setup-deps: apt-get install ${need[*]}" >&2

@@ -124,6 +124,7 @@ pub fn process_config(p: &oci_spec::runtime::Process) -> sentry::config::Process
         caps: capability_sets(p.capabilities().as_ref()),
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         rlimits,
+        terminal: p.terminal().unwrap_or(false),
     }
 }
 

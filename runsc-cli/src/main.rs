@@ -3,6 +3,7 @@
 
 mod bundle;
 mod commands;
+mod console;
 mod isolate;
 mod logging;
 mod sandbox;

@@ -92,6 +92,12 @@ fn start_gofer(cli: &Cli, rootfs: &Path, readonly: bool, attached: bool) -> Resu
         g.arg("--readonly");
     }
     g.stdin(Stdio::null()).stdout(Stdio::null());
+    if !attached {
+        // A detached sandbox must not hold our caller's output open: the
+        // runc shim reads `create`'s output to its end (with a terminal,
+        // when nothing else holds it). The gofer logs to --debug-log.
+        g.stderr(Stdio::null());
+    }
     let gofer = spawn_with_fds(&mut g, &[&gofer_end]).context("starting the gofer")?;
     Ok((gofer, sentry_end))
 }
@@ -107,9 +113,17 @@ impl Sandbox {
     /// Starts the gofers and the sentry for bundle `b`, with the control
     /// socket in `state`, and waits until the sentry has loaded init (or
     /// failed to).
-    pub fn start(cli: &Cli, b: &Bundle, state: &StateDir, launch: Launch) -> Result<Sandbox> {
+    /// With `console` (a host pty slave), that is init's stdio, and the
+    /// sentry leads a session it is the controlling terminal of.
+    pub fn start(
+        cli: &Cli,
+        b: &Bundle,
+        state: &StateDir,
+        launch: Launch,
+        console: Option<&OwnedFd>,
+    ) -> Result<Sandbox> {
         let mut gofers = Vec::new();
-        let started = Self::spawn(cli, b, state, launch, &mut gofers);
+        let started = Self::spawn(cli, b, state, launch, console, &mut gofers);
         match started {
             Ok(sentry) => Ok(Sandbox { gofers, sentry }),
             Err(e) => {
@@ -119,7 +133,14 @@ impl Sandbox {
         }
     }
 
-    fn spawn(cli: &Cli, b: &Bundle, state: &StateDir, launch: Launch, gofers: &mut Vec<Child>) -> Result<Child> {
+    fn spawn(
+        cli: &Cli,
+        b: &Bundle,
+        state: &StateDir,
+        launch: Launch,
+        console: Option<&OwnedFd>,
+        gofers: &mut Vec<Child>,
+    ) -> Result<Child> {
         // Under the overlay the root's gofer never writes: it serves a
         // read-only mount even when the root is writable.
         let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) || cli.overlay != "none";
@@ -172,6 +193,11 @@ impl Sandbox {
             .arg(exit_file.as_raw_fd().to_string());
         if launch.wait_for_start {
             s.arg("--wait-start");
+        }
+        if let Some(slave) = console {
+            let dup = || slave.try_clone().context("duplicating the console");
+            s.stdin(dup()?).stdout(dup()?).stderr(dup()?);
+            crate::console::lead_session_of(&mut s, 0);
         }
         let mut inherited: Vec<&OwnedFd> = vec![&sentry_end, &cfg_fd, &listener, &ready_w, &exit_file];
         inherited.extend(bind_ends.iter().map(|(_, fd)| fd));

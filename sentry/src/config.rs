@@ -52,6 +52,10 @@ pub struct ProcessConfig {
     /// `(resource, soft, hard)` from `process.rlimits`.
     #[serde(default)]
     pub rlimits: Vec<(u32, u64, u64)>,
+    /// `process.terminal`: the stdio fds are one host pty slave, which
+    /// becomes the process's console (see [`crate::console`]).
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// One entry of config.json's `mounts`.

@@ -60,6 +60,9 @@ pub enum Request {
     Update {
         pids_limit: Option<i64>,
     },
+    /// On an exec connection with a console: the host pty's window size
+    /// changed (the sentry reads the new one from its slave).
+    Resize,
 }
 
 /// The container's lifecycle status, as `cordon state` reports it.
@@ -326,6 +329,7 @@ impl Control {
                 }
                 Ok(Reply::Ok)
             }
+            Request::Resize => Err("resize is for an exec connection with a console".into()),
         };
         let reply = reply.unwrap_or_else(|msg| Reply::Error { msg });
         if let Err(e) = conn.send(&reply, &[]) {
@@ -467,7 +471,7 @@ impl Control {
     /// reports its end.
     fn exec(&self, conn: Connection, process: &ProcessConfig, fds: Vec<OwnedFd>) {
         let started = self.start_process(process, fds);
-        let group = match started {
+        let (group, console) = match started {
             Ok(g) => g,
             Err(msg) => {
                 let _ = conn.send(&Reply::Error { msg }, &[]);
@@ -481,10 +485,16 @@ impl Control {
         if let Ok(reader) = conn.try_clone() {
             let kernel = self.kernel.clone();
             let g = group.clone();
+            let console = console.clone();
             let spawned = std::thread::Builder::new().name("control-exec".into()).spawn(move || loop {
                 match reader.recv::<Request>() {
                     Ok((Request::Signal { signal, .. }, _)) if (1..=64).contains(&signal) => {
                         send_from_outside(&kernel, &g, signal);
+                    }
+                    Ok((Request::Resize, _)) => {
+                        if let Some(c) = &console {
+                            c.refresh_winsize(&kernel);
+                        }
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -506,14 +516,20 @@ impl Control {
             }
             self.kernel.events.wait(seen, Some(Instant::now() + Duration::from_secs(1)));
         };
+        // Its last output reaches the host before its end is reported.
+        if let Some(c) = console {
+            c.flush(Instant::now() + Duration::from_secs(1));
+        }
         let _ = conn.send(&Reply::Exited { wait_status: status.wait_status() }, &[]);
     }
 
-    fn start_process(&self, process: &ProcessConfig, fds: Vec<OwnedFd>) -> Result<Arc<ThreadGroup>, String> {
+    fn start_process(&self, process: &ProcessConfig, fds: Vec<OwnedFd>) -> Result<Started, String> {
         if matches!(*self.phase(), Phase::Stopped(_) | Phase::KilledBeforeStart(_)) {
             return Err("cannot exec in a stopped container".into());
         }
         let stdio: [OwnedFd; 3] = fds.try_into().map_err(|_| "exec needs three stdio fds".to_string())?;
+        let (stdio, console) =
+            crate::console::process_stdio(&self.kernel, process, stdio).map_err(|e| e.to_string())?;
         let task = Task::new_process(self.kernel.clone(), process, stdio).map_err(|e| e.to_string())?;
         let group = task.group().clone();
         let name = format!("task-{}", group.pid);
@@ -524,9 +540,12 @@ impl Control {
             pids.groups.remove(&group.pid);
             format!("starting the process: {e}")
         })?;
-        Ok(group)
+        Ok((group, console))
     }
 }
+
+/// An exec'd process and its console, if it has one.
+type Started = (Arc<ThreadGroup>, Option<Arc<crate::console::HostConsole>>);
 
 /// Sends `sig` to `group` from outside the sandbox (si_pid 0, as from an
 /// ancestor PID namespace): SIGKILL and SIGSTOP get through to init too.

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod creds;
 pub mod futex;
@@ -57,10 +58,11 @@ impl BootError {
     }
 }
 
-/// Signals sent to the sandbox from outside (by `cordon run` forwarding
-/// what it got, `cordon kill`, a supervisor) go to the container's init, as
-/// runc's do: a host thread waits for them and queues them to pid 1.
-fn forward_host_signals(kernel: &Arc<Kernel>) {
+/// Blocks the host signals the sandbox forwards (see
+/// [`forward_host_signals`]), in this thread before any other exists, so
+/// that every sentry thread inherits the mask and only the forwarding
+/// thread takes them.
+fn block_forwarded_signals() -> Option<nix::sys::signal::SigSet> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [
@@ -74,15 +76,34 @@ fn forward_host_signals(kernel: &Arc<Kernel>) {
     ] {
         set.add(s);
     }
-    // Blocked in this thread before any other exists, so every sentry thread
-    // inherits it and only the waiter below takes these signals.
-    if let Err(e) = set.thread_block() {
-        tracing::warn!(target: "sentry::signal", "cannot block host signals for forwarding: {e}");
-        return;
+    match set.thread_block() {
+        Ok(()) => Some(set),
+        Err(e) => {
+            tracing::warn!(target: "sentry::signal", "cannot block host signals for forwarding: {e}");
+            None
+        }
     }
+}
+
+/// Signals sent to the sandbox from outside (by `cordon run` forwarding
+/// what it got, `cordon kill`, a supervisor) go to the container's init, as
+/// runc's do: a host thread waits for them and queues them to pid 1.
+fn forward_host_signals(
+    kernel: &Arc<Kernel>,
+    set: Option<nix::sys::signal::SigSet>,
+    console: Option<Arc<console::HostConsole>>,
+) {
+    use nix::sys::signal::Signal;
+    let Some(set) = set else { return };
     let kernel = kernel.clone();
     let spawned = std::thread::Builder::new().name("host-signals".into()).spawn(move || {
         while let Ok(sig) = set.wait() {
+            // With a console, the host pty's size changed (the sentry is
+            // the session leader it is the controlling terminal of).
+            if let (Signal::SIGWINCH, Some(c)) = (sig, &console) {
+                c.refresh_winsize(&kernel);
+                continue;
+            }
             let init = kernel.pids().tasks.get(&1).cloned();
             if let Some(init) = init {
                 init.queue(signal::user_info(sig as i32, ::syscalls::flags::sa::SI_USER, 0, 0));
@@ -282,6 +303,7 @@ pub fn boot(
 ) -> Result<ExitStatus, BootError> {
     // Whatever the caller blocked is not ours to keep blocked.
     let _ = nix::sys::signal::SigSet::all().thread_unblock();
+    let forwarded = block_forwarded_signals();
     // The stub page's fixed address must be claimed before the memory file's
     // large mapping can take it.
     platform::ptrace::prepare()?;
@@ -331,9 +353,10 @@ pub fn boot(
     });
     let _ = kernel_slot.set(Arc::downgrade(&kernel));
     vfs::lock::locks().set_events(kernel.events.clone());
+    let (stdio, console) = console::process_stdio(&kernel, &cfg.process, stdio)?;
     let task = Task::new_process(kernel.clone(), &cfg.process, stdio)?;
     let init = task.group().clone();
-    forward_host_signals(&kernel);
+    forward_host_signals(&kernel, forwarded, console.clone());
     let wait_for_start = control.as_ref().is_some_and(|c| c.wait_for_start);
     let server = control::Control::new(kernel.clone(), wait_for_start);
     if let Some(c) = control {
@@ -343,6 +366,10 @@ pub fn boot(
     if let Err(status) = server.wait_for_start() {
         server.stopped(status);
         return Ok(status);
+    }
+    // The console's size may have been set while init waited.
+    if let Some(c) = &console {
+        c.refresh_winsize(&kernel);
     }
     // This thread runs init's first thread, then waits for init's others.
     let status = match task.run_to_exit() {
@@ -366,6 +393,9 @@ pub fn boot(
             break;
         }
         kernel.events.wait(seen, Some(deadline));
+    }
+    if let Some(c) = console {
+        c.flush(Instant::now() + std::time::Duration::from_secs(1));
     }
     Ok(status)
 }

@@ -127,20 +127,46 @@ struct ForkedTask {
     vfork_release: Option<Arc<AtomicBool>>,
 }
 
+/// The stdio of a process started from outside.
+pub enum ProcessStdio {
+    /// Host fds (pipes, files, the caller's terminal), passed through.
+    Host([OwnedFd; 3]),
+    /// The guest end of its console (`process.terminal`).
+    Terminal(crate::tty::TtyEnd),
+}
+
 impl Task {
     /// A process started from outside: the container's first (pid 1), or
     /// one `exec` adds. Its stdio are host fds, its program is loaded from
     /// the root file system, and it leads a new session with no parent in
     /// the sandbox (it is reaped when it exits).
-    pub fn new_process(kernel: Arc<Kernel>, cfg: &ProcessConfig, stdio: [OwnedFd; 3]) -> Result<Task, BootError> {
+    pub fn new_process(kernel: Arc<Kernel>, cfg: &ProcessConfig, stdio: ProcessStdio) -> Result<Task, BootError> {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
         let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
         let fds = FdTable::default();
-        for (i, fd) in stdio.into_iter().enumerate() {
-            let flags = host_status_flags(&fd);
-            fds.install(i as i32, File::new(FileKind::Host(fd), flags, None), false, 3)
-                .map_err(|e| BootError::Exec { msg: format!("installing stdio: {e}"), code: 1 })?;
+        let installed = |i: usize, file: Arc<File>| {
+            fds.install(i as i32, file, false, 3)
+                .map(|_| ())
+                .map_err(|e| BootError::Exec { msg: format!("installing stdio: {e}"), code: 1 })
+        };
+        let mut console = None;
+        match stdio {
+            ProcessStdio::Host(host) => {
+                for (i, fd) in host.into_iter().enumerate() {
+                    let flags = host_status_flags(&fd);
+                    installed(i, File::new(FileKind::Host(fd), flags, None))?;
+                }
+            }
+            ProcessStdio::Terminal(end) => {
+                // One open file on 0, 1 and 2, as runc dups the console.
+                console = Some(end.term.clone());
+                let flags = OpenFlags::O_RDWR.bits() | OpenFlags::O_LARGEFILE.bits();
+                let file = File::new(FileKind::Tty(end), flags, None);
+                for i in 0..3 {
+                    installed(i, file.clone())?;
+                }
+            }
         }
         let root = kernel.root.clone();
         let cwd = Resolver::new(&root, &root)
@@ -170,6 +196,11 @@ impl Task {
             pids.alloc().ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?
         };
         let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
+        // The process leads its session, and its console is that
+        // session's controlling terminal.
+        if let Some(term) = console {
+            term.set_controlling(tid, tid);
+        }
         let shared = TaskShared::new(tid, group.clone());
         group.state().threads.push(shared.clone());
         {

@@ -9,13 +9,13 @@
 //! follows Linux.
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use syscalls::flags::signal as S;
 use syscalls::Errno;
 
-use crate::kernel::EventQueue;
+use crate::kernel::{EventQueue, Kernel};
 use crate::task::Task;
 
 /// Major number of devpts slaves (/dev/pts/N).
@@ -140,6 +140,9 @@ pub struct Terminal {
     pub owner: (u32, u32),
     state: Mutex<TtyState>,
     events: Arc<EventQueue>,
+    /// Wakes a host console's copiers (see [`crate::console`]) on every
+    /// change, without waking the whole kernel's waiters.
+    changes: Condvar,
     seq: AtomicU64,
 }
 
@@ -213,6 +216,7 @@ impl Terminal {
                 foreground: 0,
             }),
             events,
+            changes: Condvar::new(),
             seq: AtomicU64::new(0),
         });
         reg.insert(index, Arc::downgrade(&term));
@@ -257,6 +261,7 @@ impl Terminal {
     fn changed(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         self.events.notify();
+        self.changes.notify_all();
     }
 
     pub fn seq(&self) -> u64 {
@@ -267,20 +272,108 @@ impl Terminal {
     pub fn rdev(&self) -> u64 {
         libc::makedev(PTS_MAJOR as u32, self.index) as u64
     }
+
+    /// A terminal the sandbox makes for a process started from outside
+    /// with `process.terminal` (its console): a devpts terminal like any,
+    /// unlocked; returns its master end, which the sentry keeps.
+    pub fn open_console(events: Arc<EventQueue>, owner: (u32, u32)) -> Result<TtyEnd, Errno> {
+        let master = Terminal::open_master(events, owner)?;
+        master.term.state().locked = false;
+        Ok(master)
+    }
+
+    /// Makes this the controlling terminal of session `sid`, with `pgid`
+    /// in the foreground (what the process's TIOCSCTTY would do).
+    pub fn set_controlling(&self, sid: i32, pgid: i32) {
+        let mut st = self.state();
+        st.session = Some(sid);
+        st.foreground = pgid;
+    }
+
+    /// A new window size (TIOCSWINSZ): the foreground group gets SIGWINCH
+    /// if it changed.
+    pub fn set_winsize(&self, kernel: &Kernel, ws: [u16; 4]) {
+        let (changed, fg) = {
+            let mut st = self.state();
+            let changed = st.winsize != ws;
+            st.winsize = ws;
+            (changed, st.foreground)
+        };
+        if changed {
+            signal_group(kernel, fg, S::SIGWINCH);
+        }
+    }
+
+    /// Input from outside the sandbox, as a write to the master: through
+    /// the line discipline, signals to the foreground group included.
+    /// Waits while the input queue is full; drops the rest if the terminal
+    /// loses its master or every slave.
+    pub fn input(&self, kernel: &Kernel, mut data: &[u8]) {
+        while !data.is_empty() {
+            let mut st = self.state();
+            while st.pending_input() >= QUEUE_MAX {
+                if st.masters == 0 || (st.slave_opened && st.slaves == 0) {
+                    return;
+                }
+                st = self.changes.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            let n = (QUEUE_MAX - st.pending_input()).min(data.len());
+            let mut sigs = 0u64;
+            for &c in &data[..n] {
+                if let Some(s) = receive(&mut st, c) {
+                    sigs |= 1 << s;
+                }
+            }
+            let fg = st.foreground;
+            drop(st);
+            data = &data[n..];
+            self.changed();
+            for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
+                signal_group(kernel, fg, s);
+            }
+        }
+    }
+
+    /// Waits for output for the master and moves it to `out`, counting
+    /// the bytes in `taken` (under the terminal's lock, so that a reader of
+    /// `taken` who then sees the queue empty knows every byte was taken).
+    /// False once no more can come: the master is gone, or every slave
+    /// opened was closed and the queue is empty.
+    pub fn take_output(&self, out: &mut Vec<u8>, taken: &AtomicU64) -> bool {
+        let mut st = self.state();
+        loop {
+            if !st.output.is_empty() {
+                taken.fetch_add(st.output.len() as u64, Ordering::SeqCst);
+                out.extend(st.output.drain(..));
+                drop(st);
+                self.changed();
+                return true;
+            }
+            if st.masters == 0 || (st.slave_opened && st.slaves == 0) {
+                return false;
+            }
+            st = self.changes.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether output waits for the master.
+    pub fn output_pending(&self) -> bool {
+        !self.state().output.is_empty()
+    }
 }
 
 /// Sends `sig` from the terminal to every process of group `pgrp`.
-fn signal_group(t: &Task, pgrp: i32, sig: i32) {
+fn signal_group(kernel: &Kernel, pgrp: i32, sig: i32) {
     if pgrp <= 0 {
         return;
     }
-    let groups: Vec<_> = t.kernel.pids().groups.values().filter(|g| g.state().pgid == pgrp).cloned().collect();
+    let groups: Vec<_> = kernel.pids().groups.values().filter(|g| g.state().pgid == pgrp).cloned().collect();
     for g in groups.iter().filter(|g| g.state().exit.is_none()) {
         let info =
             syscalls::structs::Siginfo { signo: sig, code: syscalls::flags::sa::SI_KERNEL, ..Default::default() };
         g.send(info);
     }
-    t.kernel.events.notify();
+    kernel.events.notify();
 }
 
 /// Queues echo for the master. Echo nobody reads is dropped once the
@@ -568,7 +661,7 @@ impl TtyEnd {
         if ignored {
             return if read { Err(Errno::EIO) } else { Ok(()) };
         }
-        signal_group(t, pgid, sig);
+        signal_group(&t.kernel, pgid, sig);
         Err(crate::syscalls::ERESTARTSYS)
     }
 
@@ -618,7 +711,7 @@ impl TtyEnd {
                     done += n;
                     self.term.changed();
                     for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
-                        signal_group(t, fg, s);
+                        signal_group(&t.kernel, fg, s);
                     }
                 }
                 Ok(Err(e)) | Err(e) if done == 0 => return Err(e),
@@ -718,15 +811,7 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             let mut b = [0u8; 8];
             t.mm.copy_in(arg, &mut b)?;
             let ws = [0, 1, 2, 3].map(|i| u16::from_ne_bytes([b[i * 2], b[i * 2 + 1]]));
-            let (changed, fg) = {
-                let mut st = term.state();
-                let changed = st.winsize != ws;
-                st.winsize = ws;
-                (changed, st.foreground)
-            };
-            if changed {
-                signal_group(t, fg, S::SIGWINCH);
-            }
+            term.set_winsize(&t.kernel, ws);
         }
         I::FIONREAD | TIOCOUTQ => {
             let n = if req == I::FIONREAD { end.available() } else { 0 };

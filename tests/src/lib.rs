@@ -619,6 +619,30 @@ pub fn oci_config(process: &Process, root_path: &str) -> serde_json::Value {
     })
 }
 
+/// The mounts runc comparisons give both runtimes: /proc (runc itself
+/// needs it), /sys, and tmpfs mounts on /dev, /dev/shm and /tmp.
+pub fn standard_mounts() -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
+        // As `runc spec` has it. Without a /dev mount runc makes its
+        // device nodes and the /dev/ptmx symlink in the rootfs itself,
+        // and runs sharing a rootfs race on them ("symlink pts/ptmx:
+        // file exists"). Cordon serves its devfs at /dev either way.
+        serde_json::json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
+        serde_json::json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }),
+        serde_json::json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }),
+        serde_json::json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }),
+    ]
+}
+
+/// The devpts mount of `runc spec` (terminals need it under runc).
+pub fn devpts_mount() -> serde_json::Value {
+    serde_json::json!({
+        "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+    })
+}
+
 /// An OCI bundle directory: `config.json` plus a rootfs.
 pub struct Bundle {
     /// The bundle directory (`cordon run --bundle`).
@@ -1093,17 +1117,7 @@ impl Sandbox {
         opts: &Compare,
     ) -> RunOutput {
         let mut config = oci_config(process, &self.bundle.root_path);
-        let mut mounts = vec![
-            serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
-            // As `runc spec` has it. Without a /dev mount runc makes its
-            // device nodes and the /dev/ptmx symlink in the rootfs itself,
-            // and runs sharing a rootfs race on them ("symlink pts/ptmx:
-            // file exists"). Cordon serves its devfs at /dev either way.
-            serde_json::json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
-            serde_json::json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }),
-            serde_json::json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["mode=1777", "size=65536k"] }),
-            serde_json::json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=65536k"] }),
-        ];
+        let mut mounts = standard_mounts();
         mounts.extend(extra.iter().cloned());
         config["mounts"] = serde_json::Value::Array(mounts);
         self.bundle.write_config_value(&config);
@@ -1356,5 +1370,68 @@ pub fn assert_nothing_left(state_root: &Path, id: &str) {
             panic!("{msg}");
         }
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A person at a terminal
+// ---------------------------------------------------------------------------
+
+/// `cmd` as a shell command line (its words have no spaces or quotes).
+pub fn shell_line(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// tmux with a private server: a person's terminal.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts `command` in a new 100x30 session.
+    pub fn start(command: &str) -> Tmux {
+        let t = Tmux { socket: unique_id("tmux") };
+        let st = t.cmd(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command]).status().expect("tmux");
+        assert!(st.success(), "tmux new-session");
+        t
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-L").arg(&self.socket).arg("-f").arg("/dev/null").args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status().expect("tmux").success(), "tmux send-keys {keys:?}");
+    }
+
+    pub fn pane(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", "t"]).output().expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the pane shows `text` `n` times.
+    pub fn wait_for(&self, text: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pane = self.pane();
+            if pane.matches(text).count() >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the pane never showed {text:?} x{n}:\n{pane}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).output();
     }
 }

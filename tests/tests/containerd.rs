@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cordon_tests::{cordon_bin, require_root, tests_dir, unique_id, TempDir};
+use cordon_tests::{cordon_bin, require_root, tests_dir, unique_id, TempDir, Tmux};
 
 const IMAGE: &str = "docker.io/cordon/busybox:latest";
 
@@ -98,6 +98,18 @@ impl Containerd {
         self.ctr(&args)
     }
 
+    /// `ctr ARGS` (one shell string) with a terminal: under script(1).
+    fn in_terminal(&self, args: &str) -> Output {
+        let ctr = format!("ctr --address {} -n test {args}", self.dir.join("containerd.sock").display());
+        let out = Command::new("timeout")
+            .args(["120", "script", "-qec", &ctr, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script");
+        assert_ne!(out.status.code(), Some(124), "ctr {args} hung");
+        out
+    }
+
     fn task_status(&self, id: &str) -> String {
         let ls = self.ok(&["task", "ls"]);
         ls.lines()
@@ -182,6 +194,56 @@ fn ctr_through_the_runc_shim() {
     c.wait_status(&id, "STOPPED");
     c.ok(&["task", "rm", &id]);
     c.ok(&["container", "rm", &id]);
+
+    // Terminals: ctr run -t and task exec -t, with ctr's own terminal
+    // from script(1) (as the harness's oci-trace runs them).
+    let out = c.in_terminal(&format!(
+        "run --rm -t {} {IMAGE} {} sh -c 'tty; exit 3'",
+        c.runtime_args().join(" "),
+        unique_id("t")
+    ));
+    assert_eq!(out.status.code(), Some(3), "ctr run -t's status:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/0"), "{}", String::from_utf8_lossy(&out.stdout));
+    let id = unique_id("x");
+    assert!(c.run(&["-d"], &id, &["sleep", "600"]).status.success());
+    c.wait_status(&id, "RUNNING");
+    let out = c.in_terminal(&format!("task exec -t --exec-id e3 {id} sh -c 'tty; [ -t 0 ] && echo exec-tty; exit 6'"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(6), "ctr task exec -t's status:\n{text}");
+    assert!(text.contains("/dev/pts/0") && text.contains("exec-tty"), "{text}");
+    c.ok(&["task", "rm", "-f", &id]);
+    c.ok(&["container", "rm", &id]);
+
+    // A person typing into `ctr run --rm -t` (tmux): a command, Ctrl-C of
+    // a foreground job, a resize (the shim's ResizePty), the exit status.
+    let status = c.dir.join("tty-status");
+    let line = format!(
+        "ctr --address {} -n test run --rm -t {} {IMAGE} {} sh; echo $? > {}",
+        c.dir.join("containerd.sock").display(),
+        c.runtime_args().join(" "),
+        unique_id("p"),
+        status.display()
+    );
+    let t = Tmux::start(&line);
+    t.wait_for("/ #", 1);
+    t.keys(&["echo typed-$((6*7))", "Enter"]);
+    t.wait_for("typed-42", 1);
+    t.keys(&["sleep 100", "Enter"]);
+    t.wait_for("sleep 100", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["C-c"]);
+    t.wait_for("/ #", 3);
+    assert!(t.cmd(&["resize-window", "-t", "t", "-x", "70", "-y", "20"]).status().expect("tmux").success());
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["stty size", "Enter"]);
+    t.wait_for("20 70", 1);
+    t.keys(&["exit 9", "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&status).unwrap_or_default().trim() != "9" {
+        assert!(Instant::now() < deadline, "ctr run -t did not exit 9:\n{}", t.pane());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(t);
 
     // Force removal of a running task.
     let id = unique_id("f");

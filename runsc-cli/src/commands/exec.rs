@@ -5,12 +5,14 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 use sentry::control::{Connection, Reply, Request};
 
+use crate::console;
 use crate::state::StateDir;
 use crate::Cli;
 
@@ -109,14 +111,30 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
         "paused" => bail!("cannot exec in a paused container"),
         _ => {}
     }
-    let (process, terminal) = process(&dir, a)?;
-    if terminal {
-        bail!("exec with a terminal is not supported yet");
+    // Before any thread exists (the terminal's copiers), so that only the
+    // forwarding thread of `wait_process` takes these signals.
+    let _ = forwarded().thread_block();
+    let (mut process, terminal) = process(&dir, a)?;
+    if terminal && a.detach && a.console_socket.is_none() {
+        bail!(console::NEEDS_SOCKET);
+    }
+    if !terminal && a.console_socket.is_some() {
+        bail!(console::NEEDS_TERMINAL);
+    }
+    process.terminal = terminal;
+    let pty = terminal.then(console::open_pty).transpose()?;
+    let attached_tty = pty.is_some() && a.console_socket.is_none();
+    if let (Some(p), true) = (&pty, attached_tty) {
+        // The person's window size, before the process can ask for it.
+        console::copy_winsize(std::io::stdin().as_fd(), p.master.as_fd());
     }
     let conn = dir.connect()?;
     drop(dir);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let stdio = match &pty {
+        Some(p) => [p.slave.as_fd(), p.slave.as_fd(), p.slave.as_fd()],
+        None => [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+    };
     conn.send(&Request::Exec { process }, &stdio)?;
     match conn.recv::<Reply>()?.0 {
         Reply::Started { .. } => {}
@@ -134,7 +152,16 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(p) = &pty {
+            // The waiter leads the pty's session, so that a resize of the
+            // master (the shim's ResizePty) reaches it as SIGWINCH.
+            cmd.arg("--console").stdin(p.slave.try_clone()?);
+            console::lead_session_of(&mut cmd, 0);
+        }
         let child = crate::sandbox::spawn_with_fds(&mut cmd, &[&fd]).context("starting the exec waiter")?;
+        if let (Some(p), Some(sock)) = (&pty, &a.console_socket) {
+            console::send_master(sock, &p.master)?;
+        }
         if let Some(p) = &a.pid_file {
             super::run::write_pid_file(p, child.id())?;
         }
@@ -143,8 +170,35 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
     if let Some(p) = &a.pid_file {
         super::run::write_pid_file(p, std::process::id())?;
     }
-    let status = wait_process(conn);
+    let master = pty.map(|p| Arc::new(p.master));
+    if let (Some(m), Some(sock)) = (&master, &a.console_socket) {
+        console::send_master(sock, m)?;
+    }
+    let attached = match master.clone() {
+        Some(m) if attached_tty => Some(console::attach(m)?),
+        _ => None,
+    };
+    let raw = attached.as_ref().and_then(|_| console::RawMode::enter());
+    let winch = match (&master, terminal) {
+        (Some(m), true) if attached_tty => Winch::Resize(Some(m.clone())),
+        (_, true) => Winch::Resize(None),
+        _ => Winch::Forward,
+    };
+    let status = wait_process(conn, winch);
+    if let Some(a) = attached {
+        a.finish();
+    }
+    drop(raw);
     Ok(super::lifecycle::shell_code(status))
+}
+
+/// What a stand-in does with the SIGWINCH it gets.
+enum Winch {
+    /// Passes it on, as any other signal.
+    Forward,
+    /// The process has a console: its size changed. With a pty master,
+    /// our own terminal's size is copied to it first.
+    Resize(Option<Arc<OwnedFd>>),
 }
 
 fn conn_fd(conn: Connection) -> OwnedFd {
@@ -175,13 +229,22 @@ fn forwarded() -> SigSet {
 
 /// Passes signals on to the process until it ends; returns its wait
 /// status (SIGKILL's if the sandbox went away).
-fn wait_process(conn: Connection) -> i32 {
+fn wait_process(conn: Connection, winch: Winch) -> i32 {
     let set = forwarded();
     if set.thread_block().is_ok() {
         if let Ok(sender) = conn.try_clone() {
             std::thread::spawn(move || {
                 while let Ok(sig) = set.wait() {
-                    if sender.send(&Request::Signal { signal: sig as i32, all: false }, &[]).is_err() {
+                    let req = match (sig, &winch) {
+                        (Signal::SIGWINCH, Winch::Resize(master)) => {
+                            if let Some(m) = master {
+                                console::copy_winsize(std::io::stdin().as_fd(), m.as_fd());
+                            }
+                            Request::Resize
+                        }
+                        _ => Request::Signal { signal: sig as i32, all: false },
+                    };
+                    if sender.send(&req, &[]).is_err() {
                         return;
                     }
                 }
@@ -202,13 +265,18 @@ pub struct ExecWaitArgs {
     /// Inherited exec connection to the sandbox.
     #[arg(long)]
     pub conn_fd: i32,
+    /// The process has a console, our controlling terminal: a SIGWINCH
+    /// means its size changed.
+    #[arg(long)]
+    pub console: bool,
 }
 
 /// `cordon exec-wait` (internal): lives as long as an exec'd process and
 /// ends as it did.
 pub fn exec_wait(_cli: &Cli, a: &ExecWaitArgs) -> Result<u8> {
     let fd = gofer::fd::take_inherited(a.conn_fd).context("connection fd")?;
-    let status = wait_process(Connection::new(fd));
+    let winch = if a.console { Winch::Resize(None) } else { Winch::Forward };
+    let status = wait_process(Connection::new(fd), winch);
     if status & 0x7f != 0 {
         sentry::exit_by_signal(status & 0x7f);
     }

@@ -4,11 +4,15 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::bundle::{load_bundle, Bundle};
+use crate::bundle::load_bundle;
+use crate::console;
 use crate::sandbox::{Launch, Sandbox};
 use crate::state::{proc_stat, rfc3339_now, ContainerState, StateDir};
 use crate::Cli;
@@ -51,12 +55,32 @@ pub fn write_pid_file(path: &std::path::Path, pid: u32) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Creates the state directory and the sandbox of a container.
-fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<(StateDir, Sandbox, Bundle)> {
+/// A created container.
+struct Created {
+    state: StateDir,
+    sandbox: Sandbox,
+    /// With `process.terminal` and no console socket: the pty master, for
+    /// `cordon run` to attach to.
+    master: Option<OwnedFd>,
+}
+
+/// Creates the state directory and the sandbox of a container. With
+/// `process.terminal`, init's stdio is a new pty, whose master goes to
+/// the console socket (or, attached, comes back to the caller).
+fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<Created> {
     crate::state::validate_id(&a.id)?;
     let bundle = load_bundle(&a.bundle)?;
-    if bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
-        anyhow::bail!("process.terminal is not supported yet");
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal && a.console_socket.is_none() && !launch.attached {
+        bail!(console::NEEDS_SOCKET);
+    }
+    if !terminal && a.console_socket.is_some() {
+        bail!(console::NEEDS_TERMINAL);
+    }
+    let pty = terminal.then(console::open_pty).transpose()?;
+    if let (Some(p), None) = (&pty, &a.console_socket) {
+        // The person's window size, before init can ask for it.
+        console::copy_winsize(std::io::stdin().as_fd(), p.master.as_fd());
     }
     let state = StateDir::create(&cli.root, &a.id)?;
     let mut st = ContainerState {
@@ -73,7 +97,7 @@ fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<(StateD
         gofers: Vec::new(),
     };
     state.write(&st)?;
-    let sandbox = Sandbox::start(cli, &bundle, &state, launch)?;
+    let sandbox = Sandbox::start(cli, &bundle, &state, launch, pty.as_ref().map(|p| &p.slave))?;
     let ids = |c: &std::process::Child| (c.id() as i32, proc_stat(c.id() as i32).map_or(0, |s| s.0));
     (st.pid, st.sentry_start) = ids(&sandbox.sentry);
     st.gofers = sandbox.gofers.iter().map(ids).collect();
@@ -82,14 +106,19 @@ fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<(StateD
     if let Some(p) = &a.pid_file {
         write_pid_file(p, sandbox.sentry.id())?;
     }
-    Ok((state, sandbox, bundle))
+    let mut master = pty.map(|p| p.master);
+    if let (Some(m), Some(sock)) = (&master, &a.console_socket) {
+        console::send_master(sock, m)?;
+        master = None;
+    }
+    Ok(Created { state, sandbox, master })
 }
 
 pub fn create(cli: &Cli, a: &CreateArgs) -> Result<u8> {
     crate::logging::init(cli, "create");
-    let (mut state, _sandbox, _) = create_container(cli, a, Launch { attached: false, wait_for_start: true })?;
+    let mut c = create_container(cli, a, Launch { attached: false, wait_for_start: true })?;
     // The sandbox lives on without us (our caller, or init, reaps it).
-    state.keep();
+    c.state.keep();
     Ok(0)
 }
 
@@ -107,25 +136,44 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<u8> {
     crate::logging::init(cli, "run");
     let launch = Launch { attached: !a.detach, wait_for_start: false };
     if a.detach {
-        let (mut state, _sandbox, _) = create_container(cli, &a.create, launch)?;
-        state.keep();
+        let mut c = create_container(cli, &a.create, launch)?;
+        c.state.keep();
         return Ok(0);
     }
     // Block the signals we forward before any child exists; children start
     // with an empty mask.
-    let sigs = forwarded_signals();
+    let mut sigs = forwarded_signals();
+    sigs.add(Signal::SIGWINCH);
     sigs.thread_block().context("blocking signals")?;
-    let (state, sandbox, _) = create_container(cli, &a.create, launch)?;
-    let sentry_pid = nix::unistd::Pid::from_raw(sandbox.sentry.id() as i32);
+    let c = create_container(cli, &a.create, launch)?;
+    let sentry_pid = nix::unistd::Pid::from_raw(c.sandbox.sentry.id() as i32);
+    let master = c.master.map(Arc::new);
+    let winch_to = master.clone();
     std::thread::spawn(move || {
         while let Ok(sig) = sigs.wait() {
-            let _ = nix::sys::signal::kill(sentry_pid, sig);
+            match (sig, &winch_to) {
+                // Our terminal's new size goes to the pty, whose session
+                // (the sentry's) gets SIGWINCH and passes the size in.
+                (Signal::SIGWINCH, Some(m)) => {
+                    console::copy_winsize(std::io::stdin().as_fd(), m.as_fd());
+                }
+                (Signal::SIGWINCH, None) => {}
+                _ => {
+                    let _ = nix::sys::signal::kill(sentry_pid, sig);
+                }
+            }
         }
     });
-    let code = wait_sandbox(sandbox)?;
+    let attached = master.map(console::attach).transpose()?;
+    let raw = attached.as_ref().and_then(|_| console::RawMode::enter());
+    let code = wait_sandbox(c.sandbox);
+    if let Some(a) = attached {
+        a.finish();
+    }
+    drop(raw);
     // `run` deletes the container when it ends, as runc's does.
-    drop(state);
-    Ok(code)
+    drop(c.state);
+    code
 }
 
 /// Waits for the sentry, then for the gofers (which exit when the sentry's
