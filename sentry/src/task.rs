@@ -199,7 +199,7 @@ impl Task {
         // The process leads its session, and its console is that
         // session's controlling terminal.
         if let Some(term) = console {
-            term.set_controlling(tid, tid);
+            term.set_controlling(&group, tid);
         }
         let shared = TaskShared::new(tid, group.clone());
         group.state().threads.push(shared.clone());
@@ -672,6 +672,9 @@ impl Task {
         crate::vfs::lock::locks().release(crate::vfs::lock::Owner::Process(group.pid), None);
         group.cancel_timers();
         let cpu = self.mm.cpu_clock().and_then(crate::timer::cpu_now).unwrap_or_default();
+        if group.state().sid == group.pid {
+            crate::tty::session_leader_exited(&self.kernel, group.pid);
+        }
         let (children, parent, exit_signal) = {
             let mut st = group.state();
             st.cpu_time = cpu;

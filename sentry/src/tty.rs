@@ -131,6 +131,8 @@ struct TtyState {
     /// process group.
     session: Option<i32>,
     foreground: i32,
+    /// The session's leader, which a hang-up signals.
+    leader: Weak<crate::process::ThreadGroup>,
 }
 
 /// One pseudo-terminal pair.
@@ -175,16 +177,36 @@ pub struct TtyEnd {
 
 impl Drop for TtyEnd {
     fn drop(&mut self) {
-        {
+        let hung_up = {
             let mut st = self.term.state();
             if self.master {
                 st.masters -= 1;
+                st.masters == 0 && st.session.is_some()
             } else {
                 st.slaves -= 1;
+                false
             }
+        };
+        if hung_up {
+            self.term.hang_up();
         }
         self.term.changed();
     }
+}
+
+/// Session leader `sid` exited: its controlling terminal's foreground
+/// group gets SIGHUP and the terminal belongs to no session any more (as
+/// Linux's disassociate_ctty on exit, for a pty).
+pub fn session_leader_exited(kernel: &Kernel, sid: i32) {
+    let Some(term) = of_session(sid) else { return };
+    let fg = {
+        let mut st = term.state();
+        st.session = None;
+        st.leader = Weak::new();
+        std::mem::take(&mut st.foreground)
+    };
+    signal_group(kernel, fg, S::SIGHUP);
+    term.changed();
 }
 
 impl Terminal {
@@ -214,6 +236,7 @@ impl Terminal {
                 slave_opened: false,
                 session: None,
                 foreground: 0,
+                leader: Weak::new(),
             }),
             events,
             changes: Condvar::new(),
@@ -246,6 +269,7 @@ impl Terminal {
                     if st.session.is_none() {
                         st.session = Some(sid);
                         st.foreground = pgid;
+                        st.leader = Arc::downgrade(&cur.group);
                     }
                 }
             }
@@ -284,10 +308,33 @@ impl Terminal {
 
     /// Makes this the controlling terminal of session `sid`, with `pgid`
     /// in the foreground (what the process's TIOCSCTTY would do).
-    pub fn set_controlling(&self, sid: i32, pgid: i32) {
+    pub fn set_controlling(&self, leader: &Arc<crate::process::ThreadGroup>, pgid: i32) {
         let mut st = self.state();
-        st.session = Some(sid);
+        st.session = Some(leader.pid);
         st.foreground = pgid;
+        st.leader = Arc::downgrade(leader);
+    }
+
+    /// A hang-up (the last master closed): the terminal stops being its
+    /// session's controlling terminal, and the session leader gets SIGHUP
+    /// and SIGCONT, as Linux's tty_vhangup does.
+    fn hang_up(&self) {
+        let leader = {
+            let mut st = self.state();
+            st.session = None;
+            st.foreground = 0;
+            std::mem::take(&mut st.leader)
+        };
+        if let Some(g) = leader.upgrade().filter(|g| g.state().exit.is_none()) {
+            for sig in [S::SIGHUP, S::SIGCONT] {
+                g.send(syscalls::structs::Siginfo {
+                    signo: sig,
+                    code: syscalls::flags::sa::SI_KERNEL,
+                    ..Default::default()
+                });
+            }
+        }
+        self.changed();
     }
 
     /// A new window size (TIOCSWINSZ): the foreground group gets SIGWINCH
@@ -852,6 +899,7 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             }
             st.session = Some(sid);
             st.foreground = pgid;
+            st.leader = Arc::downgrade(t.group());
         }
         TIOCNOTTY => {
             let sid = t.group().state().sid;
@@ -862,6 +910,7 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             if t.group().pid == sid {
                 st.session = None;
                 st.foreground = 0;
+                st.leader = Weak::new();
             }
         }
         I::TIOCGPGRP | TIOCGSID => {

@@ -31,6 +31,57 @@ static ssize_t drain(int master, char *buf, size_t len) {
 static volatile sig_atomic_t got;
 static void on_signal(int sig) { got = sig; }
 
+/* SIGHUP handlers that report to a pipe. */
+static int report_fd = -1;
+static void report_hup(int sig) {
+    (void)sig;
+    (void)!write(report_fd, "H", 1);
+    _exit(0);
+}
+
+/* Waits (5 s at most) for one byte on `fd`: what the reporter said. */
+static char wait_report(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c = '-';
+    if (poll(&p, 1, 5000) == 1 && read(fd, &c, 1) != 1) c = '-';
+    return c;
+}
+
+/* A new session led by a child, with `name` as its controlling terminal.
+ * With `fg_child`, the leader forks a process that becomes the terminal's
+ * foreground group and reports a SIGHUP; then the leader exits. Without,
+ * the leader itself reports a SIGHUP. `ready` gets 'R' once set up.
+ * The children do not keep `master`. */
+static pid_t session_on(const char *name, int master, int fg_child, int ready, int report) {
+    pid_t leader = fork();
+    if (leader != 0) return leader;
+    close(master); /* the test's, which it closes for a hang-up */
+    setsid();
+    int t = open(name, O_RDWR);
+    if (t < 0) _exit(1);
+    report_fd = report;
+    if (!fg_child) {
+        signal(SIGHUP, report_hup);
+        (void)!write(ready, "R", 1);
+        for (;;) pause();
+    }
+    int sync[2];
+    if (pipe(sync) != 0) _exit(1);
+    pid_t fg = fork();
+    if (fg == 0) {
+        signal(SIGTTOU, SIG_IGN);
+        signal(SIGHUP, report_hup);
+        setpgid(0, 0);
+        tcsetpgrp(t, getpid());
+        (void)!write(sync[1], "x", 1);
+        for (;;) pause();
+    }
+    char c;
+    (void)!read(sync[0], &c, 1);
+    (void)!write(ready, "R", 1);
+    _exit(0);
+}
+
 int main(void) {
     int m = posix_openpt(O_RDWR | O_NOCTTY);
     CHECK(m >= 0);
@@ -190,5 +241,27 @@ int main(void) {
     close(m2);
     SHOW("slave read after master close: %zd", read(s3, buf, sizeof buf));
     CHECK_ERRNO(write(s3, "x", 1), EIO);
+
+    /* SIGHUP: a session leader exits, its terminal's foreground group gets
+     * SIGHUP; the master closes, the session leader gets SIGHUP. */
+    {
+        int ready[2], report[2];
+        CHECK(pipe(ready) == 0 && pipe(report) == 0);
+        int m4 = posix_openpt(O_RDWR | O_NOCTTY);
+        CHECK(m4 >= 0 && grantpt(m4) == 0 && unlockpt(m4) == 0);
+        pid_t leader = session_on(ptsname(m4), m4, 1, ready[1], report[1]);
+        SHOW("leader set up: %c", wait_report(ready[0]));
+        CHECK(waitpid(leader, &status, 0) == leader);
+        SHOW("foreground group after its leader exited: %c", wait_report(report[0]));
+        int m5 = posix_openpt(O_RDWR | O_NOCTTY);
+        CHECK(m5 >= 0 && grantpt(m5) == 0 && unlockpt(m5) == 0);
+        leader = session_on(ptsname(m5), m5, 0, ready[1], report[1]);
+        SHOW("leader set up: %c", wait_report(ready[0]));
+        close(m5);
+        SHOW("session leader after the master closed: %c", wait_report(report[0]));
+        CHECK(waitpid(leader, &status, 0) == leader);
+        close(m4);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
     return 0;
 }
