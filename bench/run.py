@@ -4,7 +4,10 @@
 Runs the same statically linked C microbenchmarks and start-up workloads
 natively, under runc, under runsc (gVisor, ptrace platform) and under Cordon,
 interleaving the runtimes rep by rep, and prints a Markdown table of medians
-with their spread plus Cordon's ratios.  Raw results go to --json.
+with their spread plus Cordon's ratios.  Then, in tables of their own: the
+container lifecycle (create + start + init exit + delete), `ctr run --rm`
+through a private containerd, and the resident memory of an idle container.
+Raw results go to --json.
 
 Python 3 standard library only.  Must run as root (except --runtimes native).
 See bench/README.md.
@@ -20,6 +23,7 @@ import json
 import os
 import platform
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -86,6 +90,7 @@ class Bench:
     iters: int = 0                 # default iteration count (micro)
     report: str = ""               # name printed by the program (default: name)
     rootfs: str = ""               # "": the harness's rootfs; else a SYSTEM_ROOTFS key
+    expect: str = ""               # wall rows: the stdout required (whitespace-stripped)
     about: str = ""
 
     @property
@@ -136,12 +141,79 @@ BENCHMARKS = [
           "rmdir in a writable bind-mounted host dir; iters x 1000 actions, per op"),
     Bench("start_true", "wall", "/bin/true", argv=(),
           about="wall time of the whole `run` of a static /bin/true"),
+    Bench("run_echo", "wall", "/bench/hello", argv=(), expect="hello",
+          about="wall time of the whole `run` of a static program that writes "
+          "'hello' to stdout (checked)"),
     Bench("python_pass", "wall", "/usr/bin/python3", argv=("-c", "pass"), rootfs="debian",
           about="wall time of the whole `run` of `python3 -c pass` (Debian rootfs)"),
 ]
 
 # Extra installs: rootfs path -> source stem in bench/micro/.
 EXTRA_INSTALLS = {"/bin/true": "true"}
+
+
+# --------------------------------------------------------------------------
+# Rows that are not one program timed per run but sequences of runtime
+# commands, printed in tables of their own after the main one:
+#
+#   create_start_delete  (every rep, interleaved like the rows above)
+#       `create --bundle B --pid-file F ID` + `start ID` + wait for the
+#       init (the pid in F, static /bin/true) to exit + `delete ID`, in ms.
+#   ctr_run_rm           (after the reps above)
+#       `ctr run --rm` of busybox `echo hello` through a private containerd,
+#       with tests/containerd/containerd-harness.sh (`bench 1 TYPE BINARY`
+#       per rep and runtime; its own untimed warm-up run first).  The row
+#       ctr_run_rm_shim is Cordon's own shim, io.containerd.cordon.v1.
+#   idle_memory          (once, at the end)
+#       Rss and Pss (MiB) summed over the host processes of one idle
+#       container whose init is /bench/idle (pause() forever).
+# --------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Extra:
+    name: str
+    kind: str                      # "lifecycle" | "containerd" | "memory"
+    unit: str
+    about: str
+
+
+EXTRAS = [
+    Extra("create_start_delete", "lifecycle", "ms",
+          "wall time of `create --bundle B --pid-file F ID` + `start ID` + waiting "
+          "for the init (static /bin/true) to exit + `delete ID`; no native figure"),
+    Extra("ctr_run_rm", "containerd", "ms",
+          "`ctr run --rm` of busybox `echo hello` through a private containerd "
+          "(containerd-harness.sh bench): runc shim + runc / runsc / cordon; "
+          "row ctr_run_rm_shim: Cordon's shim io.containerd.cordon.v1 if built"),
+    Extra("idle_memory", "memory", "MiB",
+          "Rss and Pss from /proc/PID/smaps_rollup summed over the host processes "
+          "of one idle container (init /bench/idle: pause() forever), measured once"),
+]
+
+LIFECYCLE_INIT = "/bin/true"       # create_start_delete's init
+IDLE_INIT = "/bench/idle"          # idle_memory's init (bench/micro/idle.c)
+IDLE_SETTLE = 2.0                  # seconds between `start` and the measurement
+
+CTRD_HARNESS = REPO_DIR / "tests/containerd/containerd-harness.sh"
+CTRD_RUNC_TYPE = "io.containerd.runc.v2"
+CORDON_SHIM_TYPE = "io.containerd.cordon.v1"
+CTRD_START_TIMEOUT = 600.0         # `start`: containerd up + image built and imported
+CTRD_STOP_TIMEOUT = 120.0
+
+
+def cordon_shim_bin() -> Path:
+    return Path(os.environ.get("CORDON_SHIM_BIN",
+                               str(REPO_DIR / "target/release/containerd-shim-cordon-v1")))
+
+
+# Names --only and --skip accept besides row names: group -> rows.
+GROUPS = {
+    "micro": [b.name for b in BENCHMARKS if b.kind == "micro"],
+    "wall": [b.name for b in BENCHMARKS if b.kind == "wall"],
+    "lifecycle": ["create_start_delete"],
+    "containerd": ["ctr_run_rm"],
+    "memory": ["idle_memory"],
+}
 
 # The container's environment (config.json), also given to native runs in a
 # system rootfs.
@@ -412,6 +484,7 @@ class RunResult:
     stderr: str = ""
     cleanup: str = ""              # what `delete --force` said after a failure
     leftovers: list = dataclasses.field(default_factory=list)
+    note: str = ""                 # create_start_delete: how the init's exit was seen
 
 
 def tail(s: str, n: int = 2000) -> str:
@@ -504,6 +577,56 @@ def reap_zombies() -> None:
         time.sleep(0.05)
 
 
+def reap_orphans(keep: set) -> list:
+    """Reap our exited children other than those in keep (the Popen children
+    a wait is for): orphans reparented to us, the child subreaper, e.g. a
+    runsc gofer whose sandbox has exited.  `runsc delete` polls until that
+    gofer is gone, and a zombie is not gone; the runtimes' callers (the
+    containerd shims) reap their orphans at once too."""
+    reaped = []
+    for t in glob.glob("/proc/self/task/*/children"):
+        try:
+            with open(t) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            if pid in keep:
+                continue
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped.append(pid)
+            except ChildProcessError:
+                pass
+    return reaped
+
+
+def wait_reaping(p: subprocess.Popen, timeout: float, tick: float = 0.002,
+                 keep: frozenset = frozenset()) -> int:
+    """p.wait(timeout) that reaps other exited children (reap_orphans) every
+    tick meanwhile, except those in keep; p's own exit is seen at once
+    through a pidfd."""
+    deadline = time.monotonic() + timeout
+    try:
+        fd = os.pidfd_open(p.pid)
+    except (AttributeError, OSError):
+        fd = None
+    try:
+        while p.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(p.args, timeout)
+            if fd is not None:
+                select.select([fd], [], [], min(tick, left))
+            else:
+                time.sleep(min(tick, left))
+            reap_orphans({p.pid, *keep})
+        return p.returncode
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def leftover_processes(tmp: Path) -> list:
     """Processes that are ours to end: those whose command line names our
     temp dir (runsc's sandbox and gofer carry --root=TMP/...), and our own
@@ -530,6 +653,172 @@ def leftover_processes(tmp: Path) -> list:
             shown = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
             out.append((int(entry), shown or stat[:60].decode(errors="replace")))
     return out
+
+
+def read_proc(pid: int) -> dict | None:
+    """ppid, state, comm and argv of a process, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            comm = f.read().decode(errors="replace").strip()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    argv = [a.decode(errors="replace") for a in cmdline.split(b"\0")[:-1]] \
+        if cmdline else []
+    return {"ppid": int(fields[1]), "state": fields[0].decode(), "comm": comm,
+            "argv": argv}
+
+
+def scan_procs() -> dict:
+    """pid -> read_proc(pid) for every live process (zombies left out)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = read_proc(int(entry))
+            if info is not None and info["state"] != "Z":
+                out[int(entry)] = info
+    return out
+
+
+def descendants(procs: dict, roots: set) -> set:
+    """Every process below the roots in the parent tree of procs."""
+    children = {}
+    for pid, info in procs.items():
+        children.setdefault(info["ppid"], []).append(pid)
+    seen, todo = set(), list(roots)
+    while todo:
+        for c in children.get(todo.pop(), ()):
+            if c not in seen and c not in roots:
+                seen.add(c)
+                todo.append(c)
+    return seen
+
+
+def smaps_rollup(pid: int) -> dict | None:
+    """Rss and Pss (KiB) of a process from /proc/PID/smaps_rollup."""
+    vals = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss"):
+                    vals[key.lower() + "_kib"] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return vals if len(vals) == 2 else None
+
+
+def sandbox_processes(rt: Runtime, init_pid: int, cid: str, bundle: Path,
+                      state_dir: Path) -> list:
+    """The host processes of one container of rt, as (pid, role, info):
+    runc: the init alone.  runsc: its runsc-sandbox and runsc-gofer processes
+    (argv[0]) naming the container id or bundle, and their descendants (the
+    ptrace stubs).  cordon: the sentry (init_pid, from `state`), the
+    processes of the cordon binary naming the bundle, its rootfs or the state
+    dir (the gofers), and all their descendants (the stubs, children of the
+    sentry named `cordon` with an empty command line)."""
+    procs = scan_procs()
+    if init_pid not in procs:
+        return []
+    if rt.name == "runc":
+        return [(init_pid, "init", procs[init_pid])]
+    marks = (str(bundle), str(state_dir))
+
+    def names_us(argv):
+        return any(a == cid or any(m in a for m in marks) for a in argv[1:])
+    roots = {init_pid}
+    if rt.name == "runsc":
+        roots |= {p for p, i in procs.items() if i["argv"] and names_us(i["argv"])
+                  and os.path.basename(i["argv"][0]) in ("runsc-sandbox", "runsc-gofer")}
+    else:
+        binary = os.path.realpath(rt.binary)
+
+        def ours(pid, argv):
+            if os.path.basename(argv[0]) == os.path.basename(binary):
+                return True
+            try:
+                return os.path.realpath(f"/proc/{pid}/exe") == binary
+            except OSError:
+                return False
+        roots |= {p for p, i in procs.items()
+                  if i["argv"] and names_us(i["argv"]) and ours(p, i["argv"])}
+    below_init = descendants(procs, {init_pid})
+    rank = {"init": 0, "sentry": 0, "sandbox": 0, "gofer": 1, "stub": 2, "child": 3}
+    out = []
+    for pid in sorted(roots | descendants(procs, roots)):
+        info = procs[pid]
+        argv = info["argv"]
+        if pid == init_pid:
+            role = "sandbox" if rt.name == "runsc" else "sentry"
+        elif argv and os.path.basename(argv[0]) == "runsc-sandbox":
+            role = "sandbox"
+        elif argv and (os.path.basename(argv[0]) == "runsc-gofer" or
+                       (len(argv) > 1 and argv[1] == "gofer")):
+            role = "gofer"
+        elif pid in below_init and not argv:
+            role = "stub"
+        else:
+            role = "child"
+        out.append((pid, role, info))
+    return sorted(out, key=lambda t: (rank[t[1]], t[0]))
+
+
+class InitWaiter:
+    """Waits for a container's init (the pid of --pid-file) to exit.  Opened
+    between `create` and `start`: a pidfd, readable once the process has
+    exited, then waitpid() if it is our child (the harness is a child
+    subreaper, so an init whose `create` has exited is normally ours) to reap
+    it.  Without pidfds: waitpid() polled for a child, else /proc/PID polled
+    until it is gone or a zombie."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        info = read_proc(pid)
+        self.child = info is not None and info["ppid"] == os.getpid()
+        self.fd = None
+        try:
+            self.fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pass
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def wait(self, timeout: float) -> str | None:
+        """How the exit was seen, or None if the init still runs after timeout."""
+        deadline = time.monotonic() + timeout
+        if self.fd is not None:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            if not poller.poll(max(0.0, timeout) * 1e3):
+                return None
+            how = "pidfd"
+            if self.child:
+                try:
+                    os.waitpid(self.pid, 0)
+                    how += "+waitpid"
+                except ChildProcessError:
+                    pass
+            return how
+        while time.monotonic() < deadline:
+            if self.child:
+                try:
+                    if os.waitpid(self.pid, os.WNOHANG)[0] == self.pid:
+                        return "waitpid"
+                except ChildProcessError:
+                    return "waitpid"
+            else:
+                info = read_proc(self.pid)
+                if info is None or info["state"] == "Z":
+                    return "proc-poll"
+            time.sleep(0.0005)
+        return None
 
 
 def parse_micro(b: Bench, stdout: str):
@@ -599,6 +888,8 @@ class Harness:
                 res.error = f"no '{b.report_name} <ns_per_op>' line in output"
             else:
                 res.ok, res.value = True, v
+        elif b.expect and stdout.strip() != b.expect:
+            res.error = f"expected stdout {b.expect!r}, got {stdout.strip()[:80]!r}"
         else:
             res.ok, res.value = True, wall_ms
         if cid is not None:
@@ -611,9 +902,19 @@ class Harness:
                 log(f"bench: {rt.label} left behind (cleaned): {'; '.join(res.leftovers)}")
         return res
 
-    def delete(self, rt: Runtime, cid: str) -> str:
+    def delete(self, rt: Runtime, cid: str, reap: bool = False) -> str:
         """`delete --force` (runc and runsc both spell it so; runsc has no -f).
-        Returns a one-line account for the JSON."""
+        Returns a one-line account for the JSON.  reap: through oci(), reaping
+        orphans meanwhile (runsc waits for its killed sandbox to be gone);
+        only when no other Popen is outstanding."""
+        if reap:
+            try:
+                rc, err = self.oci(rt, cid, ["delete", "--force", cid], timeout=DELETE_TIMEOUT)
+            except OSError as e:
+                return f"delete: {e}"
+            last = " | ".join(err.strip().splitlines()[-2:])
+            return f"delete --force: {'timeout' if rc is None else f'exit {rc}'}" + \
+                (f": {last[-300:]}" if last else "")
         try:
             rc, _, _, err = spawn_timed(
                 [*rt.base(self.state_dir(rt)), "delete", "--force", cid],
@@ -623,6 +924,159 @@ class Harness:
         last = " | ".join(err.decode(errors="replace").strip().splitlines()[-2:])
         return f"delete --force: {'timeout' if rc is None else f'exit {rc}'}" + \
             (f": {last[-300:]}" if last else "")
+
+    def new_cid(self) -> str:
+        self.counter += 1
+        return f"cbench-{os.getpid()}-{self.counter}"
+
+    def oci(self, rt: Runtime, cid: str, args: list, cwd: str | None = None,
+            timeout: float | None = None, keep: frozenset = frozenset()):
+        """One runtime command with its stdout and stderr on files
+        (TMP/logs/ID.SUBCOMMAND.{out,err}): a created container's init
+        inherits them, and pipes would hold communicate() until it exits.
+        Orphans that exit meanwhile are reaped (wait_reaping), except the
+        pids in keep.  Returns (rc, None on timeout, and the tail of its
+        stderr)."""
+        logs = self.tmp / "logs"
+        logs.mkdir(exist_ok=True)
+        base = logs / (f"{cid}.{args[0]}" + ("-force" if "--force" in args else ""))
+        cmd = [*rt.base(self.state_dir(rt)), *args]
+        timeout = self.timeout if timeout is None else timeout
+        with open(f"{base}.out", "wb") as fo, open(f"{base}.err", "wb") as fe:
+            p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fo,
+                                 stderr=fe, start_new_session=True)
+            try:
+                rc = wait_reaping(p, timeout, keep=keep)
+            except subprocess.TimeoutExpired:
+                _killpg(p)
+                p.wait()
+                rc = None
+            except BaseException:
+                _killpg(p)
+                p.wait()
+                raise
+        try:
+            err = Path(f"{base}.err").read_bytes().decode(errors="replace")
+        except OSError:
+            err = ""
+        return rc, tail(err)
+
+    def lifecycle(self, rt: Runtime, bundle: Path) -> RunResult:
+        """create_start_delete: `create --pid-file` + `start` + the init's exit
+        + `delete`, timed as a whole (wall ms)."""
+        cid = self.new_cid()
+        pidfile = self.tmp / "logs" / f"{cid}.pid"
+        res = RunResult(False)
+        waiter = None
+        t0 = time.perf_counter()
+        try:
+            for step, args in (("create", ["create", "--bundle", str(bundle),
+                                           "--pid-file", str(pidfile), cid]),
+                               ("start", ["start", cid]),
+                               ("delete", ["delete", cid])):
+                if step == "delete":
+                    how = waiter.wait(self.timeout)
+                    if how is None:
+                        res.rc = None
+                        res.error = f"init (pid {waiter.pid}) still running " \
+                                    f"{self.timeout:g}s after start"
+                        break
+                    res.note = f"init pid {waiter.pid}: exit seen by {how}" + \
+                        ("" if waiter.child else " (not our child)")
+                # The init is left to the waiter, which reaps it itself.
+                rc, err = self.oci(rt, cid, args, cwd=str(bundle),
+                                   keep=frozenset({waiter.pid}) if waiter else frozenset())
+                res.rc, res.stderr = rc, err
+                if rc != 0:
+                    res.error = f"{step}: " + (f"timeout after {self.timeout:g}s"
+                                               if rc is None else f"exit status {rc}")
+                    break
+                if step == "create":
+                    try:
+                        waiter = InitWaiter(int(pidfile.read_text().strip()))
+                    except (OSError, ValueError) as e:
+                        res.error = f"create: no pid in --pid-file: {e}"
+                        break
+            else:
+                res.ok = True
+                res.value = res.wall_ms = (time.perf_counter() - t0) * 1e3
+        except OSError as e:
+            res.error = f"exec failed: {e}"
+        finally:
+            if waiter is not None:
+                waiter.close()
+            if not res.ok:
+                res.cleanup = self.delete(rt, cid, reap=True)
+            res.leftovers = self.reap_leftovers(quiet=True)
+            if res.leftovers:
+                log(f"bench: {rt.label} left behind (cleaned): {'; '.join(res.leftovers)}")
+        return res
+
+    def state_pid(self, rt: Runtime, cid: str):
+        """The pid of `RUNTIME state ID` (JSON), or None, and an error."""
+        try:
+            rc, _, out, err = spawn_timed([*rt.base(self.state_dir(rt)), "state", cid],
+                                          None, 30)
+        except OSError as e:
+            return None, f"state: {e}"
+        try:
+            return int(json.loads(out)["pid"]), ""
+        except (ValueError, KeyError, TypeError) as e:
+            return None, f"state: exit {rc}: {e}: " \
+                f"{err.decode(errors='replace').strip()[-200:]}"
+
+    def idle_memory(self, rt: Runtime, bundle: Path, settle: float) -> dict:
+        """Start one container whose init sleeps forever, wait `settle`
+        seconds, sum Rss and Pss over its host processes, delete --force it."""
+        cid = self.new_cid()
+        pidfile = self.tmp / "logs" / f"{cid}.pid"
+        out = {"runtime": rt.name, "label": rt.label, "id": cid, "status": "fail",
+               "error": ""}
+        try:
+            for step, args in (("create", ["create", "--bundle", str(bundle),
+                                           "--pid-file", str(pidfile), cid]),
+                               ("start", ["start", cid])):
+                rc, err = self.oci(rt, cid, args, cwd=str(bundle))
+                if rc != 0:
+                    out["error"] = f"{step}: " + (f"timeout after {self.timeout:g}s"
+                                                  if rc is None else f"exit status {rc}")
+                    out["stderr"] = err
+                    return out
+            time.sleep(settle)
+            try:
+                out["pid_file"] = int(pidfile.read_text().strip())
+            except (OSError, ValueError):
+                out["pid_file"] = None
+            pid, err = self.state_pid(rt, cid)
+            out["state_pid"] = pid
+            if not pid:
+                pid = out["pid_file"]
+            if not pid:
+                out["error"] = f"no pid from state ({err}) nor the pid file"
+                return out
+            procs = []
+            for p, role, info in sandbox_processes(rt, pid, cid, bundle, self.state_dir(rt)):
+                mem = smaps_rollup(p)
+                if mem is None:
+                    continue       # gone meanwhile, or a kernel thread
+                procs.append({"pid": p, "ppid": info["ppid"], "role": role,
+                              "comm": info["comm"],
+                              "cmdline": " ".join(info["argv"])[:300], **mem})
+            if not procs:
+                out["error"] = f"no process found for pid {pid}"
+                return out
+            out.update(status="ok", processes=procs,
+                       rss_kib=sum(p["rss_kib"] for p in procs),
+                       pss_kib=sum(p["pss_kib"] for p in procs))
+            return out
+        except OSError as e:
+            out["error"] = f"exec failed: {e}"
+            return out
+        finally:
+            out["cleanup"] = self.delete(rt, cid, reap=True)
+            out["leftovers"] = self.reap_leftovers(quiet=True)
+            if out["leftovers"]:
+                log(f"bench: {rt.label} left behind (cleaned): {'; '.join(out['leftovers'])}")
 
     def mounts_under_tmp(self) -> list:
         try:
@@ -693,6 +1147,202 @@ class Harness:
         return self.reap_leftovers()
 
 
+def ctrd_binary(rt: Runtime, wrap_dir: Path) -> str:
+    """What the runc shim gets as --runc-binary for rt: its absolute path or,
+    when rt has global flags (runsc: --platform=ptrace --network=none), a
+    /bin/sh wrapper that execs it with them ahead of the shim's arguments
+    (`--root R --log L --log-format json create ...`)."""
+    if not rt.flags:
+        return rt.binary
+    wrap_dir.mkdir(parents=True, exist_ok=True)
+    w = wrap_dir / rt.name
+    w.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(x) for x in (rt.binary, *rt.flags))
+                 + ' "$@"\n')
+    w.chmod(0o755)
+    return str(w)
+
+
+class Containerd:
+    """The private containerd of ctr_run_rm, driven through
+    tests/containerd/containerd-harness.sh: CTRD_DIR is a fresh short
+    directory /tmp/cb-ctrd-PID-XXXX (containerd's unix socket path must stay
+    under 108 bytes), the ctr namespace is cbenchPID, CTRD_NO_APT=1 (never
+    install anything), and TMPDIR is CTRD_DIR, so the harness's memory of its
+    last dir ($TMPDIR/containerd-harness.last) and containerd's temporary
+    mounts stay inside it rather than in the shared /tmp."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.dir: Path | None = None
+        self.ns = f"cbench{os.getpid()}"
+        self.pid: int | None = None
+        self.stopped = False
+        self.interrupted = False   # a SIGINT/SIGTERM arrived during stop()
+        self.record = {"harness": str(CTRD_HARNESS), "namespace": self.ns}
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.pop("CTRD_KEEP", None)
+        env.update(CTRD_DIR=str(self.dir), CTRD_NS=self.ns, CTRD_NO_APT="1",
+                   TMPDIR=str(self.dir), CTRD_RUN_TIMEOUT=str(max(1, int(self.timeout))))
+        return env
+
+    def cmd(self, *args) -> list:
+        return ["bash", str(CTRD_HARNESS), *args]
+
+    def start(self) -> str:
+        """Start containerd and import the busybox image: '' or why not."""
+        if not CTRD_HARNESS.is_file():
+            return f"{CTRD_HARNESS} not found"
+        self.dir = Path(tempfile.mkdtemp(prefix=f"cb-ctrd-{os.getpid()}-", dir="/tmp"))
+        self.record["dir"] = str(self.dir)
+        try:
+            rc, ms, _, err = spawn_timed(self.cmd("start"), None, CTRD_START_TIMEOUT,
+                                         env=self.env())
+        except OSError as e:
+            return f"containerd-harness.sh start: {e}"
+        errs = err.decode(errors="replace")
+        self.record["start"] = {"rc": rc, "ms": ms, "stderr": tail(errs)}
+        try:
+            self.pid = int((self.dir / "containerd.pid").read_text().strip())
+        except (OSError, ValueError):
+            pass
+        if rc != 0:
+            last = " | ".join(errs.strip().splitlines()[-3:])[-400:]
+            return "containerd-harness.sh start: " + \
+                ("timeout" if rc is None else f"exit status {rc}") + f": {last}"
+        return ""
+
+    def bench(self, ctype: str, binary: str | None) -> RunResult:
+        """`containerd-harness.sh bench 1 TYPE [BINARY]`: one untimed warm-up
+        `ctr run --rm ... echo hello`, then one timed by the script (ms)."""
+        args = ["bench", "1", ctype] + ([binary] if binary else [])
+        try:
+            rc, ms, out, err = spawn_timed(self.cmd(*args), None, 2 * self.timeout + 60,
+                                           env=self.env())
+        except OSError as e:
+            return RunResult(False, error=f"exec failed: {e}")
+        finally:
+            # Shims that exited were reparented to us (the child subreaper).
+            reap_zombies()
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        res = RunResult(False, wall_ms=ms, rc=rc, stdout=tail(stdout), stderr=tail(stderr))
+        m = re.search(r"ms: (\d+)\s+median: (\d+)", stdout)
+        if rc is None:
+            res.error = f"timeout after {2 * self.timeout + 60:g}s"
+        elif rc != 0:
+            res.error = f"exit status {rc}"
+        elif not m:
+            res.error = "no 'median: N' in the output of containerd-harness.sh bench"
+        else:
+            res.ok, res.value = True, float(m.group(2))
+        return res
+
+    def stop(self) -> None:
+        """`containerd-harness.sh stop` (kills what runs in our namespace,
+        containerd, stray shims and runtime processes; unmounts and removes
+        CTRD_DIR), then a check of our own; idempotent, not interruptible."""
+        if self.dir is None or self.stopped:
+            return
+        self.stopped = True
+
+        def note(signum, frame):
+            self.interrupted = True
+        old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with tempfile.TemporaryFile() as f:
+                t0 = time.perf_counter()
+                p = subprocess.Popen(self.cmd("stop"), env=self.env(), stdin=subprocess.DEVNULL,
+                                     stdout=f, stderr=f, start_new_session=True)
+                deadline = time.monotonic() + CTRD_STOP_TIMEOUT
+                while p.poll() is None:
+                    # containerd became our child when `start`'s shell exited:
+                    # reap it at once, or `stop` waits on its zombie (kill -0).
+                    if self.pid:
+                        try:
+                            os.waitpid(self.pid, os.WNOHANG)
+                        except ChildProcessError:
+                            pass
+                    if time.monotonic() > deadline:
+                        _killpg(p)
+                        p.wait()
+                        break
+                    time.sleep(0.05)
+                f.seek(0)
+                text = f.read().decode(errors="replace")
+            self.record["stop"] = {"rc": p.returncode, "ms": (time.perf_counter() - t0) * 1e3,
+                                   "output": tail(text)}
+            if p.returncode != 0:
+                log(f"bench: containerd-harness.sh stop: exit status {p.returncode}: "
+                    f"{' | '.join(text.strip().splitlines()[-3:])[-300:]}")
+            reap_zombies()
+            self.record["leftovers"], self.record["cgroups_removed"] = self.leftovers()
+            if self.record["leftovers"]:
+                log("bench: containerd left behind (cleaned):\n  "
+                    + "\n  ".join(self.record["leftovers"]))
+        except OSError as e:
+            self.record["stop"] = {"error": str(e)}
+            log(f"bench: containerd-harness.sh stop failed: {e}")
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def leftovers(self):
+        """After `stop`: kill processes naming CTRD_DIR, unmount what is
+        mounted below it, remove it, and remove the namespace's cgroup
+        directories (ctr puts containers in /NS/ID; the NS level stays behind
+        by design, a container level would be a leak).  Returns (leaks,
+        cgroup dirs removed)."""
+        found, removed = [], []
+        d = str(self.dir)
+        me = os.getpid()
+        for _ in range(2):
+            victims = []
+            for pid, info in scan_procs().items():
+                if pid != me and any(d in a for a in info["argv"]):
+                    victims.append(pid)
+                    found.append(f"pid {pid}: {' '.join(info['argv'])[:200]}")
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            if not victims:
+                break
+            time.sleep(0.5)
+            reap_zombies()
+        try:
+            with open("/proc/mounts") as f:
+                mounts = [line.split()[1] for line in f]
+        except OSError:
+            mounts = []
+        mounts = [m for m in mounts if m == d or m.startswith(d + "/")]
+        for m in sorted(mounts, key=len, reverse=True):
+            found.append(f"mount {m}")
+            subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        if os.path.lexists(d):
+            found.append(f"dir {d}")
+            if not mounts:
+                shutil.rmtree(d, ignore_errors=True)
+        for base in ("/sys/fs/cgroup", *glob.glob("/sys/fs/cgroup/*/")):
+            top = os.path.join(base, self.ns)
+            if not os.path.isdir(top):
+                continue
+            for root, dirs, _ in os.walk(top, topdown=False):
+                for sub in dirs:
+                    found.append(f"cgroup {os.path.join(root, sub)}")
+                    try:
+                        os.rmdir(os.path.join(root, sub))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(top)
+                removed.append(top)
+            except OSError as e:
+                found.append(f"cgroup {top} (not removed: {e.strerror})")
+        return found, removed
+
+
 # --------------------------------------------------------------------------
 # Summary and table.
 # --------------------------------------------------------------------------
@@ -753,24 +1403,94 @@ def markdown_table(benches: list, runtimes: dict, summary: dict) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
+def not_applicable() -> dict:
+    """A summary cell for a runtime a row has no meaning for (native)."""
+    return {"n": 0, "failed": 0, "skipped": 0, "status": "n/a", "why": "not applicable"}
+
+
+def lifecycle_table(names: list, runtimes: dict, summary: dict) -> str:
+    """run_echo, create_start_delete, ctr_run_rm(_shim): wall ms, with
+    Cordon's ratios to runc and runsc.  ctr_run_rm_shim's runc and runsc
+    cells are ctr_run_rm's (the same runs), its cordon cell is the shim's."""
+    head = ["benchmark", "unit"] + [runtimes[n].label for n in COLUMN_ORDER] \
+        + ["cordon/runc", "cordon/runsc"]
+    rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 2)]
+    for name in names:
+        s = summary[name]
+        if name == "ctr_run_rm_shim":
+            s = {**summary.get("ctr_run_rm", {}), **s}
+        row = [name, "ms"] + [fmt_cell(s.get(n)) for n in COLUMN_ORDER]
+        row += [fmt_ratio(s.get("cordon"), s.get("runc")),
+                fmt_ratio(s.get("cordon"), s.get("runsc"))]
+        rows.append(row)
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def memory_table(runtimes: dict, mem: dict) -> str:
+    """idle_memory: one row per runtime, then Cordon's ratios."""
+    rows = [["runtime", "processes", "RSS MiB", "PSS MiB"], ["---", "---", "---:", "---:"]]
+    for n in COLUMN_ORDER:
+        m = mem.get(n)
+        if m is None:
+            continue
+        if m["status"] != "ok":
+            rows.append([runtimes[n].label, m["status"], "-", "-"])
+            continue
+        roles = {}
+        for p in m["processes"]:
+            roles[p["role"]] = roles.get(p["role"], 0) + 1
+        desc = ", ".join(r if k == 1 else f"{k} {r}s" for r, k in roles.items())
+        if m.get("leftovers"):
+            desc += " [leaked]"
+        rows.append([runtimes[n].label, f"{len(m['processes'])}: {desc}",
+                     fmt_num(m["rss_kib"] / 1024), fmt_num(m["pss_kib"] / 1024)])
+    c = mem.get("cordon")
+    for base in ("runc", "runsc"):
+        b = mem.get(base)
+        if c is None or b is None:
+            continue
+        ok = c["status"] == "ok" and b["status"] == "ok"
+        rows.append([f"cordon/{base}", "",
+                     f"{c['rss_kib'] / b['rss_kib']:.2f}x" if ok and b["rss_kib"] else "n/a",
+                     f"{c['pss_kib'] / b['pss_kib']:.2f}x" if ok and b["pss_kib"] else "n/a"])
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
 # --------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    names = [b.name for b in BENCHMARKS]
+    names = [b.name for b in BENCHMARKS] + [e.name for e in EXTRAS]
     p = argparse.ArgumentParser(
         description="Run Cordon's benchmarks natively and under runc, runsc and cordon.",
-        epilog="Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
+        epilog="Rows beyond the main table: create_start_delete (create + start + "
+               "init exit + delete), ctr_run_rm (`ctr run --rm` through a private "
+               "containerd, tests/containerd/containerd-harness.sh; with it "
+               "ctr_run_rm_shim, Cordon's shim io.containerd.cordon.v1) and "
+               "idle_memory (RSS/PSS of an idle container, once, at the end). "
+               "Groups for --only and --skip: micro (every ns/op row), wall ("
+               + ",".join(GROUPS["wall"]) + "), lifecycle (create_start_delete), "
+               "containerd (ctr_run_rm), memory (idle_memory). "
+               "Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
                "RUNC_BIN, RUNC_FLAGS, RUNSC_BIN, RUNSC_FLAGS "
                "(default '--platform=ptrace --network=none'), CC (default gcc), "
-               "CORDON_DEBIAN_ROOTFS (default: what scripts/debian-rootfs.sh prints).")
+               "CORDON_DEBIAN_ROOTFS (default: what scripts/debian-rootfs.sh prints), "
+               "CORDON_SHIM_BIN (default target/release/containerd-shim-cordon-v1).")
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     p.add_argument("--runtimes", default="native,runc,runsc,cordon",
                    help="comma-separated subset of native,runc,runsc,cordon")
-    p.add_argument("--only", default="", help="comma-separated benchmarks: " + ",".join(names))
+    p.add_argument("--only", default="",
+                   help="comma-separated rows and groups to run (default: all): "
+                   + ",".join(names) + "; groups " + ",".join(GROUPS))
+    p.add_argument("--skip", default="",
+                   help="comma-separated rows and groups to leave out (as --only), "
+                   "e.g. --skip containerd,memory")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the micro iteration counts (default 1.0)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds per run before it is killed (default 120)")
+    p.add_argument("--idle-settle", type=float, default=IDLE_SETTLE, metavar="S",
+                   help="idle_memory: seconds between `start` and the measurement "
+                   f"(default {IDLE_SETTLE:g})")
     p.add_argument("--json", metavar="PATH", help="write raw results as JSON here")
     p.add_argument("--keep", action="store_true",
                    help="keep the temp dir (bundles, binaries) for inspection")
@@ -780,6 +1500,8 @@ def parse_args(argv=None):
         p.error("--reps must be >= 1")
     if a.scale <= 0:
         p.error("--scale must be > 0")
+    if a.idle_settle < 0:
+        p.error("--idle-settle must be >= 0")
     rts = []
     for r in (x.strip() for x in a.runtimes.split(",") if x.strip()):
         r = RUNTIME_ALIASES.get(r, r)
@@ -790,22 +1512,94 @@ def parse_args(argv=None):
     if not rts:
         p.error("no runtime selected")
     a.runtimes = rts
-    if a.only:
-        wanted = [x.strip() for x in a.only.split(",") if x.strip()]
-        bad = [w for w in wanted if w not in names]
-        if bad:
-            p.error(f"unknown benchmark(s) {', '.join(bad)} (known: {', '.join(names)})")
-        a.benches = [b for b in BENCHMARKS if b.name in wanted]
-    else:
-        a.benches = list(BENCHMARKS)
+
+    def expand(spec: str, opt: str) -> set:
+        out = set()
+        for w in (x.strip() for x in spec.split(",") if x.strip()):
+            if w in GROUPS:
+                out.update(GROUPS[w])
+            elif w in names:
+                out.add(w)
+            else:
+                p.error(f"{opt}: unknown benchmark or group {w!r} (known: "
+                        f"{', '.join(names)}; groups: {', '.join(GROUPS)})")
+        return out
+    wanted = expand(a.only, "--only") if a.only else set(names)
+    wanted -= expand(a.skip, "--skip")
+    a.benches = [b for b in BENCHMARKS if b.name in wanted]
+    a.extras = [e.name for e in EXTRAS if e.name in wanted]
+    if not a.benches and not a.extras:
+        p.error("no benchmark selected")
     return a
+
+
+def log_run(rep: int, reps: int, name: str, unit: str, rt: Runtime, r: RunResult) -> None:
+    errtail = " | ".join(r.stderr.strip().splitlines()[-3:])[-300:]
+    val = f"{r.value:.1f} {unit}" if r.ok else f"FAIL ({r.error}) {errtail}"
+    log(f"bench: rep {rep + 1}/{reps} {name:15} {rt.label:13} {val}")
+
+
+def containerd_phase(a, selected: list, tmp: Path, ctrd: Containerd, runs: list) -> None:
+    """ctr_run_rm (and ctr_run_rm_shim): start a private containerd, then per
+    rep, runtimes in rotating order, one `containerd-harness.sh bench 1`;
+    containerd is stopped at the end (and by main's finally on errors)."""
+    rows = []                      # (row, runtime, containerd runtime type, binary)
+    ctrd.record["runtimes"] = {}
+    for rt in selected:
+        if rt.native or not rt.available:
+            continue               # summarized as n/a
+        binary = ctrd_binary(rt, tmp / "ctrd-bin")
+        rows.append(("ctr_run_rm", rt, CTRD_RUNC_TYPE, binary))
+        ctrd.record["runtimes"][rt.name] = {"type": CTRD_RUNC_TYPE, "runc_binary": binary,
+                                            "wraps": [rt.binary, *rt.flags]}
+    cordon = next((rt for rt in selected if rt.name == "cordon"), None)
+    if cordon is not None:
+        shim = cordon_shim_bin()
+        if shim.is_file() and os.access(shim, os.X_OK):
+            ctrd.record["shim"] = {"status": "built", "binary": str(shim.resolve()),
+                                   "type": CORDON_SHIM_TYPE}
+            rows.append(("ctr_run_rm_shim", cordon, CORDON_SHIM_TYPE, str(shim.resolve())))
+        else:
+            ctrd.record["shim"] = {"status": "not built yet", "binary": str(shim),
+                                   "type": CORDON_SHIM_TYPE}
+            log(f"bench: ctr_run_rm_shim: {shim} not built yet")
+    if not rows:
+        return
+    try:
+        err = ctrd.start()
+        if err:
+            log(f"bench: containerd did not start: {err}")
+        else:
+            log(f"bench: containerd up, CTRD_DIR {ctrd.dir}, namespace {ctrd.ns}")
+        timed_out = set()
+        for rep in range(a.reps):
+            order = rows[rep % len(rows):] + rows[:rep % len(rows)]
+            for name, rt, ctype, binary in order:
+                rec = {"rep": rep, "bench": name, "runtime": rt.name}
+                if err:
+                    rec.update(ok=False, error=f"containerd did not start: {err}")
+                elif (name, rt.name) in timed_out:
+                    rec.update(ok=False, skipped=True, error="skipped after timeout")
+                else:
+                    r = ctrd.bench(ctype, binary)
+                    rec.update(dataclasses.asdict(r))
+                    if r.rc is None:
+                        timed_out.add((name, rt.name))
+                    log_run(rep, a.reps, name, "ms", rt, r)
+                runs.append(rec)
+    finally:
+        ctrd.stop()
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
     if a.list:
         for b in BENCHMARKS:
-            print(f"{b.name:16} {b.kind:5} {b.unit:6} {b.about}")
+            print(f"{b.name:19} {b.kind:10} {b.unit:6} {b.about}")
+        for e in EXTRAS:
+            print(f"{e.name:19} {e.kind:10} {e.unit:6} {e.about}")
+        for g, m in GROUPS.items():
+            print(f"group {g}: {','.join(m)}")
         return 0
     if any(r != "native" for r in a.runtimes) and os.geteuid() != 0:
         log("bench: container runtimes need root (use --runtimes native otherwise)")
@@ -833,9 +1627,11 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="cordon-bench-")).resolve()
     h = Harness(tmp, a.timeout)
+    ctrd = Containerd(a.timeout)
     runs = []
     leftovers = []
     interrupted = False
+    mem = {}                       # idle_memory: runtime -> Harness.idle_memory()
     system_roots = {}              # Bench.rootfs -> host path
     unrunnable = {}                # bench name -> why every run of it fails
     try:
@@ -881,6 +1677,10 @@ def main(argv=None) -> int:
         # One untimed warm-up of every runtime (page cache, first-start costs).
         warm = Bench("warmup", "wall", "/bin/true", argv=())
         wb = build_bundles(tmp / "warm", master, [warm], {})["warmup"]
+        # Bundles of create_start_delete and idle_memory (harness rootfs).
+        xb = build_bundles(tmp / "extra", master, [
+            Bench("create_start_delete", "wall", LIFECYCLE_INIT, argv=()),
+            Bench("idle_memory", "wall", IDLE_INIT, argv=())], {})
         for rt in selected:
             if rt.available:
                 r = h.run(rt, warm, wb, 0, master / "bin/true", master)
@@ -892,6 +1692,7 @@ def main(argv=None) -> int:
                 if r.rc is None:
                     # `true` hangs: every benchmark would too; don't wait for each.
                     timed_out.update((rt.name, b.name) for b in a.benches)
+                    timed_out.add((rt.name, "create_start_delete"))
 
         for rep in range(a.reps):
             for b in a.benches:
@@ -911,15 +1712,60 @@ def main(argv=None) -> int:
                         rec.update(dataclasses.asdict(r))
                         if r.rc is None and not r.ok:
                             timed_out.add((rt.name, b.name))
-                        errtail = " | ".join(r.stderr.strip().splitlines()[-3:])[-300:]
-                        val = f"{r.value:.1f} {b.unit}" if r.ok else \
-                            f"FAIL ({r.error}) {errtail}"
-                        log(f"bench: rep {rep + 1}/{a.reps} {b.name:15} {rt.label:13} {val}")
+                        log_run(rep, a.reps, b.name, b.unit, rt, r)
                     runs.append(rec)
+            if "create_start_delete" in a.extras:
+                name = "create_start_delete"
+                order = selected[rep % len(selected):] + selected[:rep % len(selected)]
+                for rt in order:
+                    if rt.native:
+                        continue   # no such thing natively: summarized as n/a
+                    rec = {"rep": rep, "bench": name, "runtime": rt.name}
+                    if not rt.available:
+                        rec.update(ok=False, skipped=True, error="n/a")
+                    elif (rt.name, name) in timed_out:
+                        rec.update(ok=False, skipped=True, error="skipped after timeout")
+                    else:
+                        r = h.lifecycle(rt, xb[name])
+                        rec.update(dataclasses.asdict(r))
+                        if r.rc is None and not r.ok:
+                            timed_out.add((rt.name, name))
+                        log_run(rep, a.reps, name, "ms", rt, r)
+                    runs.append(rec)
+
+        if "ctr_run_rm" in a.extras:
+            containerd_phase(a, selected, tmp, ctrd, runs)
+            if ctrd.interrupted:
+                raise KeyboardInterrupt
+
+        if "idle_memory" in a.extras:
+            for rt in selected:
+                if rt.native:
+                    continue
+                if not rt.available:
+                    mem[rt.name] = {"runtime": rt.name, "label": rt.label, "status": "n/a",
+                                    "error": rt.why_unavailable}
+                    continue
+                m = h.idle_memory(rt, xb["idle_memory"], a.idle_settle)
+                mem[rt.name] = m
+                if m["status"] == "ok":
+                    log(f"bench: idle_memory {rt.label:13} {len(m['processes'])} processes, "
+                        f"RSS {m['rss_kib'] / 1024:.1f} MiB, PSS {m['pss_kib'] / 1024:.1f} MiB: "
+                        + ", ".join(f"{p['role']} {p['pid']} {p['rss_kib']}/{p['pss_kib']} KiB"
+                                    for p in m["processes"]))
+                else:
+                    errtail = " | ".join(m.get("stderr", "").strip().splitlines()[-3:])[-300:]
+                    log(f"bench: idle_memory {rt.label:13} FAIL ({m['error']}) {errtail}")
     except KeyboardInterrupt:
         interrupted = True
         log("bench: interrupted, cleaning up")
     finally:
+        try:
+            ctrd.stop()
+        except KeyboardInterrupt:
+            interrupted = True
+        if ctrd.interrupted:
+            interrupted = True
         leftovers = h.final_cleanup(selected)
         still_mounted = h.mounts_under_tmp()
         if a.keep:
@@ -930,26 +1776,99 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    summary = {}
-    for b in a.benches:
-        summary[b.name] = {}
-        for rt in selected:
-            mine = [r for r in runs if r["bench"] == b.name and r["runtime"] == rt.name]
+    def summarize_row(name: str, row_runtimes: list) -> dict:
+        out = {}
+        for rt in row_runtimes:
+            mine = [r for r in runs if r["bench"] == name and r["runtime"] == rt.name]
             vals = [r["value"] for r in mine if r.get("ok")]
             failed = sum(1 for r in mine if not r.get("ok") and not r.get("skipped"))
             skipped = sum(1 for r in mine if r.get("skipped") and rt.available)
-            summary[b.name][rt.name] = summarize(vals, failed + skipped, skipped, rt)
-            summary[b.name][rt.name]["leaked"] = sum(1 for r in mine if r.get("leftovers"))
+            out[rt.name] = summarize(vals, failed + skipped, skipped, rt)
+            out[rt.name]["leaked"] = sum(1 for r in mine if r.get("leftovers"))
+        return out
 
-    table = markdown_table(a.benches, all_rts, summary)
-    print(table)
-    print()
-    print(f"Median of {a.reps} reps (min-max in parentheses); micro rows in ns per "
-          f"operation, wall rows (start_true, python_pass) in ms of wall time for "
-          f"the whole `run` (natively: of the program alone). "
-          f"'-' = not run, 'n/a' = runtime not installed, 'fail' = every run failed, '[N leaked]' = N runs left a process, mount or cgroup behind. "
-          f"{os.cpu_count()} CPUs, kernel {platform.release()}, "
-          f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.")
+    summary = {}
+    for b in a.benches:
+        summary[b.name] = summarize_row(b.name, selected)
+    containers = [rt for rt in selected if not rt.native]
+    native_sel = any(rt.native for rt in selected)
+    life_rows = [b.name for b in a.benches if b.name == "run_echo"]
+    if "create_start_delete" in a.extras:
+        summary["create_start_delete"] = summarize_row("create_start_delete", containers)
+        life_rows.append("create_start_delete")
+    if "ctr_run_rm" in a.extras:
+        summary["ctr_run_rm"] = summarize_row("ctr_run_rm", containers)
+        life_rows.append("ctr_run_rm")
+        cordon = all_rts["cordon"]
+        if cordon in selected:
+            shim = ctrd.record.get("shim", {})
+            if shim.get("status") == "not built yet":
+                summary["ctr_run_rm_shim"] = {"cordon": {
+                    "n": 0, "failed": 0, "skipped": 0, "status": "not built yet",
+                    "why": f"{shim.get('binary')} does not exist"}}
+            else:
+                summary["ctr_run_rm_shim"] = summarize_row("ctr_run_rm_shim", [cordon])
+            if native_sel:
+                summary["ctr_run_rm_shim"]["native"] = not_applicable()
+            life_rows.append("ctr_run_rm_shim")
+    for name in ("create_start_delete", "ctr_run_rm"):
+        if name in summary and native_sel:
+            summary[name]["native"] = not_applicable()
+    if "idle_memory" in a.extras:
+        summary["idle_memory"] = {
+            n: {"status": m["status"], "error": m.get("error", ""),
+                **({"processes": len(m["processes"]),
+                    "rss_mib": round(m["rss_kib"] / 1024, 2),
+                    "pss_mib": round(m["pss_kib"] / 1024, 2)} if m["status"] == "ok" else {}),
+                "leaked": len(m.get("leftovers", []))}
+            for n, m in mem.items()}
+
+    stamp = (f"{os.cpu_count()} CPUs, kernel {platform.release()}, "
+             f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.")
+    table = life_table = mem_table = ""
+    if a.benches:
+        table = markdown_table(a.benches, all_rts, summary)
+        print(table)
+        print()
+        print(f"Median of {a.reps} reps (min-max in parentheses); micro rows in ns per "
+              f"operation, wall rows ({', '.join(GROUPS['wall'])}) in ms of wall time for "
+              f"the whole `run` (natively: of the program alone). "
+              f"'-' = not run, 'n/a' = runtime not installed, 'fail' = every run failed, "
+              f"'[N leaked]' = N runs left a process, mount or cgroup behind. " + stamp)
+    if life_rows:
+        life_table = lifecycle_table(life_rows, all_rts, summary)
+        if table:
+            print()
+        print(life_table)
+        print()
+        notes = {
+            "run_echo": "run_echo: the row of the table above.",
+            "create_start_delete": "create_start_delete: `create --pid-file` + `start` + "
+                                   "the exit of the init (/bin/true) + `delete`.",
+            "ctr_run_rm": "ctr_run_rm: `ctr run --rm` of busybox `echo hello` through a "
+                          "private containerd and its runc shim (runsc through a wrapper "
+                          "adding its flags), as timed by containerd-harness.sh `bench`.",
+            "ctr_run_rm_shim": f"ctr_run_rm_shim: Cordon's own shim ({CORDON_SHIM_TYPE}); "
+                               "its runc and runsc cells are ctr_run_rm's.",
+        }
+        print(f"Start-up and container lifecycle in ms of wall time, median of {a.reps} "
+              f"reps (min-max in parentheses). "
+              + " ".join(notes[n] for n in life_rows)
+              + (" 'n/a' in the native column: no such thing natively. "
+                 if any(n != "run_echo" for n in life_rows) else " ")
+              + ("" if table else stamp))
+    if mem:
+        mem_table = memory_table(all_rts, mem)
+        if table or life_table:
+            print()
+        print(mem_table)
+        print()
+        print(f"idle_memory, measured once, {a.idle_settle:g} s after `start` of a "
+              f"container whose init pause()s forever: Rss and Pss from "
+              f"/proc/PID/smaps_rollup summed over the runtime's host processes of that "
+              f"container (runc: its init alone; runsc: sandbox, gofer, stubs; cordon: "
+              f"sentry, gofer, stubs); per-process figures in the JSON. "
+              + ("" if table or life_table else stamp))
     sys.stdout.flush()
 
     if a.json:
@@ -970,11 +1889,23 @@ def main(argv=None) -> int:
                             "program": b.program,
                             "argv": [b.program, *bench_args(b, iters.get(b.name, 0))],
                             "rootfs": str(system_roots.get(b.rootfs, "")) if b.rootfs
-                            else "", "about": b.about} for b in a.benches],
+                            else "", "about": b.about} for b in a.benches]
+            + [{"name": e.name, "kind": e.kind, "unit": e.unit, "about": e.about,
+                **({"program": LIFECYCLE_INIT} if e.kind == "lifecycle" else {}),
+                **({"program": IDLE_INIT, "settle_s": a.idle_settle}
+                   if e.kind == "memory" else {})}
+               for e in EXTRAS if e.name in a.extras],
             "summary": summary,
             "runs": runs,
             "table_markdown": table,
         }
+        if life_table:
+            doc["lifecycle_table_markdown"] = life_table
+        if "ctr_run_rm" in a.extras:
+            doc["containerd"] = ctrd.record
+        if "idle_memory" in a.extras:
+            doc["idle_memory"] = mem
+            doc["memory_table_markdown"] = mem_table
         path = Path(a.json)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
