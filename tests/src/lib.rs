@@ -1416,6 +1416,23 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Types `command` and Enter, waits until the pane shows it, lets it
+    /// start, then sends `key` (C-c, C-z) to its foreground job.
+    pub fn type_then_key(&self, command: &str, key: &str) {
+        self.keys(&[command, "Enter"]);
+        self.wait_for(command, 1);
+        thread::sleep(Duration::from_millis(300));
+        self.keys(&[key]);
+    }
+
+    /// Resizes the window, and gives the resize a moment to arrive.
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let (x, y) = (cols.to_string(), rows.to_string());
+        let st = self.cmd(&["resize-window", "-t", "t", "-x", &x, "-y", &y]).status().expect("tmux");
+        assert!(st.success(), "tmux resize-window");
+        thread::sleep(Duration::from_millis(300));
+    }
+
     /// Waits until the pane shows `text` `n` times.
     pub fn wait_for(&self, text: &str, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -1433,5 +1450,22 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]).output();
+    }
+}
+
+/// Waits for child `pid` (ours, as a child subreaper) and returns its raw
+/// wait status.
+pub fn reap(pid: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into a local integer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return status;
+        }
+        assert!(r == 0, "waitpid({pid}): not our child ({r})");
+        assert!(Instant::now() < deadline, "process {pid} did not exit");
+        thread::sleep(Duration::from_millis(5));
     }
 }

@@ -228,13 +228,9 @@ fn ctr_through_the_runc_shim() {
     t.wait_for("/ #", 1);
     t.keys(&["echo typed-$((6*7))", "Enter"]);
     t.wait_for("typed-42", 1);
-    t.keys(&["sleep 100", "Enter"]);
-    t.wait_for("sleep 100", 1);
-    std::thread::sleep(Duration::from_millis(300));
-    t.keys(&["C-c"]);
+    t.type_then_key("sleep 100", "C-c");
     t.wait_for("/ #", 3);
-    assert!(t.cmd(&["resize-window", "-t", "t", "-x", "70", "-y", "20"]).status().expect("tmux").success());
-    std::thread::sleep(Duration::from_millis(300));
+    t.resize(70, 20);
     t.keys(&["stty size", "Enter"]);
     t.wait_for("20 70", 1);
     t.keys(&["exit 9", "Enter"]);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cordon_tests::{assert_nothing_left, busybox_rootfs, cordon_command, unique_id, Process, Sandbox};
+use cordon_tests::{assert_nothing_left, busybox_rootfs, cordon_command, reap, unique_id, Process, Sandbox};
 
 /// A sandbox on the shared busybox rootfs, with this process a subreaper.
 fn lifecycle_sandbox(name: &str) -> Sandbox {
@@ -112,23 +112,6 @@ fn state(sb: &Sandbox, id: &str) -> serde_json::Value {
 
 fn status_of(sb: &Sandbox, id: &str) -> String {
     state(sb, id)["status"].as_str().unwrap_or_default().to_string()
-}
-
-/// Waits for child `pid` (ours, as subreaper) and returns its raw wait
-/// status.
-fn reap(pid: i32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into a local integer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return status;
-        }
-        assert!(r == 0, "waitpid({pid}): not our child ({r})");
-        assert!(Instant::now() < deadline, "process {pid} did not exit");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Host process `pid` exists and is not a zombie.

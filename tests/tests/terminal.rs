@@ -99,17 +99,11 @@ fn subreaper() {
 
 /// Waits for child `pid` (ours, as subreaper); returns its exit code.
 fn reap(pid: i32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into a local integer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-        }
-        assert_eq!(r, 0, "waitpid({pid}): not our child");
-        assert!(Instant::now() < deadline, "process {pid} did not exit");
-        std::thread::sleep(Duration::from_millis(5));
+    let status = cordon_tests::reap(pid);
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
     }
 }
 
@@ -398,22 +392,15 @@ fn a_person_types_into_cordon_run_and_exec_t() {
     t.wait_for(prompt, 1);
     t.keys(&["tty; stty size", "Enter"]);
     t.wait_for("30 100", 1);
-    t.keys(&["sleep 100", "Enter"]);
-    t.wait_for("sleep 100", 1);
-    std::thread::sleep(Duration::from_millis(300));
-    t.keys(&["C-c"]);
+    t.type_then_key("sleep 100", "C-c");
     t.wait_for(prompt, 3);
     t.keys(&["echo after-int $?", "Enter"]);
     t.wait_for("after-int 130", 1);
-    t.keys(&["sleep 200", "Enter"]);
-    t.wait_for("sleep 200", 1);
-    std::thread::sleep(Duration::from_millis(300));
-    t.keys(&["C-z"]);
+    t.type_then_key("sleep 200", "C-z");
     t.wait_for("Stopped", 1);
     t.keys(&["jobs; kill -9 %1", "Enter"]);
     t.wait_for("Stopped", 2);
-    assert!(t.cmd(&["resize-window", "-t", "t", "-x", "90", "-y", "25"]).status().expect("tmux").success());
-    std::thread::sleep(Duration::from_millis(300));
+    t.resize(90, 25);
     t.keys(&["stty size; cat", "Enter"]);
     t.wait_for("25 90", 1);
     t.keys(&["typed-to-cat", "Enter"]);
@@ -443,13 +430,9 @@ fn a_person_types_into_cordon_run_and_exec_t() {
     t.wait_for(prompt, 1);
     t.keys(&["tty", "Enter"]);
     t.wait_for(prompt, 2);
-    t.keys(&["sleep 100", "Enter"]);
-    t.wait_for("sleep 100", 1);
-    std::thread::sleep(Duration::from_millis(300));
-    t.keys(&["C-c"]);
+    t.type_then_key("sleep 100", "C-c");
     t.wait_for(prompt, 3);
-    assert!(t.cmd(&["resize-window", "-t", "t", "-x", "80", "-y", "20"]).status().expect("tmux").success());
-    std::thread::sleep(Duration::from_millis(300));
+    t.resize(80, 20);
     t.keys(&["stty size", "Enter"]);
     t.wait_for("20 80", 1);
     let pane = t.pane();
