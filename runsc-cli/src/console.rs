@@ -15,17 +15,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
-
-/// runc's error when a detached container asks for a terminal with no
-/// socket to send it to.
-pub const NEEDS_SOCKET: &str = "cannot allocate tty if runc will detach without setting console socket";
-/// runc's error for a console socket without a terminal.
-pub const NEEDS_TERMINAL: &str = "cannot use console socket if runc will not allocate tty";
 
 /// A host pty pair.
 pub struct Pty {
@@ -34,12 +28,34 @@ pub struct Pty {
 }
 
 /// Opens a host pty pair (both ends close-on-exec).
-pub fn open_pty() -> Result<Pty> {
+fn open_pty() -> Result<Pty> {
     let p = nix::pty::openpty(None, None).context("opening a pty for the terminal")?;
     for fd in [&p.master, &p.slave] {
         fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     }
     Ok(Pty { master: p.master, slave: p.slave })
+}
+
+/// The pty of a process, if it has a terminal, checked as runc checks
+/// the console flags: a detached process with a terminal needs a console
+/// socket, and a console socket needs a terminal. Without a socket the
+/// master stays with us, and gets our terminal's window size before the
+/// process can ask for it.
+pub fn pty_for(terminal: bool, detached: bool, socket: Option<&Path>) -> Result<Option<Pty>> {
+    match (terminal, socket) {
+        (true, None) if detached => {
+            bail!("cannot allocate tty if runc will detach without setting console socket")
+        }
+        (false, Some(_)) => bail!("cannot use console socket if runc will not allocate tty"),
+        (false, None) => Ok(None),
+        (true, _) => {
+            let pty = open_pty()?;
+            if socket.is_none() {
+                copy_winsize(std::io::stdin().as_fd(), pty.master.as_fd());
+            }
+            Ok(Some(pty))
+        }
+    }
 }
 
 /// Sends the pty master to the console socket at `path`, as runc does (the

@@ -85,8 +85,7 @@ impl HostConsole {
     pub fn refresh_winsize(&self, kernel: &Kernel) {
         let mut b = [0u8; 8];
         if crate::host::ioctl_with_buf(self.host.as_raw_fd(), TIOCGWINSZ, &mut b).is_ok() {
-            let ws = [0, 1, 2, 3].map(|i| u16::from_ne_bytes([b[i * 2], b[i * 2 + 1]]));
-            self.term.set_winsize(kernel, ws);
+            self.term.set_winsize(kernel, crate::tty::winsize_from_bytes(&b));
         }
     }
 

@@ -365,19 +365,12 @@ impl Terminal {
                 st = self.changes.wait(st).unwrap_or_else(|e| e.into_inner());
             }
             let n = (QUEUE_MAX - st.pending_input()).min(data.len());
-            let mut sigs = 0u64;
-            for &c in &data[..n] {
-                if let Some(s) = receive(&mut st, c) {
-                    sigs |= 1 << s;
-                }
-            }
+            let sigs = receive_all(&mut st, &data[..n]);
             let fg = st.foreground;
             drop(st);
             data = &data[n..];
             self.changed();
-            for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
-                signal_group(kernel, fg, s);
-            }
+            signal_input(kernel, fg, sigs);
         }
     }
 
@@ -407,6 +400,11 @@ impl Terminal {
     pub fn output_pending(&self) -> bool {
         !self.state().output.is_empty()
     }
+}
+
+/// `struct winsize` (rows, cols, xpixel, ypixel) from its 8 bytes.
+pub fn winsize_from_bytes(b: &[u8; 8]) -> [u16; 4] {
+    [0, 1, 2, 3].map(|i| u16::from_ne_bytes([b[i * 2], b[i * 2 + 1]]))
 }
 
 /// Sends `sig` from the terminal to every process of group `pgrp`.
@@ -574,6 +572,19 @@ fn receive(st: &mut TtyState, mut c: u8) -> Option<i32> {
     None
 }
 
+/// Input bytes through the line discipline; returns the signals they
+/// raised, a bit per signal number (see [`signal_input`]).
+fn receive_all(st: &mut TtyState, data: &[u8]) -> u64 {
+    data.iter().filter_map(|&c| receive(st, c)).fold(0, |sigs, s| sigs | 1 << s)
+}
+
+/// Sends the signals input raised (`receive_all`) to foreground group `fg`.
+fn signal_input(kernel: &Kernel, fg: i32, sigs: u64) {
+    for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
+        signal_group(kernel, fg, s);
+    }
+}
+
 /// An ordinary input byte: into the line (canonical) or the queue.
 fn literal(st: &mut TtyState, c: u8) -> Option<i32> {
     if st.termios.l(ICANON) {
@@ -731,12 +742,7 @@ impl TtyEnd {
                         return nonblock.then_some(Err(Errno::EAGAIN));
                     }
                     let n = room.min(data.len() - done);
-                    let mut sigs = 0u64;
-                    for &c in &data[done..done + n] {
-                        if let Some(s) = receive(&mut st, c) {
-                            sigs |= 1 << s;
-                        }
-                    }
+                    let sigs = receive_all(&mut st, &data[done..done + n]);
                     Some(Ok((n, sigs, st.foreground)))
                 } else {
                     if st.masters == 0 {
@@ -757,9 +763,7 @@ impl TtyEnd {
                 Ok(Ok((n, sigs, fg))) => {
                     done += n;
                     self.term.changed();
-                    for s in [S::SIGINT, S::SIGQUIT, S::SIGTSTP].into_iter().filter(|s| sigs & (1 << s) != 0) {
-                        signal_group(&t.kernel, fg, s);
-                    }
+                    signal_input(&t.kernel, fg, sigs);
                 }
                 Ok(Err(e)) | Err(e) if done == 0 => return Err(e),
                 _ => break,
@@ -857,8 +861,7 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
         I::TIOCSWINSZ => {
             let mut b = [0u8; 8];
             t.mm.copy_in(arg, &mut b)?;
-            let ws = [0, 1, 2, 3].map(|i| u16::from_ne_bytes([b[i * 2], b[i * 2 + 1]]));
-            term.set_winsize(&t.kernel, ws);
+            term.set_winsize(&t.kernel, winsize_from_bytes(&b));
         }
         I::FIONREAD | TIOCOUTQ => {
             let n = if req == I::FIONREAD { end.available() } else { 0 };

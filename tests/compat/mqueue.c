@@ -151,6 +151,22 @@ static void reap(pid_t c, const char *who) {
     SHOW("%s: exited=%d code=%d", who, WIFEXITED(st), WEXITSTATUS(st));
 }
 
+/* Forks a child that waits in mq_receive on `q` and exits with the digit
+ * it got (99 on failure); returns once it is (all but surely) waiting. */
+static pid_t waiting_digit_receiver(mqd_t q, int p[2]) {
+    pid_t c = fork();
+    CHECK(c >= 0);
+    if (c == 0) {
+        char buf[64];
+        post(p);
+        ssize_t n = mq_receive(q, buf, sizeof buf, NULL);
+        _exit(n == 1 ? buf[0] - '0' : 99);
+    }
+    await(p);
+    settle();
+    return c;
+}
+
 static int still_running(pid_t c) {
     int st;
     return waitpid(c, &st, WNOHANG) == 0;
@@ -660,26 +676,8 @@ static void test_blocking(void) {
     SHOW("curmsgs right after the send: %ld", after);
 
     /* Two receivers wait: FIFO. */
-    pid_t c1 = fork();
-    CHECK(c1 >= 0);
-    if (c1 == 0) {
-        char buf[64];
-        post(p);
-        ssize_t n = mq_receive(q, buf, sizeof buf, NULL);
-        _exit(n == 1 ? buf[0] - '0' : 99);
-    }
-    await(p);
-    settle();
-    pid_t c2 = fork();
-    CHECK(c2 >= 0);
-    if (c2 == 0) {
-        char buf[64];
-        post(p);
-        ssize_t n = mq_receive(q, buf, sizeof buf, NULL);
-        _exit(n == 1 ? buf[0] - '0' : 99);
-    }
-    await(p);
-    settle();
+    pid_t c1 = waiting_digit_receiver(q, p);
+    pid_t c2 = waiting_digit_receiver(q, p);
     qsend(q, "1", 0);
     qsend(q, "2", 9);
     reap(c1, "first waiting receiver (got message)");

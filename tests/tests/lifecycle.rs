@@ -133,6 +133,13 @@ fn sandbox_pids(sb: &Sandbox, id: &str) -> Vec<i32> {
     pids
 }
 
+/// `delete` of a stopped container, then nothing of it is left.
+fn delete_and_check(sb: &Sandbox, id: &str) {
+    let pids = sandbox_pids(sb, id);
+    ok(sb, &["delete", id]);
+    assert_gone(sb, id, &pids);
+}
+
 fn assert_gone(sb: &Sandbox, id: &str, pids: &[i32]) {
     assert_nothing_left(&sb.state_root, id);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -208,9 +215,7 @@ fn the_pid_file_process_dies_by_the_signal_that_killed_init() {
     ok(&sb, &["kill", &id, "SIGKILL"]);
     let status = reap(pid);
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
-    let pids = sandbox_pids(&sb, &id);
-    ok(&sb, &["delete", &id]);
-    assert_gone(&sb, &id, &pids);
+    delete_and_check(&sb, &id);
 }
 
 #[test]
@@ -225,9 +230,7 @@ fn a_container_killed_before_start_never_runs() {
     assert_eq!(container_output(&sb, &id), "");
     // Deleting a created container kills it, as runc's delete does.
     let (id2, pid2) = create(&sb, &Process::sh("echo should-not-run"));
-    let pids = sandbox_pids(&sb, &id2);
-    ok(&sb, &["delete", &id2]);
-    assert_gone(&sb, &id2, &pids);
+    delete_and_check(&sb, &id2);
     let _ = reap(pid2);
     ok(&sb, &["delete", &id]);
     assert_eq!(container_output(&sb, &id2), "");
@@ -298,9 +301,7 @@ fn exec_runs_in_the_same_sandbox() {
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
     let _ = reap(pid);
     fails(&sb, &["exec", &id, "true"], "stopped");
-    let pids = sandbox_pids(&sb, &id);
-    ok(&sb, &["delete", &id]);
-    assert_gone(&sb, &id, &pids);
+    delete_and_check(&sb, &id);
 }
 
 /// `cordon exec --process FILE --detach --pid-file` in container `id`;
@@ -345,9 +346,7 @@ fn pause_stops_every_process_until_resume() {
     ok(&sb, &["kill", &id, "KILL"]);
     let status = reap(pid);
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
-    let pids = sandbox_pids(&sb, &id);
-    ok(&sb, &["delete", &id]);
-    assert_gone(&sb, &id, &pids);
+    delete_and_check(&sb, &id);
 }
 
 #[test]
@@ -378,9 +377,7 @@ fn events_report_usage_and_update_changes_the_pids_limit() {
     assert!(out.code == 0 || out.stderr.contains("not running"), "update: {}", out.stderr);
     let _ = cordon(&sb, &["kill", &id, "KILL"]);
     let _ = reap(pid);
-    let pids = sandbox_pids(&sb, &id);
-    ok(&sb, &["delete", &id]);
-    assert_gone(&sb, &id, &pids);
+    delete_and_check(&sb, &id);
 }
 
 #[test]

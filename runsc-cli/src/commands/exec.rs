@@ -115,19 +115,9 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
     // forwarding thread of `wait_process` takes these signals.
     let _ = forwarded().thread_block();
     let (mut process, terminal) = process(&dir, a)?;
-    if terminal && a.detach && a.console_socket.is_none() {
-        bail!(console::NEEDS_SOCKET);
-    }
-    if !terminal && a.console_socket.is_some() {
-        bail!(console::NEEDS_TERMINAL);
-    }
     process.terminal = terminal;
-    let pty = terminal.then(console::open_pty).transpose()?;
+    let pty = console::pty_for(terminal, a.detach, a.console_socket.as_deref())?;
     let attached_tty = pty.is_some() && a.console_socket.is_none();
-    if let (Some(p), true) = (&pty, attached_tty) {
-        // The person's window size, before the process can ask for it.
-        console::copy_winsize(std::io::stdin().as_fd(), p.master.as_fd());
-    }
     let conn = dir.connect()?;
     drop(dir);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -179,10 +169,10 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
         _ => None,
     };
     let raw = attached.as_ref().and_then(|_| console::RawMode::enter());
-    let winch = match (&master, terminal) {
-        (Some(m), true) if attached_tty => Winch::Resize(Some(m.clone())),
-        (_, true) => Winch::Resize(None),
-        _ => Winch::Forward,
+    let winch = match &master {
+        Some(m) if attached_tty => Winch::Resize(Some(m.clone())),
+        Some(_) => Winch::Resize(None),
+        None => Winch::Forward,
     };
     let status = wait_process(conn, winch);
     if let Some(a) = attached {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 
@@ -71,17 +71,7 @@ fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<Created
     crate::state::validate_id(&a.id)?;
     let bundle = load_bundle(&a.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-    if terminal && a.console_socket.is_none() && !launch.attached {
-        bail!(console::NEEDS_SOCKET);
-    }
-    if !terminal && a.console_socket.is_some() {
-        bail!(console::NEEDS_TERMINAL);
-    }
-    let pty = terminal.then(console::open_pty).transpose()?;
-    if let (Some(p), None) = (&pty, &a.console_socket) {
-        // The person's window size, before init can ask for it.
-        console::copy_winsize(std::io::stdin().as_fd(), p.master.as_fd());
-    }
+    let pty = console::pty_for(terminal, !launch.attached, a.console_socket.as_deref())?;
     let state = StateDir::create(&cli.root, &a.id)?;
     let mut st = ContainerState {
         oci_version: bundle.spec.version().clone(),
