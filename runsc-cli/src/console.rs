@@ -151,7 +151,7 @@ pub fn attach(master: Arc<OwnedFd>) -> Result<Attached> {
             }
         }
     });
-    let output = std::thread::spawn(move || copy_output(&master, &stop_r));
+    let output = std::thread::spawn(move || copy_output(&master, std::io::stdout().as_fd(), &stop_r));
     Ok(Attached { stop: stop_w, output })
 }
 
@@ -163,7 +163,7 @@ impl Attached {
     }
 }
 
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],
@@ -174,10 +174,9 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
-/// Master to stdout until the slave is gone (EIO), or until `stop` and no
+/// Master to `out` until the slave is gone (EIO), or until `stop` and no
 /// more output comes for a moment.
-fn copy_output(master: &OwnedFd, stop: &OwnedFd) {
-    let stdout = std::io::stdout();
+pub fn copy_output(master: &OwnedFd, out: BorrowedFd<'_>, stop: &OwnedFd) {
     let mut buf = [0u8; 4096];
     let mut drain_until: Option<Instant> = None;
     loop {
@@ -208,7 +207,7 @@ fn copy_output(master: &OwnedFd, stop: &OwnedFd) {
         if readable {
             match nix::unistd::read(master.as_raw_fd(), &mut buf) {
                 Ok(n) if n > 0 => {
-                    if write_all(stdout.as_fd(), &buf[..n]).is_err() {
+                    if write_all(out, &buf[..n]).is_err() {
                         return;
                     }
                     if drain_until.is_some() {

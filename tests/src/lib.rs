@@ -98,6 +98,16 @@ pub fn cordon_bin() -> PathBuf {
     path
 }
 
+/// Cordon's containerd shim, built beside the cordon binary under test
+/// (the shim runs the `cordon` next to it).
+pub fn shim_bin() -> PathBuf {
+    let path = cordon_bin().with_file_name("containerd-shim-cordon-v1");
+    if !path.is_file() {
+        panic!("containerd-shim-cordon-v1 not found at {}: build it with `cargo build --release`", path.display());
+    }
+    path
+}
+
 /// Panics with a clear message unless the tests run as root (chroot and
 /// `cordon run` need it; CI runs as root).
 pub fn require_root() {

@@ -1,6 +1,8 @@
-//! Cordon under containerd, through containerd's stock runc shim
-//! (`io.containerd.runc.v2` with `--runc-binary` pointing at cordon): the
-//! `ctr` operations a user of runc relies on behave as they do with runc.
+//! Cordon under containerd, by both routes: containerd's stock runc shim
+//! (`io.containerd.runc.v2` with `--runc-binary` pointing at cordon), and
+//! Cordon's own shim (`io.containerd.cordon.v1`, options from a TOML file
+//! given as `--runtime-config-path`). The `ctr` operations a user of runc
+//! relies on behave as they do with runc.
 //! A private containerd comes from tests/containerd/containerd-harness.sh
 //! (a copy of ../shared/scripts/containerd-harness.sh), with a locally
 //! built busybox image; nothing is pulled.
@@ -9,13 +11,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cordon_tests::{cordon_bin, require_root, tests_dir, unique_id, TempDir, Tmux};
+use cordon_tests::{cordon_bin, require_root, shim_bin, tests_dir, unique_id, TempDir, Tmux};
 
 const IMAGE: &str = "docker.io/cordon/busybox:latest";
+
+/// How containerd reaches cordon.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Route {
+    /// `io.containerd.runc.v2` with `--runc-binary cordon`.
+    RuncShim,
+    /// `io.containerd.cordon.v1`: containerd-shim-cordon-v1.
+    CordonShim,
+}
 
 /// A private containerd, stopped when dropped.
 struct Containerd {
     dir: PathBuf,
+    route: Route,
     _tmp: TempDir,
 }
 
@@ -24,20 +36,36 @@ fn harness() -> PathBuf {
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    fn start(route: Route) -> Containerd {
         require_root();
         // The harness wants a short directory (containerd's socket path).
         let tmp = TempDir::new("ctrd");
         let dir = tmp.path().join("c");
+        // containerd finds containerd-shim-cordon-v1 on its PATH.
+        let shims = tmp.path().join("shims");
+        std::fs::create_dir_all(&shims).unwrap();
+        if route == Route::CordonShim {
+            std::os::unix::fs::symlink(shim_bin(), shims.join("containerd-shim-cordon-v1")).unwrap();
+        }
         let out = Command::new("bash")
             .arg(harness())
             .arg("start")
             .env("CTRD_DIR", &dir)
+            .env("CTRD_EXTRA_PATH", &shims)
             .stdin(Stdio::null())
             .output()
             .expect("run the containerd harness");
         assert!(out.status.success(), "containerd harness start failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        Containerd { dir, _tmp: tmp }
+        let c = Containerd { dir, route, _tmp: tmp };
+        // Our shim's options: its state root (where the tests look for
+        // what is left) and a global flag of cordon's.
+        let toml = format!("root = \"{}\"\n[cordon]\nplatform = \"systrap\"\n", c.runc_root().join("test").display());
+        std::fs::write(c.options_file(), toml).unwrap();
+        c
+    }
+
+    fn options_file(&self) -> PathBuf {
+        self.dir.join("cordon.toml")
     }
 
     /// `ctr ARGS` against the private daemon.
@@ -71,16 +99,24 @@ impl Containerd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The runtime flags of `ctr run` for the runc shim driving cordon.
+    /// The runtime flags of `ctr run` for the route.
     fn runtime_args(&self) -> Vec<String> {
-        vec![
-            "--runtime".into(),
-            "io.containerd.runc.v2".into(),
-            "--runc-root".into(),
-            self.runc_root().display().to_string(),
-            "--runc-binary".into(),
-            cordon_bin().display().to_string(),
-        ]
+        match self.route {
+            Route::RuncShim => vec![
+                "--runtime".into(),
+                "io.containerd.runc.v2".into(),
+                "--runc-root".into(),
+                self.runc_root().display().to_string(),
+                "--runc-binary".into(),
+                cordon_bin().display().to_string(),
+            ],
+            Route::CordonShim => vec![
+                "--runtime".into(),
+                "io.containerd.cordon.v1".into(),
+                "--runtime-config-path".into(),
+                self.options_file().display().to_string(),
+            ],
+        }
     }
 
     fn runc_root(&self) -> PathBuf {
@@ -153,7 +189,38 @@ fn no_containers_left(root: &Path) {
 
 #[test]
 fn ctr_through_the_runc_shim() {
-    let c = Containerd::start();
+    ctr_operations(Route::RuncShim);
+}
+
+#[test]
+fn ctr_through_the_cordon_shim() {
+    ctr_operations(Route::CordonShim);
+}
+
+/// Mount points under containerd's state directory (the tasks' rootfs).
+fn rootfs_mounts(c: &Containerd) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let state = c.dir.join("state").display().to_string();
+    mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&state)).map(String::from).collect()
+}
+
+/// The shim processes of our containerd.
+fn shims(c: &Containerd) -> Vec<u32> {
+    let sock = c.dir.join("containerd.sock").display().to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.first().is_some_and(|a| a.contains("containerd-shim")) && args.contains(&sock) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn ctr_operations(route: Route) {
+    let c = Containerd::start(route);
     // ctr run --rm: output and exit status.
     let out = c.run(&["--rm"], &unique_id("rm"), &["echo", "hello"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -172,6 +239,19 @@ fn ctr_through_the_runc_shim() {
     assert_eq!(out.status.code(), Some(5), "exec's exit status");
     let ps = c.ok(&["task", "ps", &id]);
     assert!(ps.lines().any(|l| l.split_whitespace().next() == Some("1")), "ctr task ps lists init:\n{ps}");
+    if route == Route::CordonShim {
+        // Stats: the sandbox's own accounting, as cgroup v1 metrics.
+        let m = c.ok(&["task", "metrics", &id]);
+        let value = |name: &str| -> u64 {
+            m.lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ctr task metrics:\n{m}"))
+        };
+        assert_eq!(value("pids.current"), 1, "{m}");
+        assert!(value("memory.usage_in_bytes") > 0, "{m}");
+    }
     c.ok(&["task", "pause", &id]);
     c.wait_status(&id, "PAUSED");
     c.ok(&["task", "resume", &id]);
@@ -248,4 +328,10 @@ fn ctr_through_the_runc_shim() {
     c.ok(&["task", "rm", "-f", &id]);
     c.ok(&["container", "rm", &id]);
     no_containers_left(&c.runc_root().join("test"));
+    assert_eq!(rootfs_mounts(&c), Vec::<String>::new(), "rootfs mounts left");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shims(&c).is_empty() {
+        assert!(Instant::now() < deadline, "shims left: {:?}", shims(&c));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

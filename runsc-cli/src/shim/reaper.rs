@@ -1,0 +1,131 @@
+//! The shim is the subreaper of everything it starts: the `cordon`
+//! commands it runs, and the processes their pid files name (a sandbox's
+//! sentry, an exec'd process's stand-in), which become its children when
+//! the command that started them exits. One thread reaps them all; the
+//! rest of the shim asks it for a pid's end (never `waitpid` elsewhere,
+//! or the two would race for the status). The shim crate's own children
+//! are reported to its monitor.
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitStatus};
+
+/// What to do when a watched process ends, given its exit status as
+/// containerd wants it (the code, or 128 + the signal).
+pub type OnExit = Box<dyn FnOnce(u32) + Send>;
+
+#[derive(Default)]
+struct Reaped {
+    /// Ends nobody has asked for yet, by pid.
+    exited: HashMap<i32, u32>,
+    /// Watchers of processes that have not ended yet.
+    watchers: HashMap<i32, OnExit>,
+}
+
+#[derive(Default)]
+pub struct Reaper {
+    reaped: Mutex<Reaped>,
+    /// Notified when a process was reaped, or a child started.
+    changed: Condvar,
+}
+
+/// containerd's exit status for a wait status.
+fn exit_status(s: WaitStatus) -> Option<(i32, u32)> {
+    match s {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), code as u32)),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), 128 + sig as u32)),
+        _ => None,
+    }
+}
+
+impl Reaper {
+    /// Starts the reaping thread.
+    pub fn start() -> Arc<Reaper> {
+        let reaper = Arc::new(Reaper::default());
+        let r = reaper.clone();
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || r.reap_forever())
+            .expect("starting the reaper thread");
+        reaper
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reaped> {
+        self.reaped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reap_forever(&self) {
+        loop {
+            match waitpid(None, None) {
+                Ok(status) => {
+                    let Some((pid, code)) = exit_status(status) else { continue };
+                    let watcher = {
+                        let mut r = self.lock();
+                        let w = r.watchers.remove(&pid);
+                        if w.is_none() {
+                            r.exited.insert(pid, code);
+                        }
+                        w
+                    };
+                    self.changed.notify_all();
+                    if watcher.is_none() {
+                        // The shim crate waits for its own children (the
+                        // rootfs mount's) through its monitor.
+                        let _ = containerd_shim::monitor::monitor_notify_by_pid(pid, code as i32);
+                    }
+                    if let Some(w) = watcher {
+                        // Watchers wait for output and publish events:
+                        // never in the way of the next reap.
+                        let spawned = std::thread::Builder::new().name("exit".into()).spawn(move || w(code));
+                        if let Err(e) = spawned {
+                            tracing::error!("cannot handle the exit of {pid}: {e}");
+                        }
+                    }
+                }
+                Err(Errno::ECHILD) => {
+                    // No children: sleep until one is started.
+                    let r = self.lock();
+                    let _ = self.changed.wait_timeout(r, Duration::from_secs(1));
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    tracing::error!("waitpid: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// Tells the reaper a child was just started.
+    pub fn child_started(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Waits for `pid` to end; returns its exit status.
+    pub fn wait(&self, pid: i32) -> u32 {
+        let mut r = self.lock();
+        loop {
+            if let Some(code) = r.exited.remove(&pid) {
+                return code;
+            }
+            r = self.changed.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Calls `on_exit` (on a thread of its own) when `pid` ends, or at once
+    /// if it already has.
+    pub fn watch(&self, pid: i32, on_exit: OnExit) {
+        let mut r = self.lock();
+        match r.exited.remove(&pid) {
+            Some(code) => {
+                drop(r);
+                on_exit(code);
+            }
+            None => {
+                r.watchers.insert(pid, on_exit);
+            }
+        }
+    }
+}
