@@ -37,6 +37,12 @@ fn harness() -> PathBuf {
 
 impl Containerd {
     fn start(route: Route) -> Containerd {
+        Self::start_with(route, false)
+    }
+
+    /// With `cri`, the CRI plugin too, with a runtime handler `cordon`
+    /// (our shim, options from the same TOML file).
+    fn start_with(route: Route, cri: bool) -> Containerd {
         require_root();
         // The harness wants a short directory (containerd's socket path).
         let tmp = TempDir::new("ctrd");
@@ -47,14 +53,18 @@ impl Containerd {
         if route == Route::CordonShim {
             std::os::unix::fs::symlink(shim_bin(), shims.join("containerd-shim-cordon-v1")).unwrap();
         }
-        let out = Command::new("bash")
-            .arg(harness())
-            .arg("start")
-            .env("CTRD_DIR", &dir)
-            .env("CTRD_EXTRA_PATH", &shims)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the containerd harness");
+        let mut cmd = Command::new("bash");
+        cmd.arg(harness()).arg("start").env("CTRD_DIR", &dir).env("CTRD_EXTRA_PATH", &shims);
+        if cri {
+            let runtime = r#"[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cordon]"#;
+            let toml = format!(
+                "    {runtime}\n      runtime_type = \"io.containerd.cordon.v1\"\n    {}\n        ConfigPath = \"{}\"\n",
+                runtime.replace("cordon]", "cordon.options]"),
+                dir.join("cordon.toml").display()
+            );
+            cmd.env("CTRD_CRI", "1").env("CTRD_CRI_EXTRA_TOML", toml);
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("run the containerd harness");
         assert!(out.status.success(), "containerd harness start failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let c = Containerd { dir, route, _tmp: tmp };
         // Our shim's options: its state root (where the tests look for
@@ -195,6 +205,29 @@ fn ctr_through_the_runc_shim() {
 #[test]
 fn ctr_through_the_cordon_shim() {
     ctr_operations(Route::CordonShim);
+}
+
+/// Kubernetes' path: a pod through the CRI with `cordon` as its runtime
+/// handler (RuntimeClass), its containers in our shim (one shim for the
+/// pod: the shim groups by the sandbox id).
+#[test]
+fn cri_pod_through_the_cordon_shim() {
+    let c = Containerd::start_with(Route::CordonShim, true);
+    let mut cmd = Command::new("bash");
+    cmd.arg(harness()).args(["cri-smoke", "--handler", "cordon"]).env("CTRD_DIR", &c.dir).stdin(Stdio::null());
+    let out = cmd.output().expect("run cri-smoke");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("CRI smoke: OK"), "cri-smoke failed:\n{text}");
+    // The pod ran in cordon: our shim logged to containerd.
+    let log = std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default();
+    assert!(log.contains("containerd_shim_cordon_v1"), "our shim never ran:\n{log}");
+    no_containers_left(&c.runc_root().join("test"));
+    assert_eq!(rootfs_mounts(&c), Vec::<String>::new(), "rootfs mounts left");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shims(&c).is_empty() {
+        assert!(Instant::now() < deadline, "shims left: {:?}", shims(&c));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Mount points under containerd's state directory (the tasks' rootfs).
