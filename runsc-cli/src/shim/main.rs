@@ -147,6 +147,7 @@ fn init_logging() {
 }
 
 fn main() {
+    reaper::block_sigchld();
     init_logging();
     let config = Config {
         // Our own logging, and our own reaper (see `reaper`).

@@ -5,12 +5,11 @@
 //! rest of the shim asks it for a pid's end (never `waitpid` elsewhere,
 //! or the two would race for the status). The shim crate's own children
 //! are reported to its monitor.
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-use nix::errno::Errno;
-use nix::sys::wait::{waitpid, WaitStatus};
 
 /// What to do when a watched process ends, given its exit status as
 /// containerd wants it (the code, or 128 + the signal).
@@ -27,7 +26,7 @@ struct Reaped {
 #[derive(Default)]
 pub struct Reaper {
     reaped: Mutex<Reaped>,
-    /// Notified when a process was reaped, or a child started.
+    /// Notified when a process was reaped.
     changed: Condvar,
 }
 
@@ -38,6 +37,15 @@ fn exit_status(s: WaitStatus) -> Option<(i32, u32)> {
         WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), 128 + sig as u32)),
         _ => None,
     }
+}
+
+/// Blocks SIGCHLD in the calling thread and every thread it starts later
+/// (call first thing in `main`): the reaper takes it with `sigwait`.
+/// Children do not inherit the mask (std's spawn resets it).
+pub fn block_sigchld() {
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let _ = chld.thread_block();
 }
 
 impl Reaper {
@@ -56,51 +64,52 @@ impl Reaper {
         self.reaped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Reaps whatever ended, then sleeps until SIGCHLD (blocked in every
+    /// thread by `block_sigchld`, so it stays pending for `sigwait`).
     fn reap_forever(&self) {
+        let mut chld = SigSet::empty();
+        chld.add(Signal::SIGCHLD);
         loop {
-            match waitpid(None, None) {
-                Ok(status) => {
-                    let Some((pid, code)) = exit_status(status) else { continue };
-                    let watcher = {
-                        let mut r = self.lock();
-                        let w = r.watchers.remove(&pid);
-                        if w.is_none() {
-                            r.exited.insert(pid, code);
-                        }
-                        w
-                    };
-                    self.changed.notify_all();
-                    if watcher.is_none() {
-                        // The shim crate waits for its own children (the
-                        // rootfs mount's) through its monitor.
-                        let _ = containerd_shim::monitor::monitor_notify_by_pid(pid, code as i32);
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                    Ok(status) => self.reaped(status),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => {
+                        tracing::error!("waitpid: {e}");
+                        break;
                     }
-                    if let Some(w) = watcher {
-                        // Watchers wait for output and publish events:
-                        // never in the way of the next reap.
-                        let spawned = std::thread::Builder::new().name("exit".into()).spawn(move || w(code));
-                        if let Err(e) = spawned {
-                            tracing::error!("cannot handle the exit of {pid}: {e}");
-                        }
-                    }
-                }
-                Err(Errno::ECHILD) => {
-                    // No children: sleep until one is started.
-                    let r = self.lock();
-                    let _ = self.changed.wait_timeout(r, Duration::from_secs(1));
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    tracing::error!("waitpid: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
+            let _ = chld.wait();
         }
     }
 
-    /// Tells the reaper a child was just started.
-    pub fn child_started(&self) {
+    fn reaped(&self, status: WaitStatus) {
+        let Some((pid, code)) = exit_status(status) else { return };
+        let watcher = {
+            let mut r = self.lock();
+            let w = r.watchers.remove(&pid);
+            if w.is_none() {
+                r.exited.insert(pid, code);
+            }
+            w
+        };
         self.changed.notify_all();
+        match watcher {
+            // Watchers wait for output and publish events: never in the
+            // way of the next reap.
+            Some(w) => {
+                if let Err(e) = std::thread::Builder::new().name("exit".into()).spawn(move || w(code)) {
+                    tracing::error!("cannot handle the exit of {pid}: {e}");
+                }
+            }
+            // The shim crate waits for its own children (the rootfs
+            // mount's) through its monitor.
+            None => {
+                let _ = containerd_shim::monitor::monitor_notify_by_pid(pid, code as i32);
+            }
+        }
     }
 
     /// Waits for `pid` to end; returns its exit status.

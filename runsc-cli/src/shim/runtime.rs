@@ -206,7 +206,6 @@ impl Runtime {
         tracing::debug!("running {cmd:?}");
         let mut child =
             cmd.spawn().map_err(|e| ShimError::Io(format!("running {}: {e}", self.config.binary.display())))?;
-        self.reaper.child_started();
         if let (Some(data), Some(mut w)) = (input, child.stdin.take()) {
             let _ = w.write_all(data);
         }
