@@ -270,6 +270,11 @@ fn ctr_operations(route: Route) {
     assert_eq!(c.ok(&["task", "exec", "--exec-id", "e1", &id, "echo", "exec-ok"]), "exec-ok\n");
     let out = c.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5), "exec's exit status");
+    // An exec that cannot start fails at once, naming the program, and the
+    // task lives on.
+    let out = c.ctr(&["task", "exec", "--exec-id", "bad", &id, "/nope"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && err.contains("/nope"), "exec of a missing program: {err}");
     let ps = c.ok(&["task", "ps", &id]);
     assert!(ps.lines().any(|l| l.split_whitespace().next() == Some("1")), "ctr task ps lists init:\n{ps}");
     if route == Route::CordonShim {
@@ -295,6 +300,10 @@ fn ctr_operations(route: Route) {
     assert_eq!(c.task_status(&id), "RUNNING");
     c.ok(&["task", "kill", "-s", "KILL", &id]);
     c.wait_status(&id, "STOPPED");
+    // A kill of an ended task: containerd's NotFound, as with runc.
+    let out = c.ctr(&["task", "kill", &id]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && err.contains("process already finished: not found"), "{err}");
     c.ok(&["task", "rm", &id]);
     c.ok(&["container", "rm", &id]);
 

@@ -19,8 +19,28 @@ use crate::runtime::{read_pid, CommandIo, Runtime};
 use crate::stdio::{ConsoleSocket, ProcessIo, StdioPaths};
 use crate::ShimError;
 
-/// An event for containerd: its topic and message.
-pub type Event = (&'static str, Box<dyn MessageDyn>);
+/// What the shim's publishing thread is asked to do.
+pub enum Event {
+    /// Publish a message on a topic.
+    Publish(&'static str, Box<dyn MessageDyn>),
+    /// Acknowledge once everything queued before has been published.
+    Flush(Sender<()>),
+}
+
+fn publish(events: &Sender<Event>, topic: &'static str, message: Box<dyn MessageDyn>) {
+    let _ = events.send(Event::Publish(topic, message));
+}
+
+/// Files of one runtime command, removed whatever becomes of it.
+struct Leftovers(Vec<PathBuf>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
 
 /// The shim's record of one process (a container's init, or an exec).
 pub struct Process {
@@ -39,6 +59,9 @@ pub struct ProcessState {
     pub pid: u32,
     pub exit_status: u32,
     pub exited_at: Option<Timestamp>,
+    /// The end is final: output drained, TaskExit queued (or the process
+    /// never started). Wait returns then.
+    pub reported: bool,
 }
 
 impl Process {
@@ -47,7 +70,13 @@ impl Process {
             exec_id: exec_id.to_string(),
             stdio,
             spec,
-            state: Mutex::new(ProcessState { status: Status::CREATED, pid: 0, exit_status: 0, exited_at: None }),
+            state: Mutex::new(ProcessState {
+                status: Status::CREATED,
+                pid: 0,
+                exit_status: 0,
+                exited_at: None,
+                reported: false,
+            }),
             exited: Condvar::new(),
             io: Mutex::new(ProcessIo::default()),
         })
@@ -61,10 +90,10 @@ impl Process {
         self.io.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until the process has ended: its exit status and time.
+    /// Waits until the process's end is reported: its exit status and time.
     pub fn wait(&self) -> (u32, Timestamp) {
         let mut s = self.state();
-        while s.status != Status::STOPPED {
+        while !s.reported {
             s = self.exited.wait(s).unwrap_or_else(|e| e.into_inner());
         }
         (s.exit_status, s.exited_at.clone().unwrap_or_default())
@@ -73,11 +102,18 @@ impl Process {
     /// Like `wait`, for at most `limit`; false if it has not ended.
     fn wait_for(&self, limit: Duration) -> bool {
         let s = self.state();
-        let (s, _) = self
-            .exited
-            .wait_timeout_while(s, limit, |s| s.status != Status::STOPPED)
-            .unwrap_or_else(|e| e.into_inner());
-        s.status == Status::STOPPED
+        let (s, _) = self.exited.wait_timeout_while(s, limit, |s| !s.reported).unwrap_or_else(|e| e.into_inner());
+        s.reported
+    }
+
+    /// The process could not start: it is stopped (255, as runc's shim
+    /// says), with no exit event.
+    fn failed_to_start(&self, s: &mut ProcessState) {
+        s.status = Status::STOPPED;
+        s.exit_status = 255;
+        s.exited_at = Some(now());
+        s.reported = true;
+        self.exited.notify_all();
     }
 
     pub fn close_stdin(&self) {
@@ -171,11 +207,23 @@ impl Container {
         args.push(&c.id);
         let log = c.bundle.join("log.json");
         c.runtime.run(&args, CommandIo::Process { fds, log: &log })?;
-        let pid = read_pid(&pid_file)?;
-        init.state().pid = pid;
-        init.attach_console(socket)?;
-        c.watch(&init, pid);
+        let _ = std::fs::remove_file(&log);
+        let created = read_pid(&pid_file).and_then(|pid| {
+            init.state().pid = pid;
+            init.attach_console(socket)
+        });
+        if let Err(e) = created {
+            // The sandbox exists: it must not outlive the failed create.
+            let _ = c.runtime.call(&["delete", "--force", &c.id]);
+            return Err(e);
+        }
         Ok(c)
+    }
+
+    /// Reports init's end from now on (after TaskCreate went out).
+    pub fn watch_init(self: &Arc<Self>) {
+        let pid = self.init.state().pid;
+        self.watch(&self.init, pid);
     }
 
     /// Calls `exited` when `pid`, the host process standing for `p`, ends.
@@ -186,13 +234,25 @@ impl Container {
     }
 
     /// `p` ended with `code`: its last output goes out, waiters wake, and
-    /// containerd hears of it.
+    /// containerd hears of it. Init's end is reported last, after its
+    /// exec'd processes' (which end with the sandbox), as runc's shim does.
     fn exited(&self, p: &Process, code: u32) {
+        {
+            let mut s = p.state();
+            s.status = Status::STOPPED;
+            s.exit_status = code;
+            s.exited_at = Some(now());
+        }
+        if p.exec_id.is_empty() {
+            let execs: Vec<_> = self.execs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            for e in execs {
+                if matches!(e.state().status, Status::RUNNING | Status::PAUSED | Status::STOPPED) {
+                    e.wait_for(Duration::from_secs(2));
+                }
+            }
+        }
         p.io().finish();
         let mut s = p.state();
-        s.status = Status::STOPPED;
-        s.exit_status = code;
-        s.exited_at = Some(now());
         let event = TaskExit {
             container_id: self.id.clone(),
             id: if p.exec_id.is_empty() { self.id.clone() } else { p.exec_id.clone() },
@@ -201,7 +261,8 @@ impl Container {
             exited_at: s.exited_at.clone().into(),
             ..Default::default()
         };
-        let _ = self.events.send((topics::TASK_EXIT_EVENT_TOPIC, Box::new(event)));
+        publish(&self.events, topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        s.reported = true;
         drop(s);
         p.exited.notify_all();
     }
@@ -221,12 +282,12 @@ impl Container {
 
     /// Exec: records a process to start in the container.
     pub fn add_exec(&self, exec_id: &str, stdio: StdioPaths, spec: Vec<u8>) -> Result<(), ShimError> {
+        if self.init.state().status == Status::STOPPED {
+            return Err(ShimError::FailedPrecondition("container not running".into()));
+        }
         let mut execs = self.execs.lock().unwrap_or_else(|e| e.into_inner());
         if execs.contains_key(exec_id) {
             return Err(ShimError::AlreadyExists(format!("process {exec_id} already exists")));
-        }
-        if self.init.state().status == Status::STOPPED {
-            return Err(ShimError::FailedPrecondition("container not running".into()));
         }
         execs.insert(exec_id.to_string(), Process::new(exec_id, stdio, spec));
         Ok(())
@@ -245,12 +306,33 @@ impl Container {
             self.runtime.call(&["start", &self.id])?;
             s.status = Status::RUNNING;
             let event = TaskStart { container_id: self.id.clone(), pid: s.pid, ..Default::default() };
-            let _ = self.events.send((topics::TASK_START_EVENT_TOPIC, Box::new(event)));
+            publish(&self.events, topics::TASK_START_EVENT_TOPIC, Box::new(event));
             return Ok(s.pid);
         }
+        let pid = match self.exec_process(&p) {
+            Ok(pid) => pid,
+            Err(e) => {
+                p.failed_to_start(&mut s);
+                return Err(e);
+            }
+        };
+        s.pid = pid;
+        s.status = Status::RUNNING;
+        let event =
+            TaskExecStarted { container_id: self.id.clone(), exec_id: exec_id.to_string(), pid, ..Default::default() };
+        publish(&self.events, topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event));
+        drop(s);
+        self.watch(&p, pid);
+        Ok(pid)
+    }
+
+    /// `cordon exec --detach` of `p`: the pid of its stand-in.
+    fn exec_process(&self, p: &Process) -> Result<u32, ShimError> {
         let n = self.next_exec.fetch_add(1, Ordering::Relaxed);
         let spec_file = self.bundle.join(format!("exec-{n}.json"));
         let pid_file = self.bundle.join(format!("exec-{n}.pid"));
+        let log = self.bundle.join(format!("exec-{n}.log.json"));
+        let _leftovers = Leftovers(vec![spec_file.clone(), pid_file.clone(), log.clone()]);
         std::fs::write(&spec_file, &p.spec).map_err(|e| ShimError::Io(format!("writing the exec spec: {e}")))?;
         let (fds, socket) = p.open_stdio()?;
         let (spec_path, pid_path) = (spec_file.to_string_lossy().into_owned(), pid_file.to_string_lossy().into_owned());
@@ -260,20 +342,13 @@ impl Container {
             args.extend(["--console-socket", sp]);
         }
         args.push(&self.id);
-        let log = self.bundle.join(format!("exec-{n}.log.json"));
-        let ran = self.runtime.run(&args, CommandIo::Process { fds, log: &log });
-        let _ = std::fs::remove_file(&spec_file);
-        ran?;
+        self.runtime.run(&args, CommandIo::Process { fds, log: &log })?;
         let pid = read_pid(&pid_file)?;
-        let _ = std::fs::remove_file(&pid_file);
-        p.attach_console(socket)?;
-        s.pid = pid;
-        s.status = Status::RUNNING;
-        let event =
-            TaskExecStarted { container_id: self.id.clone(), exec_id: exec_id.to_string(), pid, ..Default::default() };
-        let _ = self.events.send((topics::TASK_EXEC_STARTED_EVENT_TOPIC, Box::new(event)));
-        drop(s);
-        self.watch(&p, pid);
+        if let Err(e) = p.attach_console(socket) {
+            // Its stand-in, killed, takes the process with it.
+            signal_pid(pid, libc::SIGKILL);
+            return Err(e);
+        }
         Ok(pid)
     }
 
@@ -293,8 +368,12 @@ impl Container {
             let s = p.state();
             (s.status, s.pid)
         };
-        if status == Status::STOPPED || (!exec_id.is_empty() && status == Status::CREATED) {
-            return Err(ShimError::NotFound("process already finished".into()));
+        let finished = || ShimError::NotFound("process already finished".into());
+        if status == Status::STOPPED {
+            return Err(finished());
+        }
+        if !exec_id.is_empty() && status == Status::CREATED {
+            return Err(ShimError::FailedPrecondition(format!("process {exec_id} is not started")));
         }
         if exec_id.is_empty() {
             let sig = signal.to_string();
@@ -303,12 +382,19 @@ impl Container {
                 args.push("--all");
             }
             args.extend([self.id.as_str(), sig.as_str()]);
-            return self.runtime.call(&args);
+            // The container may end while the kill is under way.
+            return match self.runtime.call(&args) {
+                Err(ShimError::Runtime(m)) if m.contains("container not running") => Err(finished()),
+                r => r,
+            };
         }
-        let sig = nix::sys::signal::Signal::try_from(signal as i32)
-            .map_err(|_| ShimError::InvalidArgument(format!("invalid signal {signal}")))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
-            .map_err(|e| ShimError::NotFound(format!("process already finished: {e}")))
+        if !(1..=64).contains(&signal) {
+            return Err(ShimError::InvalidArgument(format!("invalid signal {signal}")));
+        }
+        if !signal_pid(pid, signal as i32) {
+            return Err(finished());
+        }
+        Ok(())
     }
 
     /// Delete of an exec: forgets it (it must have ended, or never started).
@@ -381,6 +467,14 @@ impl Container {
         self.runtime.run(&["update", "--resources", "-", &self.id], CommandIo::Capture { stdin: Some(resources) })?;
         Ok(())
     }
+}
+
+/// Sends `sig` (any number, real-time ones too) to host process `pid`;
+/// false if it is gone.
+#[allow(unsafe_code)] // kill(2) with a raw signal number, justified below
+fn signal_pid(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid as i32, sig) == 0 }
 }
 
 /// Unmounts what is mounted at (or under) `rootfs`.

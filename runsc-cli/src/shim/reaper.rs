@@ -10,6 +10,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long an end nobody asked for is kept.
+const UNCLAIMED_FOR: Duration = Duration::from_secs(30);
 
 /// What to do when a watched process ends, given its exit status as
 /// containerd wants it (the code, or 128 + the signal).
@@ -17,8 +21,10 @@ pub type OnExit = Box<dyn FnOnce(u32) + Send>;
 
 #[derive(Default)]
 struct Reaped {
-    /// Ends nobody has asked for yet, by pid.
-    exited: HashMap<i32, u32>,
+    /// Ends nobody has asked for yet, by pid, with when they came. Only
+    /// the moment between a command's exit and the shim reading its pid
+    /// file needs them: older ones are dropped (the pid may be reused).
+    exited: HashMap<i32, (u32, Instant)>,
     /// Watchers of processes that have not ended yet.
     watchers: HashMap<i32, OnExit>,
 }
@@ -91,7 +97,9 @@ impl Reaper {
             let mut r = self.lock();
             let w = r.watchers.remove(&pid);
             if w.is_none() {
-                r.exited.insert(pid, code);
+                let now = Instant::now();
+                r.exited.retain(|_, (_, at)| now.duration_since(*at) < UNCLAIMED_FOR);
+                r.exited.insert(pid, (code, now));
             }
             w
         };
@@ -116,7 +124,7 @@ impl Reaper {
     pub fn wait(&self, pid: i32) -> u32 {
         let mut r = self.lock();
         loop {
-            if let Some(code) = r.exited.remove(&pid) {
+            if let Some((code, _)) = r.exited.remove(&pid) {
                 return code;
             }
             r = self.changed.wait(r).unwrap_or_else(|e| e.into_inner());
@@ -128,7 +136,7 @@ impl Reaper {
     pub fn watch(&self, pid: i32, on_exit: OnExit) {
         let mut r = self.lock();
         match r.exited.remove(&pid) {
-            Some(code) => {
+            Some((code, _)) => {
                 drop(r);
                 on_exit(code);
             }

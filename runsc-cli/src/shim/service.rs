@@ -79,9 +79,16 @@ impl TaskService {
         std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
-                for (topic, event) in rx {
-                    if let Err(e) = publisher.publish(Context::default(), topic, &ns, event) {
-                        tracing::warn!("publishing {topic}: {e}");
+                for event in rx {
+                    match event {
+                        Event::Publish(topic, message) => {
+                            if let Err(e) = publisher.publish(Context::default(), topic, &ns, message) {
+                                tracing::warn!("publishing {topic}: {e}");
+                            }
+                        }
+                        Event::Flush(ack) => {
+                            let _ = ack.send(());
+                        }
                     }
                 }
             })
@@ -105,7 +112,7 @@ impl TaskService {
     }
 
     fn publish(&self, topic: &'static str, event: Box<dyn containerd_shim::protos::protobuf::MessageDyn>) {
-        let _ = self.events.send((topic, event));
+        let _ = self.events.send(Event::Publish(topic, event));
     }
 
     fn create_container(&self, req: &api::CreateTaskRequest) -> Result<Arc<Container>, ShimError> {
@@ -144,7 +151,7 @@ impl Task for TaskService {
         tracing::info!("create {} (bundle {})", req.id, req.bundle);
         let c = self.create_container(&req)?;
         let pid = c.init.state().pid;
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(req.id.clone(), c);
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).insert(req.id.clone(), c.clone());
         self.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
             Box::new(TaskCreate {
@@ -164,6 +171,8 @@ impl Task for TaskService {
                 ..Default::default()
             }),
         );
+        // Its end, even an early one, is reported after the create.
+        c.watch_init();
         Ok(api::CreateTaskResponse { pid, ..Default::default() })
     }
 
@@ -323,6 +332,11 @@ impl Task for TaskService {
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         if self.containers.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            // The events already queued (TaskDelete) reach containerd first.
+            let (ack, done) = channel();
+            if self.events.send(Event::Flush(ack)).is_ok() {
+                let _ = done.recv_timeout(std::time::Duration::from_secs(5));
+            }
             self.exit.signal();
         }
         Ok(api::Empty::new())
