@@ -221,11 +221,16 @@ fn cri_pod_through_the_cordon_shim() {
     // The pod ran in cordon: our shim logged to containerd.
     let log = std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default();
     assert!(log.contains("containerd_shim_cordon_v1"), "our shim never ran:\n{log}");
+    nothing_left(&c);
+}
+
+/// No cordon state, rootfs mount or shim process is left of the tasks.
+fn nothing_left(c: &Containerd) {
     no_containers_left(&c.runc_root().join("test"));
-    assert_eq!(rootfs_mounts(&c), Vec::<String>::new(), "rootfs mounts left");
+    assert_eq!(rootfs_mounts(c), Vec::<String>::new(), "rootfs mounts left");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !shims(&c).is_empty() {
-        assert!(Instant::now() < deadline, "shims left: {:?}", shims(&c));
+    while !shims(c).is_empty() {
+        assert!(Instant::now() < deadline, "shims left: {:?}", shims(c));
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -369,11 +374,5 @@ fn ctr_operations(route: Route) {
     c.wait_status(&id, "RUNNING");
     c.ok(&["task", "rm", "-f", &id]);
     c.ok(&["container", "rm", &id]);
-    no_containers_left(&c.runc_root().join("test"));
-    assert_eq!(rootfs_mounts(&c), Vec::<String>::new(), "rootfs mounts left");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !shims(&c).is_empty() {
-        assert!(Instant::now() < deadline, "shims left: {:?}", shims(&c));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    nothing_left(&c);
 }
