@@ -103,8 +103,16 @@ pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
     if unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } < 0 {
         return false;
     }
-    // SAFETY: TIOCSWINSZ reads the live winsize `ws`.
-    unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) == 0 }
+    set_winsize(to, &ws).is_ok()
+}
+
+/// Sets the window size of pty `to` (its session leader gets SIGWINCH).
+pub fn set_winsize(to: BorrowedFd<'_>, ws: &libc::winsize) -> std::io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads the live winsize `ws`; `to` is borrowed open.
+    if unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, ws) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The person's terminal in raw mode while it is attached to a container

@@ -246,7 +246,7 @@ impl Container {
         if p.exec_id.is_empty() {
             let execs: Vec<_> = self.execs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
             for e in execs {
-                if matches!(e.state().status, Status::RUNNING | Status::PAUSED | Status::STOPPED) {
+                if e.state().status != Status::CREATED {
                     e.wait_for(Duration::from_secs(2));
                 }
             }
@@ -421,14 +421,10 @@ impl Container {
         // A created sandbox was killed by the delete: its end is reported
         // before the delete's.
         self.init.wait_for(Duration::from_secs(5));
-        self.unmount();
-        Ok(())
-    }
-
-    pub fn unmount(&self) {
         if let Some(rootfs) = &self.mounted_rootfs {
             unmount_rootfs(rootfs);
         }
+        Ok(())
     }
 
     /// Pause/Resume.

@@ -144,7 +144,6 @@ impl RuntimeConfig {
 }
 
 /// `cordon` with one configuration, waited for through `reaper`.
-#[derive(Clone)]
 pub struct Runtime {
     pub config: RuntimeConfig,
     reaper: Arc<Reaper>,

@@ -174,7 +174,13 @@ impl ProcessIo {
         let Some(master) = &self.master else {
             return Err(ShimError::FailedPrecondition("the process has no terminal".into()));
         };
-        set_winsize(master.as_raw_fd(), width, height)
+        let ws = libc::winsize {
+            ws_row: height.min(u16::MAX as u32) as u16,
+            ws_col: width.min(u16::MAX as u32) as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        console::set_winsize(master.as_fd(), &ws).map_err(|e| ShimError::Io(format!("resizing the terminal: {e}")))
     }
 
     /// The process ended: its last output reaches containerd (waiting a
@@ -188,22 +194,6 @@ impl ProcessIo {
         }
         self.close_stdin();
     }
-}
-
-#[allow(unsafe_code)] // one ioctl, justified below
-fn set_winsize(fd: RawFd, width: u32, height: u32) -> Result<(), ShimError> {
-    let ws = libc::winsize {
-        ws_row: height.min(u16::MAX as u32) as u16,
-        ws_col: width.min(u16::MAX as u32) as u16,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads the live winsize `ws`; `fd` is the master
-    // the caller keeps open.
-    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } < 0 {
-        return Err(ShimError::Io(format!("resizing the terminal: {}", std::io::Error::last_os_error())));
-    }
-    Ok(())
 }
 
 /// A socket `cordon` sends a terminal's pty master to (`--console-socket`).
@@ -237,18 +227,19 @@ impl ConsoleSocket {
         let mut space = nix::cmsg_space!([RawFd; 1]);
         let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
             .map_err(|e| fail(&e.to_string()))?;
+        let mut received = Vec::new();
         for cmsg in msg.cmsgs().map_err(|e| fail(&e.to_string()))? {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                if let Some(&fd) = fds.first() {
+                for fd in fds {
                     // SAFETY: SCM_RIGHTS just installed `fd` in our table
-                    // and nothing else owns it.
+                    // and nothing else owns it (any beyond the first are
+                    // closed when `received` drops).
                     #[allow(unsafe_code)]
-                    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-                    return Ok(owned);
+                    received.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
                 }
             }
         }
-        Err(fail("no file descriptor came"))
+        received.into_iter().next().ok_or_else(|| fail("no file descriptor came"))
     }
 }
 
