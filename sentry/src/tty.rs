@@ -23,6 +23,10 @@ pub const PTS_MAJOR: u64 = 136;
 /// Most data a queue holds before writers wait (Linux's N_TTY buffer is
 /// 4 KiB of input; output is bounded the same way here).
 const QUEUE_MAX: usize = 64 * 1024;
+
+/// What one completed input line costs besides its bytes (a Vec and its
+/// allocation).
+const LINE_COST: usize = 32;
 /// Longest canonical line (Linux: 4095 bytes plus the newline).
 const LINE_MAX: usize = 4095;
 
@@ -358,13 +362,13 @@ impl Terminal {
     pub fn input(&self, kernel: &Kernel, mut data: &[u8]) {
         while !data.is_empty() {
             let mut st = self.state();
-            while st.pending_input() >= QUEUE_MAX {
+            while st.input_room() == 0 {
                 if st.masters == 0 || (st.slave_opened && st.slaves == 0) {
                     return;
                 }
                 st = self.changes.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            let n = (QUEUE_MAX - st.pending_input()).min(data.len());
+            let n = st.input_room().min(data.len());
             let sigs = receive_all(&mut st, &data[..n]);
             let fg = st.foreground;
             drop(st);
@@ -613,10 +617,16 @@ impl TtyState {
         }
     }
 
-    /// What input holds, for the QUEUE_MAX bound: bytes, plus one per
-    /// line (an EOF line holds no byte but still takes room).
+    /// What input holds, for the QUEUE_MAX bound: bytes, plus what a
+    /// line costs the sentry (its Vec), so that a flood of empty lines
+    /// (or EOFs, which hold no byte) is bounded in memory too.
     fn pending_input(&self) -> usize {
-        self.lines.iter().map(|l| l.len() + 1).sum::<usize>() + self.editing.len() + self.raw.len()
+        self.lines.iter().map(|l| l.len() + LINE_COST).sum::<usize>() + self.editing.len() + self.raw.len()
+    }
+
+    /// How many bytes surely fit in the input now: each may end a line.
+    fn input_room(&self) -> usize {
+        QUEUE_MAX.saturating_sub(self.pending_input()) / (LINE_COST + 1)
     }
 }
 
@@ -736,8 +746,7 @@ impl TtyEnd {
             let step = t.block_on(None, || {
                 let mut st = self.term.state();
                 if self.master {
-                    // Each byte adds at most one to the input's size.
-                    let room = QUEUE_MAX.saturating_sub(st.pending_input());
+                    let room = st.input_room();
                     if room == 0 {
                         return nonblock.then_some(Err(Errno::EAGAIN));
                     }
