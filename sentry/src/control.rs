@@ -10,6 +10,14 @@
 //! that goes away before its process ends takes the process with it
 //! (SIGKILL): the host process that stands for a guest process lives
 //! exactly as long as it.
+//!
+//! A pod's further containers join the sandbox of its first (the pod's
+//! sandbox container) with `AddContainer`: the container's own root gofer
+//! (and bind-mount gofers) and its init's stdio come along, and that
+//! connection then stands for the container's init as an exec connection
+//! does for its process. Requests for such a container come wrapped in
+//! `Container { id, .. }`; unwrapped ones are for the first container.
+use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,8 +29,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use syscalls::flags::sa;
 
-use crate::config::ProcessConfig;
-use crate::kernel::Kernel;
+use crate::config::{BootConfig, ProcessConfig};
+use crate::kernel::{ContainerFs, Kernel};
 use crate::process::ThreadGroup;
 use crate::signal::{default_action, user_info, DefaultAction};
 use crate::task::{ExitStatus, Task};
@@ -63,6 +71,21 @@ pub enum Request {
     /// On an exec connection with a console: the host pty's window size
     /// changed (the sentry reads the new one from its slave).
     Resize,
+    /// Adds container `id` to the sandbox (a pod's further container), its
+    /// init loaded and waiting for `Start`. The fds: init's stdin, stdout
+    /// and stderr, the root's gofer socket, then the bind mounts' gofer
+    /// sockets, which `config.mounts` name by their index in this list.
+    /// Answered `Ok` (or `Error`); the connection then takes `Signal` and
+    /// `Resize` for init and ends with its `Exited`.
+    AddContainer {
+        id: String,
+        config: Box<BootConfig>,
+    },
+    /// `request` for container `id` of a pod (one `AddContainer` added).
+    Container {
+        id: String,
+        request: Box<Request>,
+    },
 }
 
 /// The container's lifecycle status, as `cordon state` reports it.
@@ -222,7 +245,7 @@ impl AsFd for Connection {
     }
 }
 
-/// Where the container's init is in its life.
+/// Where a container's init is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Created, waiting for `Start`.
@@ -233,21 +256,18 @@ enum Phase {
     Stopped(ExitStatus),
 }
 
-/// The control server of one sandbox.
-pub struct Control {
-    kernel: Arc<Kernel>,
+/// One container of the sandbox: its file systems, its init, and where
+/// that init is in its life.
+struct Container {
+    /// The tag its processes carry (`ThreadGroup::container`).
+    tag: u32,
+    fs: ContainerFs,
+    init: Arc<ThreadGroup>,
     phase: Mutex<Phase>,
     changed: Condvar,
 }
 
-impl Control {
-    /// A server for `kernel`'s sandbox, its init waiting for `Start` if
-    /// `wait_for_start`.
-    pub fn new(kernel: Arc<Kernel>, wait_for_start: bool) -> Arc<Control> {
-        let phase = if wait_for_start { Phase::Created } else { Phase::Running };
-        Arc::new(Control { kernel, phase: Mutex::new(phase), changed: Condvar::new() })
-    }
-
+impl Container {
     fn phase(&self) -> MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -255,6 +275,49 @@ impl Control {
     fn set_phase(&self, p: Phase) {
         *self.phase() = p;
         self.changed.notify_all();
+    }
+
+    /// Blocks until the container is started (true) or killed before it
+    /// started (false, with the signal as its status).
+    fn wait_for_start(&self) -> Result<(), ExitStatus> {
+        let mut p = self.phase();
+        loop {
+            match *p {
+                Phase::Created => p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner()),
+                Phase::KilledBeforeStart(sig) => return Err(ExitStatus::Signaled(sig)),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The container's live processes.
+    fn groups(&self, kernel: &Kernel) -> Vec<Arc<ThreadGroup>> {
+        let pids = kernel.pids();
+        pids.groups.values().filter(|g| g.container == self.tag && g.state().exit.is_none()).cloned().collect()
+    }
+}
+
+/// The control server of one sandbox.
+pub struct Control {
+    kernel: Arc<Kernel>,
+    /// The sandbox's first container (the pod's sandbox container).
+    first: Arc<Container>,
+    /// The pod's further containers by id, and the next tag to give.
+    pod: Mutex<(HashMap<String, Arc<Container>>, u32)>,
+}
+
+impl Control {
+    /// A server for `kernel`'s sandbox, whose first container has the file
+    /// systems `fs` and the init `init`, waiting for `Start` if
+    /// `wait_for_start`.
+    pub fn new(kernel: Arc<Kernel>, fs: ContainerFs, init: Arc<ThreadGroup>, wait_for_start: bool) -> Arc<Control> {
+        let phase = if wait_for_start { Phase::Created } else { Phase::Running };
+        let first = Arc::new(Container { tag: 0, fs, init, phase: Mutex::new(phase), changed: Condvar::new() });
+        Arc::new(Control { kernel, first, pod: Mutex::new((HashMap::new(), 1)) })
+    }
+
+    fn pod(&self) -> MutexGuard<'_, (HashMap<String, Arc<Container>>, u32)> {
+        self.pod.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Serves connections on `listener` from a thread of its own, one
@@ -285,22 +348,15 @@ impl Control {
         }
     }
 
-    /// Blocks until the container is started (true) or killed before it
-    /// started (false, with the signal as its status).
+    /// Blocks until the first container is started (true) or killed before
+    /// it started (false, with the signal as its status).
     pub fn wait_for_start(&self) -> Result<(), ExitStatus> {
-        let mut p = self.phase();
-        loop {
-            match *p {
-                Phase::Created => p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner()),
-                Phase::KilledBeforeStart(sig) => return Err(ExitStatus::Signaled(sig)),
-                _ => return Ok(()),
-            }
-        }
+        self.first.wait_for_start()
     }
 
-    /// The container's init has ended with `status`.
+    /// The first container's init has ended with `status`.
     pub fn stopped(&self, status: ExitStatus) {
-        self.set_phase(Phase::Stopped(status));
+        self.first.set_phase(Phase::Stopped(status));
     }
 
     fn handle(&self, conn: Connection) {
@@ -312,16 +368,36 @@ impl Control {
             }
         };
         tracing::debug!(target: "sentry::control", "control request {req:?}");
+        let (container, req) = match req {
+            Request::AddContainer { id, config } => return self.add_container(conn, id, &config, fds),
+            Request::Container { id, request } => match self.pod().0.get(&id) {
+                Some(c) => (c.clone(), *request),
+                None => {
+                    let msg = format!("container \"{id}\" is not in the sandbox");
+                    let _ = conn.send(&Reply::Error { msg }, &[]);
+                    return;
+                }
+            },
+            req => (self.first.clone(), req),
+        };
+        let c = &container;
+        let first = c.tag == 0;
         let reply = match req {
-            Request::Start => self.start(),
-            Request::State => Ok(Reply::State { status: self.status(), init_pid: 1 }),
-            Request::Signal { signal, all } => self.signal(signal, all),
+            Request::Start => self.start(c),
+            Request::State => Ok(Reply::State { status: self.status(c), init_pid: c.init.pid }),
+            Request::Signal { signal, all } => self.signal(c, signal, all),
+            Request::Pause | Request::Resume if !first => {
+                Err("a container of a pod pauses only with its whole pod (pause the sandbox container)".into())
+            }
             Request::Pause => self.pause(true),
             Request::Resume => self.pause(false),
-            Request::Processes => Ok(Reply::Processes { list: self.processes() }),
-            Request::Exec { process } => return self.exec(conn, &process, fds),
-            Request::Wait => Ok(self.wait()),
-            Request::Stats => Ok(Reply::Stats(self.stats())),
+            Request::Processes => Ok(Reply::Processes { list: self.processes(c) }),
+            Request::Exec { process } => return self.exec(c, conn, &process, fds),
+            Request::Wait => Ok(self.wait(c)),
+            Request::Stats => Ok(Reply::Stats(self.stats(c))),
+            Request::Update { pids_limit: Some(_) } if !first => {
+                Err("a pids limit for one container of a pod is not supported (set the pod's)".into())
+            }
             Request::Update { pids_limit } => {
                 if let Some(l) = pids_limit {
                     let max = if l > 0 { l as u64 } else { crate::kernel::DEFAULT_MAX_TASKS };
@@ -330,6 +406,7 @@ impl Control {
                 Ok(Reply::Ok)
             }
             Request::Resize => Err("resize is for an exec connection with a console".into()),
+            Request::AddContainer { .. } | Request::Container { .. } => Err("a nested container request".into()),
         };
         let reply = reply.unwrap_or_else(|msg| Reply::Error { msg });
         if let Err(e) = conn.send(&reply, &[]) {
@@ -337,8 +414,178 @@ impl Control {
         }
     }
 
-    fn status(&self) -> Status {
-        match *self.phase() {
+    /// Adds a pod's container: builds its file systems, loads its init
+    /// (held until `Start`), answers, then runs it and reports its end on
+    /// `conn`. The client going away kills the container's processes.
+    fn add_container(&self, conn: Connection, id: String, cfg: &BootConfig, fds: Vec<OwnedFd>) {
+        let added = self.load_container(&id, cfg, fds);
+        let (container, task, console) = match added {
+            Ok(a) => a,
+            Err(msg) => {
+                let _ = conn.send(&Reply::Error { msg }, &[]);
+                return;
+            }
+        };
+        if conn.send(&Reply::Ok, &[]).is_err() {
+            container.set_phase(Phase::KilledBeforeStart(syscalls::flags::signal::SIGKILL));
+        }
+        self.watch_client(&conn, &container.init, console.clone(), Some(container.clone()));
+        let status = match container.wait_for_start() {
+            Err(status) => {
+                // Init never ran: forget it.
+                task.discard();
+                status
+            }
+            Ok(()) => {
+                if let Some(c) = &console {
+                    c.refresh_winsize(&self.kernel);
+                }
+                let status = match task.run_to_exit() {
+                    Some(s) => s,
+                    None => self.wait_exit(&container.init),
+                };
+                // The container ends with its init: its other processes are
+                // killed and have a moment to go.
+                self.kill_container(&container);
+                if let Some(c) = &console {
+                    c.flush(Instant::now() + Duration::from_secs(1));
+                }
+                status
+            }
+        };
+        container.set_phase(Phase::Stopped(status));
+        self.pod().0.remove(&id);
+        // Its gofers see their connections close and exit.
+        container.fs.root.release_tree();
+        let _ = conn.send(&Reply::Exited { wait_status: status.wait_status() }, &[]);
+    }
+
+    /// Builds a new container's file systems and loads its init.
+    fn load_container(&self, id: &str, cfg: &BootConfig, fds: Vec<OwnedFd>) -> Result<Loaded, String> {
+        if matches!(*self.first.phase(), Phase::Stopped(_) | Phase::KilledBeforeStart(_)) {
+            return Err("the pod's sandbox has stopped".into());
+        }
+        if fds.len() < 4 {
+            return Err("a container needs its stdio and its root's gofer".into());
+        }
+        let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+        let stdio = [0, 1, 2].map(|i| fds[i].take());
+        let [Some(i), Some(o), Some(e)] = stdio else { return Err("missing stdio".into()) };
+        let root = fds[3].take().ok_or("missing the root's gofer")?;
+        let tag = {
+            let mut pod = self.pod();
+            if pod.0.contains_key(id) {
+                return Err(format!("container \"{id}\" already exists in the sandbox"));
+            }
+            pod.1 += 1;
+            pod.1 - 1
+        };
+        let mut bind_fd = |n: i32| usize::try_from(n).ok().filter(|&n| n > 3).and_then(|n| fds.get_mut(n)?.take());
+        let fs = ContainerFs::build(&self.kernel, cfg, root, &mut bind_fd).map_err(|e| e.to_string())?;
+        let (stdio, console) =
+            crate::console::process_stdio(&self.kernel, &cfg.process, [i, o, e]).map_err(|e| e.to_string())?;
+        let task = Task::new_process(self.kernel.clone(), tag, &fs, &cfg.process, stdio).map_err(|e| e.to_string())?;
+        let container = Arc::new(Container {
+            tag,
+            fs,
+            init: task.group().clone(),
+            phase: Mutex::new(Phase::Created),
+            changed: Condvar::new(),
+        });
+        let mut pod = self.pod();
+        if pod.0.contains_key(id) {
+            drop(pod);
+            task.discard();
+            return Err(format!("container \"{id}\" already exists in the sandbox"));
+        }
+        pod.0.insert(id.to_string(), container.clone());
+        Ok((container, task, console))
+    }
+
+    /// Waits for `group` to end.
+    fn wait_exit(&self, group: &ThreadGroup) -> ExitStatus {
+        loop {
+            let seen = self.kernel.events.generation();
+            if let Some(s) = group.state().exit {
+                return s;
+            }
+            self.kernel.events.wait(seen, Some(Instant::now() + Duration::from_secs(1)));
+        }
+    }
+
+    /// Kills every process of a pod's container and gives them a moment
+    /// to go.
+    fn kill_container(&self, c: &Container) {
+        for g in c.groups(&self.kernel) {
+            send_from_outside(&self.kernel, &g, syscalls::flags::signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let seen = self.kernel.events.generation();
+            if c.groups(&self.kernel).is_empty() {
+                break;
+            }
+            self.kernel.events.wait(seen, Some(deadline));
+        }
+    }
+
+    /// Serves the client's `Signal` and `Resize` requests for `group` (a
+    /// container's init or an exec'd process) from a thread of its own; the
+    /// client going away kills the process (with `container`, every
+    /// process of that container).
+    fn watch_client(
+        &self,
+        conn: &Connection,
+        group: &Arc<ThreadGroup>,
+        console: Option<Arc<crate::console::HostConsole>>,
+        container: Option<Arc<Container>>,
+    ) {
+        let reader = match conn.try_clone() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "sentry::control", "cannot watch a connection: {e}");
+                return;
+            }
+        };
+        let kernel = self.kernel.clone();
+        let g = group.clone();
+        let spawned = std::thread::Builder::new().name("control-watch".into()).spawn(move || loop {
+            match reader.recv::<Request>() {
+                Ok((Request::Signal { signal, .. }, _)) if (1..=64).contains(&signal) => {
+                    send_from_outside(&kernel, &g, signal);
+                }
+                Ok((Request::Resize, _)) => {
+                    if let Some(c) = &console {
+                        c.refresh_winsize(&kernel);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    match &container {
+                        Some(c) => {
+                            if *c.phase() == Phase::Created {
+                                c.set_phase(Phase::KilledBeforeStart(syscalls::flags::signal::SIGKILL));
+                            }
+                            for g in c.groups(&kernel) {
+                                send_from_outside(&kernel, &g, syscalls::flags::signal::SIGKILL);
+                            }
+                        }
+                        None if g.state().exit.is_none() => {
+                            send_from_outside(&kernel, &g, syscalls::flags::signal::SIGKILL);
+                        }
+                        None => {}
+                    }
+                    return;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(target: "sentry::control", "cannot watch a connection: {e}");
+        }
+    }
+
+    fn status(&self, c: &Container) -> Status {
+        match *c.phase() {
             Phase::Created => Status::Created,
             Phase::Running if self.kernel.frozen() => Status::Paused,
             Phase::Running => Status::Running,
@@ -346,12 +593,12 @@ impl Control {
         }
     }
 
-    fn start(&self) -> Result<Reply, String> {
-        let mut p = self.phase();
+    fn start(&self, c: &Container) -> Result<Reply, String> {
+        let mut p = c.phase();
         match *p {
             Phase::Created => {
                 *p = Phase::Running;
-                self.changed.notify_all();
+                c.changed.notify_all();
                 Ok(Reply::Ok)
             }
             Phase::Running => Err("cannot start an already running container".into()),
@@ -359,19 +606,19 @@ impl Control {
         }
     }
 
-    fn signal(&self, sig: i32, all: bool) -> Result<Reply, String> {
+    fn signal(&self, c: &Container, sig: i32, all: bool) -> Result<Reply, String> {
         if !(0..=64).contains(&sig) {
             return Err(format!("invalid signal {sig}"));
         }
         {
-            let mut p = self.phase();
+            let mut p = c.phase();
             match *p {
                 Phase::Created => {
                     // Init has not run a single instruction: a signal whose
                     // default action ends a process ends it.
                     if matches!(default_action(sig), DefaultAction::Terminate | DefaultAction::CoreDump) && sig != 0 {
                         *p = Phase::KilledBeforeStart(sig);
-                        self.changed.notify_all();
+                        c.changed.notify_all();
                     }
                     return Ok(Reply::Ok);
                 }
@@ -379,13 +626,10 @@ impl Control {
                 _ => return Err("container not running".into()),
             }
         }
-        let groups: Vec<Arc<ThreadGroup>> = {
-            let pids = self.kernel.pids();
-            if all {
-                pids.groups.values().filter(|g| g.state().exit.is_none()).cloned().collect()
-            } else {
-                pids.groups.get(&1).filter(|g| g.state().exit.is_none()).cloned().into_iter().collect()
-            }
+        let groups: Vec<Arc<ThreadGroup>> = if all {
+            c.groups(&self.kernel)
+        } else {
+            Some(c.init.clone()).filter(|g| g.state().exit.is_none()).into_iter().collect()
         };
         if groups.is_empty() {
             return Err("container not running".into());
@@ -399,7 +643,7 @@ impl Control {
     }
 
     fn pause(&self, pause: bool) -> Result<Reply, String> {
-        if *self.phase() != Phase::Running {
+        if *self.first.phase() != Phase::Running {
             return Err("container not running".into());
         }
         match (pause, self.kernel.frozen()) {
@@ -412,8 +656,8 @@ impl Control {
         }
     }
 
-    fn processes(&self) -> Vec<ProcessInfo> {
-        let groups: Vec<Arc<ThreadGroup>> = self.kernel.pids().groups.values().cloned().collect();
+    fn processes(&self, c: &Container) -> Vec<ProcessInfo> {
+        let groups = c.groups(&self.kernel);
         let mut list: Vec<ProcessInfo> = groups
             .iter()
             .filter_map(|g| {
@@ -445,8 +689,10 @@ impl Control {
         list
     }
 
-    fn stats(&self) -> Stats {
-        let tasks: Vec<_> = self.kernel.pids().tasks.values().cloned().collect();
+    /// The container's usage (memory is the sandbox's: its containers
+    /// share one memory file).
+    fn stats(&self, c: &Container) -> Stats {
+        let tasks: Vec<_> = self.kernel.pids().tasks.values().filter(|t| t.group.container == c.tag).cloned().collect();
         let cpu: Duration = tasks.iter().filter_map(|t| t.view().cpu_clock.and_then(crate::timer::cpu_now)).sum();
         Stats {
             pids: tasks.len() as u64,
@@ -456,21 +702,21 @@ impl Control {
         }
     }
 
-    fn wait(&self) -> Reply {
-        let mut p = self.phase();
+    fn wait(&self, c: &Container) -> Reply {
+        let mut p = c.phase();
         loop {
             match *p {
                 Phase::Stopped(s) => return Reply::Exited { wait_status: s.wait_status() },
                 Phase::KilledBeforeStart(sig) => return Reply::Exited { wait_status: sig },
-                _ => p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner()),
+                _ => p = c.changed.wait(p).unwrap_or_else(|e| e.into_inner()),
             }
         }
     }
 
-    /// Starts `process`, answers with its pid, then serves its signals and
-    /// reports its end.
-    fn exec(&self, conn: Connection, process: &ProcessConfig, fds: Vec<OwnedFd>) {
-        let started = self.start_process(process, fds);
+    /// Starts `process` in container `c`, answers with its pid, then serves
+    /// its signals and reports its end.
+    fn exec(&self, c: &Container, conn: Connection, process: &ProcessConfig, fds: Vec<OwnedFd>) {
+        let started = self.start_process(c, process, fds);
         let (group, console) = match started {
             Ok(g) => g,
             Err(msg) => {
@@ -481,41 +727,8 @@ impl Control {
         if conn.send(&Reply::Started { pid: group.pid }, &[]).is_err() {
             send_from_outside(&self.kernel, &group, syscalls::flags::signal::SIGKILL);
         }
-        // The client's signals for the process, and its going away.
-        if let Ok(reader) = conn.try_clone() {
-            let kernel = self.kernel.clone();
-            let g = group.clone();
-            let console = console.clone();
-            let spawned = std::thread::Builder::new().name("control-exec".into()).spawn(move || loop {
-                match reader.recv::<Request>() {
-                    Ok((Request::Signal { signal, .. }, _)) if (1..=64).contains(&signal) => {
-                        send_from_outside(&kernel, &g, signal);
-                    }
-                    Ok((Request::Resize, _)) => {
-                        if let Some(c) = &console {
-                            c.refresh_winsize(&kernel);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        if g.state().exit.is_none() {
-                            send_from_outside(&kernel, &g, syscalls::flags::signal::SIGKILL);
-                        }
-                        return;
-                    }
-                }
-            });
-            if let Err(e) = spawned {
-                tracing::warn!(target: "sentry::control", "cannot watch an exec connection: {e}");
-            }
-        }
-        let status = loop {
-            let seen = self.kernel.events.generation();
-            if let Some(s) = group.state().exit {
-                break s;
-            }
-            self.kernel.events.wait(seen, Some(Instant::now() + Duration::from_secs(1)));
-        };
+        self.watch_client(&conn, &group, console.clone(), None);
+        let status = self.wait_exit(&group);
         // Its last output reaches the host before its end is reported.
         if let Some(c) = console {
             c.flush(Instant::now() + Duration::from_secs(1));
@@ -523,14 +736,14 @@ impl Control {
         let _ = conn.send(&Reply::Exited { wait_status: status.wait_status() }, &[]);
     }
 
-    fn start_process(&self, process: &ProcessConfig, fds: Vec<OwnedFd>) -> Result<Started, String> {
-        if matches!(*self.phase(), Phase::Stopped(_) | Phase::KilledBeforeStart(_)) {
+    fn start_process(&self, c: &Container, process: &ProcessConfig, fds: Vec<OwnedFd>) -> Result<Started, String> {
+        if matches!(*c.phase(), Phase::Stopped(_) | Phase::KilledBeforeStart(_)) {
             return Err("cannot exec in a stopped container".into());
         }
         let stdio: [OwnedFd; 3] = fds.try_into().map_err(|_| "exec needs three stdio fds".to_string())?;
         let (stdio, console) =
             crate::console::process_stdio(&self.kernel, process, stdio).map_err(|e| e.to_string())?;
-        let task = Task::new_process(self.kernel.clone(), process, stdio).map_err(|e| e.to_string())?;
+        let task = Task::new_process(self.kernel.clone(), c.tag, &c.fs, process, stdio).map_err(|e| e.to_string())?;
         let group = task.group().clone();
         let name = format!("task-{}", group.pid);
         std::thread::Builder::new().name(name).spawn(move || task.run_to_exit()).map_err(|e| {
@@ -543,6 +756,10 @@ impl Control {
         Ok((group, console))
     }
 }
+
+/// A pod's container just added: it, its init (not yet run), and init's
+/// console if it has one.
+type Loaded = (Arc<Container>, Task, Option<Arc<crate::console::HostConsole>>);
 
 /// An exec'd process and its console, if it has one.
 type Started = (Arc<ThreadGroup>, Option<Arc<crate::console::HostConsole>>);

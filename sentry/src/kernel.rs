@@ -1,6 +1,7 @@
 //! The kernel: state shared by every task of a sandbox — the platform, the
-//! memory file, the root mount, the PID namespace, and the event queue that
-//! blocked tasks wait on.
+//! memory file, the PID namespace, and the event queue that blocked tasks
+//! wait on. (Each container of the sandbox has its own root and mount
+//! table: see [`ContainerFs`].)
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -9,7 +10,7 @@ use platform::Platform;
 
 use crate::mm::MemoryFile;
 use crate::process::{TaskShared, ThreadGroup};
-use crate::vfs::{Dentry, GoferMount};
+use crate::vfs::Dentry;
 
 /// The sandbox's kernel.
 pub struct Kernel {
@@ -20,8 +21,6 @@ pub struct Kernel {
     pub file_cache: Arc<crate::vfs::tmpfs::Tmpfs>,
     /// Most mounts the mount table may hold (Linux's fs.mount-max).
     pub max_mounts: usize,
-    pub root: Arc<Dentry>,
-    pub root_mount: Arc<GoferMount>,
     pub hostname: Vec<u8>,
     pub boot_time: Instant,
     pub strace: bool,
@@ -39,11 +38,20 @@ pub struct Kernel {
     /// CPUs the sandbox may use (counted at boot, before any thread is
     /// pinned).
     pub ncpus: usize,
-    /// The mounts, in order (for /proc/mounts).
-    /// The mount table (/proc/mounts), changed by mount/umount2.
-    pub mounts: Mutex<Vec<MountInfo>>,
     /// The POSIX message queues (one IPC namespace per sandbox).
     pub mqueues: crate::mqueue::MqueueNamespace,
+}
+
+/// A mount table (/proc/mounts), changed by mount/umount2: one per
+/// container, shared by its processes.
+pub type MountTable = Mutex<Vec<MountInfo>>;
+
+/// What a container's processes see of the file systems: its root (the
+/// gofer's tree, under its overlay) with its mounts, and their table.
+#[derive(Clone)]
+pub struct ContainerFs {
+    pub root: Arc<Dentry>,
+    pub mounts: Arc<MountTable>,
 }
 
 /// One mounted file system as /proc/mounts lists it.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod console;
+mod container;
 pub mod control;
 pub mod creds;
 pub mod futex;
@@ -117,172 +118,8 @@ fn forward_host_signals(
     }
 }
 
-/// Size of /dev/shm when the spec mounts none (as Docker's default).
-const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 /// Size of a tmpfs whose options give none (Linux: half of RAM).
-const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
-
-/// The sandbox's own file systems: /dev/shm (a tmpfs, always), then the
-/// spec's mounts in order. tmpfs, proc, sysfs, cgroup, mqueue and bind
-/// mounts are served; /dev is the sentry's devfs whatever the spec says;
-/// other types are logged and skipped. Returns the mount table.
-fn mount_filesystems(
-    root: &Arc<vfs::Dentry>,
-    memory: &Arc<mm::MemoryFile>,
-    mounts: &[config::MountConfig],
-    (readonly, overlay): (bool, bool),
-    kernel: &vfs::procfs::KernelSlot,
-    ncpus: usize,
-    mqueues: &mqueue::MqueueNamespace,
-) -> Vec<kernel::MountInfo> {
-    let info = |path: &str, fstype: &str, options: &str| kernel::MountInfo {
-        id: 0,
-        parent: 0,
-        dev: 0,
-        path: path.into(),
-        fstype: fstype.into(),
-        source: if fstype == "9p" || fstype == "overlay" { "none".into() } else { fstype.into() },
-        options: options.into(),
-    };
-    let mut table = vec![
-        match (readonly, overlay) {
-            (true, _) => info("/", "9p", "ro"),
-            (false, true) => info("/", "overlay", "rw"),
-            (false, false) => info("/", "9p", "rw"),
-        },
-        info("/dev", "tmpfs", "rw,nosuid,mode=755"),
-    ];
-    let resolve = |path: &str| vfs::Resolver::new(root, root).resolve_parent(path.as_bytes());
-    if let Ok((dev, _)) = resolve("/dev/shm") {
-        if let Some(fs) = dev.mount_tmpfs(b"shm", memory.clone(), DEFAULT_SHM_SIZE, 0o1777) {
-            fs.nosuid.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        table.push(info("/dev/shm", "tmpfs", "rw,nosuid,nodev,size=65536k,mode=1777"));
-    }
-    for m in mounts {
-        // /proc/mounts names a mount by the spec's source, as Linux does.
-        let info = |path: &str, fstype: &str, options: &str| {
-            let mut e = info(path, fstype, options);
-            if !m.source.is_empty() && fstype != "9p" {
-                e.source = m.source.clone();
-            }
-            e
-        };
-        // A single file's mount point: its directory, and a name there.
-        let file_target = || match resolve(&m.destination) {
-            Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir.crossed_root(), name)),
-            _ => {
-                tracing::warn!(target: "sentry::vfs", "bind mount of a file at {}: no such directory", m.destination);
-                None
-            }
-        };
-        let target = || match resolve(&m.destination) {
-            Ok((dir, name)) if dir.is_dir() && !name.is_empty() && name != b"/" => Some((dir, name)),
-            _ => {
-                tracing::warn!(target: "sentry::vfs", "{} mount at {}: no such directory", m.kind, m.destination);
-                None
-            }
-        };
-        match m.kind.as_str() {
-            "tmpfs" if m.destination == "/dev" => {}
-            "tmpfs" => {
-                let (limit, mode) = vfs::tmpfs::parse_options(&m.options, DEFAULT_TMPFS_SIZE, 0o1777);
-                if let Some((dir, name)) = target() {
-                    let fs = dir.mount_tmpfs(&name, memory.clone(), limit, mode);
-                    let has = |o: &str| m.options.iter().any(|x| x == o);
-                    if let Some(fs) = fs {
-                        fs.nosuid.store(has("nosuid"), std::sync::atomic::Ordering::Relaxed);
-                        fs.readonly.store(has("ro"), std::sync::atomic::Ordering::Relaxed);
-                    }
-                    let opts = format!("rw,size={}k,mode={mode:o}", limit / 1024);
-                    table.retain(|e| e.path != m.destination);
-                    table.push(info(&m.destination, "tmpfs", &opts));
-                }
-            }
-            "proc" => {
-                if let Some((dir, name)) = target() {
-                    dir.mount_synthetic(&name, vfs::procfs::new_procfs(kernel.clone()));
-                    table.push(info(&m.destination, "proc", "rw,nosuid,nodev,noexec,relatime"));
-                }
-            }
-            // devfs always serves /dev/pts; the spec's devpts mount is
-            // shown in the table as runc's is.
-            "devpts" if m.destination == "/dev/pts" => {
-                table.push(info(&m.destination, "devpts", "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"));
-            }
-            "sysfs" => {
-                if let Some((dir, name)) = target() {
-                    dir.mount_synthetic(&name, vfs::sysfs::new_sysfs(ncpus));
-                    table.push(info(&m.destination, "sysfs", "ro,nosuid,nodev,noexec,relatime"));
-                }
-            }
-            // The IPC namespace's queues (every mqueue mount shows the same
-            // ones, as in one IPC namespace on Linux).
-            "mqueue" => {
-                if let Some((dir, name)) = target() {
-                    dir.mount_mqueue(&name, mqueues.root.clone());
-                    table.push(info(&m.destination, "mqueue", "rw,nosuid,nodev,noexec,relatime"));
-                }
-            }
-            // A read-only view of the container's cgroup (v2, as runc
-            // mounts it on a cgroup v2 host whichever type the spec says).
-            "cgroup" | "cgroup2" => {
-                if let Some((dir, name)) = target() {
-                    dir.mount_synthetic(&name, vfs::cgroupfs::new_cgroupfs(kernel.clone()));
-                    table.push(info(&m.destination, "cgroup2", "ro,nosuid,nodev,noexec,relatime"));
-                }
-            }
-            "bind" if m.gofer_fd.is_some() => {
-                let Some(fd) = m.gofer_fd.and_then(|fd| gofer::fd::take_inherited(fd).ok()) else { continue };
-                let has = |o: &str| m.options.iter().any(|x| x == o);
-                let mount = Arc::new(vfs::GoferMount {
-                    client: Arc::new(gofer::Client::new(gofer::Channel::new(fd))),
-                    readonly: has("ro"),
-                    noexec: has("noexec"),
-                    nosuid: has("nosuid"),
-                    upper: None,
-                });
-                if let Some((dir, name)) = if m.gofer_file { file_target() } else { target() } {
-                    let mounted =
-                        if m.gofer_file { dir.mount_gofer_file(&name, mount) } else { dir.mount_gofer(&name, mount) };
-                    match mounted {
-                        Ok(()) => table.push(info(&m.destination, "9p", if has("ro") { "ro" } else { "rw" })),
-                        Err(e) => tracing::warn!(target: "sentry::vfs", "bind mount at {}: {e:?}", m.destination),
-                    }
-                }
-            }
-            kind => tracing::info!(target: "sentry::vfs", "mount of {kind} at {} not served yet", m.destination),
-        }
-    }
-    for e in &mut table {
-        e.find_ids(root);
-        if e.id == e.parent {
-            // devpts is served inside devfs, not as a mount of its own.
-            e.id = vfs::new_mount_id();
-        }
-    }
-    table
-}
-
-/// `linux.maskedPaths` and `linux.readonlyPaths`, after the mounts (as
-/// runc applies them); paths that do not exist are skipped, as runc does.
-fn restrict_paths(root: &Arc<vfs::Dentry>, masked: &[String], readonly: &[String]) {
-    let resolve = |path: &str| vfs::Resolver::new(root, root).resolve_parent(path.as_bytes());
-    for p in masked {
-        match resolve(p).and_then(|(dir, name)| dir.crossed_root().mask(&name)) {
-            Ok(()) => {}
-            Err(e) if e == ::syscalls::Errno::ENOENT => {}
-            Err(e) => tracing::warn!(target: "sentry::vfs", "masking {p}: {e:?}"),
-        }
-    }
-    for p in readonly {
-        match resolve(p).and_then(|(dir, name)| dir.crossed_root().remount_readonly(&name)) {
-            Ok(()) => {}
-            Err(e) if e == ::syscalls::Errno::ENOENT => {}
-            Err(e) => tracing::warn!(target: "sentry::vfs", "making {p} read-only: {e:?}"),
-        }
-    }
-}
+pub(crate) const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
 
 /// Boots the sandbox: mounts the root from the gofer, loads the container's
 /// first process and runs it to the end on this thread.
@@ -310,55 +147,34 @@ pub fn boot(
     let memory = Arc::new(mm::MemoryFile::new(MEMORY_FILE_SIZE)?);
     let systrap = cfg.platform == "systrap";
     let platform = Box::new(platform::ptrace::PtracePlatform::new(memory.raw_fd(), systrap)?);
-    let client = gofer::Client::new(gofer::Channel::new(gofer_sock));
-    // A writable root gets an overlay in memory (the gofer's files are never
-    // written); a read-only root stays read-only, as runc's.
-    let upper =
-        (!cfg.root_readonly && cfg.root_overlay).then(|| vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE));
-    let root_mount = Arc::new(vfs::GoferMount {
-        client: Arc::new(client),
-        readonly: cfg.root_readonly,
-        noexec: false,
-        nosuid: false,
-        upper,
-    });
-    let root = vfs::Dentry::root(root_mount.clone()).map_err(BootError::Mount)?;
     let events: Arc<kernel::EventQueue> = Default::default();
-    root.mount_synthetic(b"dev", vfs::devfs::new_devfs(events.clone()));
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(1024);
-    let kernel_slot: vfs::procfs::KernelSlot = Default::default();
     let mqueues = mqueue::MqueueNamespace::new(memory.clone(), events.clone()).map_err(BootError::Mount)?;
-    let flags = (cfg.root_readonly, cfg.root_overlay);
-    let mounts = mount_filesystems(&root, &memory, &cfg.mounts, flags, &kernel_slot, ncpus, &mqueues);
-    restrict_paths(&root, &cfg.masked_paths, &cfg.readonly_paths);
     let kernel = Arc::new(Kernel {
         platform,
         file_cache: vfs::tmpfs::Tmpfs::new(memory.clone(), DEFAULT_TMPFS_SIZE),
         max_mounts: 100_000,
         memory,
-        root,
-        root_mount,
         hostname: cfg.hostname.clone().into_bytes(),
         boot_time: Instant::now(),
         strace: cfg.strace,
         pids: Default::default(),
         wakeups: kernel::Wakeups::new(events.clone()),
         ncpus,
-        mounts: std::sync::Mutex::new(mounts),
         mqueues,
         events,
         futexes: Default::default(),
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS).into(),
         frozen: false.into(),
     });
-    let _ = kernel_slot.set(Arc::downgrade(&kernel));
+    let fs = kernel::ContainerFs::build(&kernel, &cfg, gofer_sock, &mut |n| gofer::fd::take_inherited(n).ok())?;
     vfs::lock::locks().set_events(kernel.events.clone());
     let (stdio, console) = console::process_stdio(&kernel, &cfg.process, stdio)?;
-    let task = Task::new_process(kernel.clone(), &cfg.process, stdio)?;
+    let task = Task::new_process(kernel.clone(), 0, &fs, &cfg.process, stdio)?;
     let init = task.group().clone();
     forward_host_signals(&kernel, forwarded, console.clone());
     let wait_for_start = control.as_ref().is_some_and(|c| c.wait_for_start);
-    let server = control::Control::new(kernel.clone(), wait_for_start);
+    let server = control::Control::new(kernel.clone(), fs, init.clone(), wait_for_start);
     if let Some(c) = control {
         server.serve(c.listener);
     }

@@ -13,6 +13,10 @@ use crate::task::ExitStatus;
 /// A process.
 pub struct ThreadGroup {
     pub pid: i32,
+    /// The container of the sandbox the process belongs to (0: the
+    /// sandbox's first; a pod's other containers count up), inherited by
+    /// the processes it forks.
+    pub container: u32,
     state: Mutex<GroupState>,
     /// Signal actions, shared by the group's threads.
     pub actions: Mutex<[Sigaction; 64]>,
@@ -72,6 +76,7 @@ pub struct GroupState {
 impl ThreadGroup {
     pub fn new(
         pid: i32,
+        container: u32,
         parent: Option<Arc<ThreadGroup>>,
         pgid: i32,
         sid: i32,
@@ -79,6 +84,7 @@ impl ThreadGroup {
     ) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             pid,
+            container,
             state: Mutex::new(GroupState {
                 parent,
                 children: Vec::new(),

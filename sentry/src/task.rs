@@ -59,6 +59,8 @@ pub struct FsContext {
     pub root: Arc<Dentry>,
     pub cwd: Arc<Dentry>,
     pub umask: u32,
+    /// The mount table of the task's container (its mount namespace).
+    pub mounts: Arc<crate::kernel::MountTable>,
 }
 
 /// One guest thread.
@@ -138,9 +140,16 @@ pub enum ProcessStdio {
 impl Task {
     /// A process started from outside: the container's first (pid 1), or
     /// one `exec` adds. Its stdio are host fds, its program is loaded from
-    /// the root file system, and it leads a new session with no parent in
-    /// the sandbox (it is reaped when it exits).
-    pub fn new_process(kernel: Arc<Kernel>, cfg: &ProcessConfig, stdio: ProcessStdio) -> Result<Task, BootError> {
+    /// its container's root file system, and it leads a new session with no
+    /// parent in the sandbox (it is reaped when it exits). `container` tags
+    /// it (and every process it forks) as the container's.
+    pub fn new_process(
+        kernel: Arc<Kernel>,
+        container: u32,
+        fs: &crate::kernel::ContainerFs,
+        cfg: &ProcessConfig,
+        stdio: ProcessStdio,
+    ) -> Result<Task, BootError> {
         let space = kernel.platform.new_address_space()?;
         let max = kernel.platform.max_user_address();
         let mm = TaskMemory::new(MemoryManager::new(kernel.memory.clone(), max), space);
@@ -168,7 +177,7 @@ impl Task {
                 }
             }
         }
-        let root = kernel.root.clone();
+        let root = fs.root.clone();
         let cwd = Resolver::new(&root, &root)
             .resolve(cfg.cwd.as_bytes(), true)
             .and_then(|d| if d.is_dir() { Ok(d) } else { Err(Errno::ENOTDIR) })
@@ -195,7 +204,7 @@ impl Task {
             }
             pids.alloc().ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?
         };
-        let group = ThreadGroup::new(tid, None, tid, tid, [Sigaction::default(); 64]);
+        let group = ThreadGroup::new(tid, container, None, tid, tid, [Sigaction::default(); 64]);
         // The process leads its session, and its console is that
         // session's controlling terminal.
         if let Some(term) = console {
@@ -218,7 +227,7 @@ impl Task {
             mm,
             ctx,
             fds,
-            fs: Arc::new(Mutex::new(FsContext { root, cwd, umask: 0o022 })),
+            fs: Arc::new(Mutex::new(FsContext { root, cwd, umask: 0o022, mounts: fs.mounts.clone() })),
             creds: Credentials::new(cfg.uid, cfg.gid, cfg.additional_gids.clone(), cfg.caps, cfg.no_new_privs),
             secure_exec: false,
             signals: SignalState::default(),
@@ -241,6 +250,19 @@ impl Task {
             return Err(e);
         }
         Ok(task)
+    }
+
+    /// Forgets a process that never ran (a container killed before it
+    /// started): it leaves the PID namespace and lets go of its files.
+    pub fn discard(self) {
+        {
+            let mut pids = self.kernel.pids();
+            pids.tasks.remove(&self.tid);
+            pids.groups.remove(&self.tid);
+        }
+        *self.shared.view() = crate::process::ProcView::default();
+        // The process and its thread point at each other.
+        self.group().state().threads.clear();
     }
 
     /// The task's process.
@@ -491,7 +513,7 @@ impl Task {
                 (st.pgid, st.sid)
             };
             let actions = *self.group().actions();
-            let group = ThreadGroup::new(tid, Some(parent_group.clone()), pgid, sid, actions);
+            let group = ThreadGroup::new(tid, self.group().container, Some(parent_group.clone()), pgid, sid, actions);
             group.oom_score_adj.store(
                 parent_group.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed),
                 std::sync::atomic::Ordering::Relaxed,

@@ -36,7 +36,8 @@ fn path_of(t: &Task, dir: &std::sync::Arc<crate::vfs::Dentry>, name: &[u8]) -> S
 
 fn record(t: &Task, path: &str, fstype: &str, source: &str, options: &str) {
     let entry = MountInfo::at(&t.fs().root, path, fstype, source, options);
-    t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+    let table = t.fs().mounts.clone();
+    table.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
 }
 
 pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
@@ -50,7 +51,8 @@ pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64
     let abs = path_of(t, &tdir, &tname);
     let propagation = MS_PRIVATE | MS_SHARED | MS_SLAVE | MS_UNBINDABLE;
     if flags & propagation != 0 {
-        // One mount namespace and no peers: propagation has nothing to do.
+        // A mount namespace per container and no peers: propagation has
+        // nothing to do.
         return Ok(0);
     }
     if flags & MS_REMOUNT != 0 {
@@ -62,7 +64,8 @@ pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64
     if flags & MS_MOVE != 0 {
         return Err(Errno::EINVAL);
     }
-    if t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner()).len() >= t.kernel.max_mounts {
+    let table = t.fs().mounts.clone();
+    if table.lock().unwrap_or_else(|e| e.into_inner()).len() >= t.kernel.max_mounts {
         // fs.mount-max: each mount costs the sentry memory.
         return Err(Errno::ENOSPC);
     }
@@ -139,7 +142,8 @@ pub fn sys_umount2(t: &mut Task, target: u64, flags: u32) -> SysResult {
     let (dir, name) = place(t, &tp).map_err(|_| Errno::EINVAL)?;
     let abs = path_of(t, &dir, &name);
     dir.unmount(&name)?;
-    let mut table = t.kernel.mounts.lock().unwrap_or_else(|e| e.into_inner());
+    let table = t.fs().mounts.clone();
+    let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(i) = table.iter().rposition(|m| m.path == abs) {
         table.remove(i);
     }

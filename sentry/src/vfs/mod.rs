@@ -397,6 +397,20 @@ impl Dentry {
     }
 
     /// Mounts a new proc file system at `name`.
+    /// Lets go of the whole tree under this root, which no process will
+    /// walk again (a pod's container that ended): children point back to
+    /// their directories, so the directories' links to their children and
+    /// mounts are what keeps the tree (and its gofers' connections) alive.
+    /// A file still open somewhere keeps its own path up to the root.
+    pub fn release_tree(self: &Arc<Dentry>) {
+        let mut stack = vec![self.clone()];
+        while let Some(d) = stack.pop() {
+            stack.extend(std::mem::take(&mut *d.children.lock().unwrap_or_else(|e| e.into_inner())).into_values());
+            stack.extend(d.mounted.lock().unwrap_or_else(|e| e.into_inner()).take());
+            stack.extend(d.covered.lock().unwrap_or_else(|e| e.into_inner()).take());
+        }
+    }
+
     pub fn mount_proc(self: &Arc<Dentry>, name: &[u8], kernel: &Arc<crate::kernel::Kernel>) {
         let slot: procfs::KernelSlot = Default::default();
         let _ = slot.set(Arc::downgrade(kernel));

@@ -773,6 +773,14 @@ fn cpu_ticks(d: std::time::Duration) -> u64 {
     d.as_millis() as u64 / (1000 / HZ)
 }
 
+/// The mount table of the viewed task's container (empty once it exited).
+fn mount_table(v: &crate::process::ProcView) -> Vec<crate::kernel::MountInfo> {
+    let Some(fs) = &v.fs else { return Vec::new() };
+    let table = fs.lock().unwrap_or_else(|e| e.into_inner()).mounts.clone();
+    let rows = table.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    rows
+}
+
 fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>, name: &str) -> Vec<u8> {
     let view = task.map(|t| t.view());
     let empty = ProcView::default();
@@ -921,12 +929,12 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
             }
         }
         "mounts" => {
-            for m in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for m in mount_table(v).iter() {
                 let _ = writeln!(s, "{} {} {} {} 0 0", m.source, m.path, m.fstype, m.options);
             }
         }
         "mountinfo" => {
-            for m in k.mounts.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for m in mount_table(v).iter() {
                 let (mount_opts, super_opts) = split_options(&m.options);
                 let _ = writeln!(
                     s,
