@@ -1,7 +1,7 @@
 //! Starting a sandbox: the gofers, then the sentry, with the sockets, the
 //! boot configuration and the control socket they inherit.
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{bind_source, boot_config, is_bind, Bundle};
 use crate::state::StateDir;
 use crate::Cli;
+use sentry::control::{Reply, Request};
 
 /// A failure with the exit status the command must end with.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,33 @@ pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> Result<Child> {
 pub struct Sandbox {
     /// The root's gofer, then one per served bind mount.
     pub gofers: Vec<Child>,
+    /// The sentry; for a pod's further container (see [`Sandbox::join`]),
+    /// the host process that stands for its init.
     pub sentry: Child,
+}
+
+/// The CRI annotations that place a container in its pod's sandbox.
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The pod sandbox container whose sandbox a container joins: a bundle
+/// annotated as a pod's `container` (not its `sandbox`), whose pod's
+/// sandbox container exists under the same root.
+pub fn pod_sandbox(cli: &Cli, b: &Bundle, id: &str) -> Option<String> {
+    let ann = b.spec.annotations().as_ref()?;
+    if ann.get(CONTAINER_TYPE).map(String::as_str) != Some("container") {
+        return None;
+    }
+    let sandbox = ann.get(SANDBOX_ID)?;
+    if sandbox == id || crate::state::validate_id(sandbox).is_err() {
+        return None;
+    }
+    if !cli.root.join(sandbox).join("state.json").exists() {
+        // Not ours (or gone): the container gets a sandbox of its own.
+        tracing::info!("pod sandbox {sandbox} not found under {}: a sandbox of its own", cli.root.display());
+        return None;
+    }
+    Some(sandbox.clone())
 }
 
 /// Starts a gofer serving `rootfs`; returns it and the sentry's end of its
@@ -133,20 +160,79 @@ impl Sandbox {
         }
     }
 
-    fn spawn(
+    /// Adds the container of bundle `b` to the running sandbox of its pod
+    /// (the state of the pod's sandbox container is `pod`): starts its
+    /// gofers, hands their sockets and init's stdio (or `console`, a host
+    /// pty slave) to the sentry, and starts the host process that stands
+    /// for its init. `state`'s `control.sock` becomes a link to the pod's.
+    pub fn join(
         cli: &Cli,
         b: &Bundle,
         state: &StateDir,
-        launch: Launch,
-        console: Option<&OwnedFd>,
+        pod: &StateDir,
+        console: Option<&crate::console::Pty>,
+    ) -> Result<Sandbox> {
+        let st = pod.read()?;
+        match pod.status(&st).as_str() {
+            "created" | "running" => {}
+            s => bail!("the pod's sandbox {} is {s}", pod.id),
+        }
+        std::os::unix::fs::symlink(format!("../{}/control.sock", pod.id), state.dir.join("control.sock"))
+            .context("linking the pod's control socket")?;
+        let mut gofers = Vec::new();
+        let joined = Self::add(cli, b, state, pod, console, &mut gofers);
+        match joined {
+            Ok(stand_in) => Ok(Sandbox { gofers, sentry: stand_in }),
+            Err(e) => {
+                kill_children(&mut gofers);
+                Err(e)
+            }
+        }
+    }
+
+    fn add(
+        cli: &Cli,
+        b: &Bundle,
+        state: &StateDir,
+        pod: &StateDir,
+        console: Option<&crate::console::Pty>,
         gofers: &mut Vec<Child>,
     ) -> Result<Child> {
+        let (ends, binds) = Self::start_gofers(cli, b, false, gofers)?;
+        // The sentry finds each bind mount's socket by its index in the fds
+        // sent: stdin, stdout, stderr, the root's, then the binds'.
+        let bind_fds: Vec<(usize, i32)> = binds.iter().enumerate().map(|(k, (i, _))| (*i, 4 + k as i32)).collect();
+        let config = Box::new(boot_config(cli, b, &bind_fds)?);
+        let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+        let mut fds = match console {
+            Some(p) => vec![p.slave.as_fd(), p.slave.as_fd(), p.slave.as_fd()],
+            None => vec![stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+        };
+        fds.push(ends.as_fd());
+        fds.extend(binds.iter().map(|(_, fd)| fd.as_fd()));
+        let conn = pod.connect()?;
+        conn.send(&Request::AddContainer { id: state.id.clone(), config }, &fds)?;
+        match conn.recv::<Reply>()?.0 {
+            Reply::Ok => {}
+            Reply::Error { msg } => bail!(msg),
+            r => bail!("unexpected reply {r:?}"),
+        }
+        crate::commands::exec::spawn_stand_in(conn, console, Some(&state.dir.join("exit")))
+    }
+
+    /// Starts the gofer of the root and one per bind mount; returns the
+    /// sentry's end of the root's socket and, by mount index, the binds'.
+    fn start_gofers(
+        cli: &Cli,
+        b: &Bundle,
+        attached: bool,
+        gofers: &mut Vec<Child>,
+    ) -> Result<(OwnedFd, Vec<(usize, OwnedFd)>)> {
         // Under the overlay the root's gofer never writes: it serves a
         // read-only mount even when the root is writable.
         let readonly = b.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) || cli.overlay != "none";
-        let (root_gofer, sentry_end) = start_gofer(cli, &b.rootfs, readonly, launch.attached)?;
+        let (root_gofer, sentry_end) = start_gofer(cli, &b.rootfs, readonly, attached)?;
         gofers.push(root_gofer);
-        // One gofer per bind mount.
         let mut bind_ends = Vec::new();
         for (i, m) in b.spec.mounts().iter().flatten().enumerate() {
             if !is_bind(m) {
@@ -157,11 +243,23 @@ impl Sandbox {
                 bail!("bind mount source {:?} does not exist", m.source().as_deref().unwrap_or(Path::new("")));
             };
             let ro = m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "ro"));
-            let (g, end) = start_gofer(cli, &src, ro, launch.attached)
+            let (g, end) = start_gofer(cli, &src, ro, attached)
                 .with_context(|| format!("serving the bind mount of {}", src.display()))?;
             gofers.push(g);
             bind_ends.push((i, end));
         }
+        Ok((sentry_end, bind_ends))
+    }
+
+    fn spawn(
+        cli: &Cli,
+        b: &Bundle,
+        state: &StateDir,
+        launch: Launch,
+        console: Option<&OwnedFd>,
+        gofers: &mut Vec<Child>,
+    ) -> Result<Child> {
+        let (sentry_end, bind_ends) = Self::start_gofers(cli, b, launch.attached, gofers)?;
         let bind_fds: Vec<(usize, i32)> = bind_ends.iter().map(|(i, fd)| (*i, fd.as_raw_fd())).collect();
         let cfg = boot_config(cli, b, &bind_fds)?;
         let cfg_fd = nix::sys::memfd::memfd_create(c"cordon-boot", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)

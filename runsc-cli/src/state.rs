@@ -168,6 +168,23 @@ impl StateDir {
         fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
     }
 
+    /// Whether the container is a pod's further container, in the sandbox
+    /// of the pod's sandbox container: its `control.sock` is a symlink to
+    /// that sandbox's.
+    pub fn in_pod(&self) -> bool {
+        fs::symlink_metadata(self.dir.join("control.sock")).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    /// `req` as the sandbox takes it for this container (for a pod's
+    /// further container, wrapped with its id).
+    pub fn for_container(&self, req: Request) -> Request {
+        if self.in_pod() {
+            Request::Container { id: self.id.clone(), request: Box::new(req) }
+        } else {
+            req
+        }
+    }
+
     /// Connects to the sandbox's control socket.
     pub fn connect(&self) -> Result<Connection> {
         use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
@@ -180,9 +197,9 @@ impl StateDir {
 
     /// Sends one request to the sandbox and returns its reply (an `Error`
     /// reply becomes an error).
-    pub fn request(&self, req: &Request) -> Result<Reply> {
+    pub fn request(&self, req: Request) -> Result<Reply> {
         let conn = self.connect()?;
-        conn.send(req, &[])?;
+        conn.send(&self.for_container(req), &[])?;
         match conn.recv::<Reply>()?.0 {
             Reply::Error { msg } => Err(anyhow::anyhow!(msg)),
             r => Ok(r),
@@ -197,7 +214,7 @@ impl StateDir {
         if !alive(st.pid, st.sentry_start) {
             return "stopped".into();
         }
-        match self.request(&Request::State) {
+        match self.request(Request::State) {
             Ok(Reply::State { status, .. }) => status.as_str().into(),
             _ => "stopped".into(),
         }

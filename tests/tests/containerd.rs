@@ -224,6 +224,31 @@ fn cri_pod_through_the_cordon_shim() {
     nothing_left(&c);
 }
 
+#[test]
+fn cri_pod_of_two_containers_in_one_sentry() {
+    let c = Containerd::start_with(Route::CordonShim, true);
+    // cri-smoke first: it also sets up the harness's Python (gRPC) venv.
+    let mut cmd = Command::new("bash");
+    cmd.arg(harness()).args(["cri-smoke", "--handler", "cordon"]).env("CTRD_DIR", &c.dir).stdin(Stdio::null());
+    let out = cmd.output().expect("run cri-smoke");
+    assert!(out.status.success(), "cri-smoke failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    let venv = std::env::var("CTRD_VENV").unwrap_or_else(|_| "/tmp/containerd-harness-venv".into());
+    let script = harness().with_file_name("cri-pod.py");
+    let out = Command::new(format!("{venv}/bin/python"))
+        .arg(&script)
+        .arg(c.dir.join("containerd.sock"))
+        .args(["--handler", "cordon", "--cordon-root"])
+        .arg(c.runc_root().join("test"))
+        .arg("--logdir")
+        .arg(c.dir.join("pods").join("pod2"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cri-pod.py");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("CRI pod: OK"), "cri-pod failed:\n{text}");
+    nothing_left(&c);
+}
+
 /// No cordon state, rootfs mount or shim process is left of the tasks.
 fn nothing_left(c: &Containerd) {
     no_containers_left(&c.runc_root().join("test"));

@@ -516,3 +516,131 @@ fn run_detached_and_foreground() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     assert_nothing_left(&sb.state_root, &id);
 }
+
+/// Writes a bundle at `dir` on `rootfs` for `process`, annotated as CRI
+/// annotates a pod's containers.
+fn pod_bundle(dir: &Path, rootfs: &Path, process: &Process, kind: &str, pod: &str) -> PathBuf {
+    let bundle = cordon_tests::Bundle::shared(dir, rootfs);
+    let mut config = cordon_tests::oci_config(process, &rootfs.to_string_lossy());
+    config["annotations"] = serde_json::json!({
+        "io.kubernetes.cri.container-type": kind,
+        "io.kubernetes.cri.sandbox-id": pod,
+    });
+    bundle.write_config_value(&config);
+    bundle.dir
+}
+
+/// `cordon create` of `bundle` as `id`, its output to `<tmp>/<id>.out`;
+/// returns the pid file's pid.
+fn create_bundle(sb: &Sandbox, bundle: &Path, id: &str) -> i32 {
+    let pid_file = sb.tmp().join(format!("{id}.pid"));
+    let out_file = sb.tmp().join(format!("{id}.out"));
+    let mut cmd = cordon_command(&sb.state_root, sb.log_dir.as_deref());
+    cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(&pid_file).arg(id);
+    let out = fs::File::create(&out_file).expect("out file");
+    cmd.stdin(Stdio::null()).stdout(out.try_clone().expect("dup")).stderr(out);
+    let status = cmd.status().expect("spawn cordon create");
+    assert!(status.success(), "cordon create failed: {}", fs::read_to_string(&out_file).unwrap_or_default());
+    fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid")
+}
+
+/// The cordon subcommand a host process runs (`boot`, `exec-wait`, ...).
+fn cordon_role(pid: i32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    args.iter().skip(1).find(|a| !a.starts_with('-') && a.parse::<i32>().is_err()).cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_pods_containers_share_its_sandbox() {
+    let sb = lifecycle_sandbox("lc-pod");
+    let _cleanup = DeleteAll(sb.state_root.clone());
+    let pod = unique_id("lc-pod");
+    // The pod's sandbox container (CRI's pause) on the shared rootfs; its
+    // containers on a root of their own, which the sandbox's lacks.
+    let pause = pod_bundle(&sb.tmp().join("pause"), sb.rootfs(), &Process::sh("exec sleep 100000"), "sandbox", &pod);
+    let app_root = sb.tmp().join("app-rootfs");
+    cordon_tests::install_busybox(&app_root);
+    cordon_tests::write_file(&app_root, "/which", b"app\n", 0o644);
+    let app = pod_bundle(
+        &sb.tmp().join("app"),
+        &app_root,
+        &Process::sh("echo started; cat /which; exec sleep 100000"),
+        "container",
+        &pod,
+    );
+    let pod_pid = create_bundle(&sb, &pause, &pod);
+    ok(&sb, &["start", &pod]);
+    assert_eq!(cordon_role(pod_pid), "boot", "the pod's sandbox container is a sentry");
+
+    let id = unique_id("lc-app");
+    let pid = create_bundle(&sb, &app, &id);
+    // Its pid file's process stands for its init in the pod's sentry: no
+    // second sentry.
+    assert_eq!(cordon_role(pid), "exec-wait", "the container got a sandbox of its own");
+    assert_eq!(status_of(&sb, &id), "created");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(container_output(&sb, &id), "", "init ran before start");
+    ok(&sb, &["start", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while container_output(&sb, &id) != "started\napp\n" {
+        assert!(Instant::now() < deadline, "output: {:?}", container_output(&sb, &id));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(status_of(&sb, &id), "running");
+    // Each container has its own root, processes and execs.
+    assert_eq!(ok(&sb, &["exec", &id, "cat", "/which"]), "app\n");
+    fails(&sb, &["exec", &pod, "cat", "/which"], "No such file");
+    let ps = |c: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&ok(&sb, &["ps", "--format", "json", c])).expect("ps json");
+        v.as_array().expect("pids").iter().map(|p| p.to_string()).collect()
+    };
+    assert_eq!(ps(&id).len(), 1, "the container's processes: {:?}", ps(&id));
+    assert_eq!(ps(&pod).len(), 1, "the pod's own processes: {:?}", ps(&pod));
+    assert_ne!(ps(&id), ps(&pod));
+    // The container stops alone; the pod's sandbox goes on.
+    let gofers = sandbox_pids(&sb, &id);
+    ok(&sb, &["kill", &id, "KILL"]);
+    let status = reap(pid);
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
+    assert_eq!(status_of(&sb, &id), "stopped");
+    assert_eq!(status_of(&sb, &pod), "running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gofers[1..].iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "the stopped container's gofer is still there");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = cordon(&sb, &["wait", &id]);
+    assert_eq!(out.code, 128 + 9, "wait: {}", out.stderr);
+    delete_and_check(&sb, &id);
+    assert_eq!(ok(&sb, &["exec", &pod, "echo", "pod-alive"]), "pod-alive\n");
+
+    // Killed before it starts, it never runs.
+    let id = unique_id("lc-app");
+    let pid = create_bundle(&sb, &app, &id);
+    ok(&sb, &["kill", &id, "KILL"]);
+    let status = reap(pid);
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    assert_eq!(container_output(&sb, &id), "");
+    delete_and_check(&sb, &id);
+
+    // A container the pod's sandbox takes with it.
+    let id = unique_id("lc-app");
+    let pid = create_bundle(&sb, &app, &id);
+    ok(&sb, &["start", &id]);
+    ok(&sb, &["kill", &pod, "KILL"]);
+    let status = reap(pod_pid);
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    let status = reap(pid);
+    assert!(libc::WIFSIGNALED(status), "the container outlived its pod: {status:#x}");
+    assert_eq!(status_of(&sb, &id), "stopped");
+    // No container joins a stopped pod.
+    let late = unique_id("lc-app");
+    let mut cmd = cordon_command(&sb.state_root, sb.log_dir.as_deref());
+    let out = cmd.arg("create").arg("--bundle").arg(&app).arg(&late).output().expect("cordon create");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_nothing_left(&sb.state_root, &late);
+    delete_and_check(&sb, &id);
+    delete_and_check(&sb, &pod);
+}

@@ -119,36 +119,21 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<u8> {
     let pty = console::pty_for(terminal, a.detach, a.console_socket.as_deref())?;
     let attached_tty = pty.is_some() && a.console_socket.is_none();
     let conn = dir.connect()?;
+    let request = dir.for_container(Request::Exec { process });
     drop(dir);
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let stdio = match &pty {
         Some(p) => [p.slave.as_fd(), p.slave.as_fd(), p.slave.as_fd()],
         None => [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
     };
-    conn.send(&Request::Exec { process }, &stdio)?;
+    conn.send(&request, &stdio)?;
     match conn.recv::<Reply>()?.0 {
         Reply::Started { .. } => {}
         Reply::Error { msg } => bail!(msg),
         r => bail!("unexpected reply {r:?}"),
     }
     if a.detach {
-        let fd = conn_fd(conn);
-        let exe = std::env::current_exe().context("finding the cordon binary")?;
-        let mut cmd = std::process::Command::new(exe);
-        cmd.env_remove(super::PARENT_PID_ENV)
-            .arg("exec-wait")
-            .arg("--conn-fd")
-            .arg(fd.as_raw_fd().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(p) = &pty {
-            // The waiter leads the pty's session, so that a resize of the
-            // master (the shim's ResizePty) reaches it as SIGWINCH.
-            cmd.arg("--console").stdin(p.slave.try_clone()?);
-            console::lead_session_of(&mut cmd, 0);
-        }
-        let child = crate::sandbox::spawn_with_fds(&mut cmd, &[&fd]).context("starting the exec waiter")?;
+        let child = spawn_stand_in(conn, pty.as_ref(), None)?;
         if let (Some(p), Some(sock)) = (&pty, &a.console_socket) {
             console::send_master(sock, &p.master)?;
         }
@@ -191,8 +176,35 @@ enum Winch {
     Resize(Option<Arc<OwnedFd>>),
 }
 
-fn conn_fd(conn: Connection) -> OwnedFd {
-    conn.into()
+/// Starts the host process that stands for a guest process (an exec'd
+/// process, or a pod's container's init) on connection `conn`: a hidden
+/// `cordon exec-wait`, which passes its signals on and exits as the guest
+/// process does (writing its wait status to `exit_file`).
+pub fn spawn_stand_in(
+    conn: Connection,
+    pty: Option<&console::Pty>,
+    exit_file: Option<&std::path::Path>,
+) -> Result<std::process::Child> {
+    let fd = OwnedFd::from(conn);
+    let exe = std::env::current_exe().context("finding the cordon binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.env_remove(super::PARENT_PID_ENV)
+        .arg("exec-wait")
+        .arg("--conn-fd")
+        .arg(fd.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(f) = exit_file {
+        cmd.arg("--exit-file").arg(f);
+    }
+    if let Some(p) = pty {
+        // The waiter leads the pty's session, so that a resize of the
+        // master (the shim's ResizePty) reaches it as SIGWINCH.
+        cmd.arg("--console").stdin(p.slave.try_clone()?);
+        console::lead_session_of(&mut cmd, 0);
+    }
+    crate::sandbox::spawn_with_fds(&mut cmd, &[&fd]).context("starting the exec waiter")
 }
 
 /// Signals passed on to the guest process.
@@ -259,6 +271,10 @@ pub struct ExecWaitArgs {
     /// means its size changed.
     #[arg(long)]
     pub console: bool,
+    /// Write the process's wait status here when it ends (a container's
+    /// `exit` file).
+    #[arg(long)]
+    pub exit_file: Option<PathBuf>,
 }
 
 /// `cordon exec-wait` (internal): lives as long as an exec'd process and
@@ -267,6 +283,9 @@ pub fn exec_wait(_cli: &Cli, a: &ExecWaitArgs) -> Result<u8> {
     let fd = gofer::fd::take_inherited(a.conn_fd).context("connection fd")?;
     let winch = if a.console { Winch::Resize(None) } else { Winch::Forward };
     let status = wait_process(Connection::new(fd), winch);
+    if let Some(f) = &a.exit_file {
+        let _ = std::fs::write(f, status.to_string());
+    }
     if status & 0x7f != 0 {
         sentry::exit_by_signal(status & 0x7f);
     }

@@ -32,7 +32,7 @@ fn running(dir: &StateDir) -> Result<()> {
 pub fn ps(cli: &Cli, a: &PsArgs) -> Result<u8> {
     let dir = StateDir::open_existing(&cli.root, &a.id, false)?;
     running(&dir)?;
-    let Reply::Processes { list } = dir.request(&Request::Processes)? else { bail!("unexpected reply") };
+    let Reply::Processes { list } = dir.request(Request::Processes)? else { bail!("unexpected reply") };
     if a.format == "json" {
         let pids: Vec<i32> = list.iter().map(|p| p.pid).collect();
         println!("{}", serde_json::to_string(&pids)?);
@@ -108,7 +108,7 @@ pub fn events(cli: &Cli, a: &EventsArgs) -> Result<u8> {
         let stats = {
             let dir = StateDir::open_existing(&cli.root, &a.id, false)?;
             running(&dir)?;
-            match dir.request(&Request::Stats) {
+            match dir.request(Request::Stats) {
                 Ok(Reply::Stats(s)) => s,
                 _ => bail!("container not running"),
             }
@@ -153,6 +153,6 @@ pub fn update(cli: &Cli, a: &UpdateArgs) -> Result<u8> {
     }
     let dir = StateDir::open_existing(&cli.root, &a.id, true)?;
     running(&dir)?;
-    dir.request(&Request::Update { pids_limit })?;
+    dir.request(Request::Update { pids_limit })?;
     Ok(0)
 }

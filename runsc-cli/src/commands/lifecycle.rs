@@ -24,7 +24,7 @@ pub fn start(cli: &Cli, a: &IdArgs) -> Result<u8> {
         "creating" => bail!("cannot start a container that is still being created"),
         _ => {}
     }
-    dir.request(&Request::Start)?;
+    dir.request(Request::Start)?;
     let mut st = st;
     st.status = "running".into();
     dir.write(&st)?;
@@ -158,7 +158,7 @@ pub fn kill(cli: &Cli, a: &KillArgs) -> Result<u8> {
     if matches!(status.as_str(), "stopped" | "creating") {
         bail!("container not running");
     }
-    dir.request(&Request::Signal { signal, all: a.all })?;
+    dir.request(Request::Signal { signal, all: a.all })?;
     Ok(0)
 }
 
@@ -202,7 +202,7 @@ pub fn pause(cli: &Cli, a: &IdArgs, pause: bool) -> Result<u8> {
         (_, true) => bail!("container not running"),
         (_, false) => bail!("container not paused"),
     }
-    dir.request(if pause { &Request::Pause } else { &Request::Resume })?;
+    dir.request(if pause { Request::Pause } else { Request::Resume })?;
     let mut st = st;
     st.status = if pause { "paused" } else { "running" }.into();
     dir.write(&st)?;
@@ -216,10 +216,11 @@ pub fn wait(cli: &Cli, a: &IdArgs) -> Result<u8> {
     let st = dir.read()?;
     let status = if crate::state::alive(st.pid, st.sentry_start) {
         // Let go of the lock while waiting.
+        let req = dir.for_container(Request::Wait);
         let conn = dir.connect();
         drop(dir);
         let reply = conn.and_then(|c| {
-            c.send(&Request::Wait, &[])?;
+            c.send(&req, &[])?;
             Ok(c.recv::<Reply>()?.0)
         });
         match reply {

@@ -87,7 +87,19 @@ fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<Created
         gofers: Vec::new(),
     };
     state.write(&st)?;
-    let sandbox = Sandbox::start(cli, &bundle, &state, launch, pty.as_ref().map(|p| &p.slave))?;
+    // A pod's further container joins its pod's sandbox (`create` only:
+    // `run` gives a container a sandbox of its own).
+    let pod = match launch.wait_for_start {
+        true => crate::sandbox::pod_sandbox(cli, &bundle, &a.id),
+        false => None,
+    };
+    let sandbox = match pod {
+        Some(pod) => {
+            let pod = StateDir::open_existing(&cli.root, &pod, false)?;
+            Sandbox::join(cli, &bundle, &state, &pod, pty.as_ref())?
+        }
+        None => Sandbox::start(cli, &bundle, &state, launch, pty.as_ref().map(|p| &p.slave))?,
+    };
     let ids = |c: &std::process::Child| (c.id() as i32, proc_stat(c.id() as i32).map_or(0, |s| s.0));
     (st.pid, st.sentry_start) = ids(&sandbox.sentry);
     st.gofers = sandbox.gofers.iter().map(ids).collect();
