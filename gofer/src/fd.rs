@@ -14,8 +14,10 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-/// Most fds one message may carry (the protocol uses at most one).
-pub(crate) const MAX_FDS: usize = 8;
+/// Most fds one message may carry: Linux's SCM_MAX_FD (the gofer protocol
+/// uses at most one; a pod's container joining its sandbox brings its
+/// stdio and one gofer socket per bind mount).
+pub(crate) const MAX_FDS: usize = 253;
 
 /// The control buffer, in `u64` words so that it is aligned for `cmsghdr`,
 /// with room for one `SCM_RIGHTS` header and `MAX_FDS` descriptors.

@@ -304,6 +304,22 @@ pub struct Control {
     first: Arc<Container>,
     /// The pod's further containers by id, and the next tag to give.
     pod: Mutex<(HashMap<String, Arc<Container>>, u32)>,
+    /// Requests being served (see [`Control::settle`]).
+    busy: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// A request being served, counted until it is answered.
+struct Serving<'a>(&'a Control);
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 impl Control {
@@ -313,7 +329,13 @@ impl Control {
     pub fn new(kernel: Arc<Kernel>, fs: ContainerFs, init: Arc<ThreadGroup>, wait_for_start: bool) -> Arc<Control> {
         let phase = if wait_for_start { Phase::Created } else { Phase::Running };
         let first = Arc::new(Container { tag: 0, fs, init, phase: Mutex::new(phase), changed: Condvar::new() });
-        Arc::new(Control { kernel, first, pod: Mutex::new((HashMap::new(), 1)) })
+        Arc::new(Control {
+            kernel,
+            first,
+            pod: Mutex::new((HashMap::new(), 1)),
+            busy: Mutex::new(0),
+            idle: Condvar::new(),
+        })
     }
 
     fn pod(&self) -> MutexGuard<'_, (HashMap<String, Arc<Container>>, u32)> {
@@ -354,6 +376,20 @@ impl Control {
         self.first.wait_for_start()
     }
 
+    /// Waits (until `deadline` at most) for the requests being served to
+    /// be answered: the sandbox is about to end, and the `kill` that ended
+    /// it must still hear its reply.
+    pub fn settle(&self, deadline: Instant) {
+        let mut n = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            n = self.idle.wait_timeout(n, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
     /// The first container's init has ended with `status`.
     pub fn stopped(&self, status: ExitStatus) {
         self.first.set_phase(Phase::Stopped(status));
@@ -364,10 +400,15 @@ impl Control {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(target: "sentry::control", "control request: {e}");
+                if !matches!(e, ControlError::Closed) {
+                    let _ = conn.send(&Reply::Error { msg: e.to_string() }, &[]);
+                }
                 return;
             }
         };
         tracing::debug!(target: "sentry::control", "control request {req:?}");
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let _serving = Serving(self);
         let (container, req) = match req {
             Request::AddContainer { id, config } => return self.add_container(conn, id, &config, fds),
             Request::Container { id, request } => match self.pod().0.get(&id) {
@@ -440,20 +481,20 @@ impl Control {
                 if let Some(c) = &console {
                     c.refresh_winsize(&self.kernel);
                 }
-                let status = match task.run_to_exit() {
+                match task.run_to_exit() {
                     Some(s) => s,
                     None => self.wait_exit(&container.init),
-                };
-                // The container ends with its init: its other processes are
-                // killed and have a moment to go.
-                self.kill_container(&container);
-                if let Some(c) = &console {
-                    c.flush(Instant::now() + Duration::from_secs(1));
                 }
-                status
             }
         };
+        // The container ends with its init: no more execs, and its other
+        // processes (execs too, started or not) are killed and have a
+        // moment to go.
         container.set_phase(Phase::Stopped(status));
+        self.kill_container(&container);
+        if let Some(c) = &console {
+            c.flush(Instant::now() + Duration::from_secs(1));
+        }
         self.pod().0.remove(&id);
         // Its gofers see their connections close and exit.
         container.fs.root.release_tree();
@@ -482,9 +523,18 @@ impl Control {
         };
         let mut bind_fd = |n: i32| usize::try_from(n).ok().filter(|&n| n > 3).and_then(|n| fds.get_mut(n)?.take());
         let fs = ContainerFs::build(&self.kernel, cfg, root, &mut bind_fd).map_err(|e| e.to_string())?;
-        let (stdio, console) =
-            crate::console::process_stdio(&self.kernel, &cfg.process, [i, o, e]).map_err(|e| e.to_string())?;
-        let task = Task::new_process(self.kernel.clone(), tag, &fs, &cfg.process, stdio).map_err(|e| e.to_string())?;
+        let loaded =
+            crate::console::process_stdio(&self.kernel, &cfg.process, [i, o, e]).and_then(|(stdio, console)| {
+                Ok((Task::new_process(self.kernel.clone(), tag, &fs, &cfg.process, stdio)?, console))
+            });
+        let (task, console) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // Its gofers see their connections close and exit.
+                fs.root.release_tree();
+                return Err(e.to_string());
+            }
+        };
         let container = Arc::new(Container {
             tag,
             fs,
@@ -496,6 +546,7 @@ impl Control {
         if pod.0.contains_key(id) {
             drop(pod);
             task.discard();
+            container.fs.root.release_tree();
             return Err(format!("container \"{id}\" already exists in the sandbox"));
         }
         pod.0.insert(id.to_string(), container.clone());
@@ -516,14 +567,16 @@ impl Control {
     /// Kills every process of a pod's container and gives them a moment
     /// to go.
     fn kill_container(&self, c: &Container) {
-        for g in c.groups(&self.kernel) {
-            send_from_outside(&self.kernel, &g, syscalls::flags::signal::SIGKILL);
-        }
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             let seen = self.kernel.events.generation();
-            if c.groups(&self.kernel).is_empty() {
+            let groups = c.groups(&self.kernel);
+            if groups.is_empty() {
                 break;
+            }
+            // Again each time: an exec that raced the end may have joined.
+            for g in groups {
+                send_from_outside(&self.kernel, &g, syscalls::flags::signal::SIGKILL);
             }
             self.kernel.events.wait(seen, Some(deadline));
         }
@@ -563,9 +616,12 @@ impl Control {
                 Err(_) => {
                     match &container {
                         Some(c) => {
-                            if *c.phase() == Phase::Created {
-                                c.set_phase(Phase::KilledBeforeStart(syscalls::flags::signal::SIGKILL));
+                            let mut p = c.phase();
+                            if *p == Phase::Created {
+                                *p = Phase::KilledBeforeStart(syscalls::flags::signal::SIGKILL);
+                                c.changed.notify_all();
                             }
+                            drop(p);
                             for g in c.groups(&kernel) {
                                 send_from_outside(&kernel, &g, syscalls::flags::signal::SIGKILL);
                             }

@@ -181,6 +181,7 @@ pub fn boot(
     ready();
     if let Err(status) = server.wait_for_start() {
         server.stopped(status);
+        server.settle(Instant::now() + std::time::Duration::from_secs(1));
         return Ok(status);
     }
     // The console's size may have been set while init waited.
@@ -213,5 +214,6 @@ pub fn boot(
     if let Some(c) = console {
         c.flush(Instant::now() + std::time::Duration::from_secs(1));
     }
+    server.settle(Instant::now() + std::time::Duration::from_secs(1));
     Ok(status)
 }

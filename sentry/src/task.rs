@@ -244,9 +244,7 @@ impl Task {
             vfork_release: None,
         };
         if let Err(e) = crate::loader::exec_first(&mut task, &cfg.args, &cfg.env) {
-            let mut pids = task.kernel.pids();
-            pids.tasks.remove(&tid);
-            pids.groups.remove(&tid);
+            task.discard();
             return Err(e);
         }
         Ok(task)

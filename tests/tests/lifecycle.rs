@@ -577,7 +577,10 @@ fn a_pods_containers_share_its_sandbox() {
     let pid = create_bundle(&sb, &app, &id);
     // Its pid file's process stands for its init in the pod's sentry: no
     // second sentry.
-    assert_eq!(cordon_role(pid), "exec-wait", "the container got a sandbox of its own");
+    let role = cordon_role(pid);
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let exit = fs::read_to_string(sb.state_root.join(&id).join("exit")).unwrap_or_default();
+    assert_eq!(role, "exec-wait", "the container got a sandbox of its own (stat {stat:?}, exit {exit:?})");
     assert_eq!(status_of(&sb, &id), "created");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(container_output(&sb, &id), "", "init ran before start");
@@ -622,6 +625,26 @@ fn a_pods_containers_share_its_sandbox() {
     let status = reap(pid);
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
     assert_eq!(container_output(&sb, &id), "");
+    delete_and_check(&sb, &id);
+
+    // `delete --force` of a running container, whose exec'd process goes
+    // with it, then the same id again at once.
+    let id = unique_id("lc-app");
+    let pid = create_bundle(&sb, &app, &id);
+    ok(&sb, &["start", &id]);
+    ok(&sb, &["exec", "--detach", &id, "sleep", "100000"]);
+    // Init's sleep and the exec'd one (once init's `cat` is gone).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ps(&id).len() != 2 {
+        assert!(Instant::now() < deadline, "the container's processes: {:?}", ps(&id));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok(&sb, &["delete", "--force", &id]);
+    let _ = reap(pid);
+    assert_eq!(ps(&pod).len(), 1, "the deleted container's processes are left");
+    let pid = create_bundle(&sb, &app, &id);
+    ok(&sb, &["kill", &id, "KILL"]);
+    let _ = reap(pid);
     delete_and_check(&sb, &id);
 
     // A container the pod's sandbox takes with it.

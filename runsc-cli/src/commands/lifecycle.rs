@@ -190,6 +190,15 @@ pub fn delete(cli: &Cli, a: &DeleteArgs) -> Result<u8> {
     for &(pid, start) in &st.gofers {
         kill_and_wait(pid, start, Duration::from_secs(5));
     }
+    if dir.in_pod() {
+        // The pod's sentry kills what is left of the container (its stand-in
+        // gone) and forgets it: wait for that, so that the id can be
+        // created again at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while dir.request(Request::State).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     dir.remove()?;
     Ok(0)
 }

@@ -104,14 +104,26 @@ fn create_container(cli: &Cli, a: &CreateArgs, launch: Launch) -> Result<Created
     (st.pid, st.sentry_start) = ids(&sandbox.sentry);
     st.gofers = sandbox.gofers.iter().map(ids).collect();
     st.status = if launch.wait_for_start { "created" } else { "running" }.into();
-    state.write(&st)?;
-    if let Some(p) = &a.pid_file {
-        write_pid_file(p, sandbox.sentry.id())?;
-    }
     let mut master = pty.map(|p| p.master);
-    if let (Some(m), Some(sock)) = (&master, &a.console_socket) {
-        console::send_master(sock, m)?;
-        master = None;
+    let finished = (|| -> Result<()> {
+        state.write(&st)?;
+        if let Some(p) = &a.pid_file {
+            write_pid_file(p, sandbox.sentry.id())?;
+        }
+        if let (Some(m), Some(sock)) = (&master, &a.console_socket) {
+            console::send_master(sock, m)?;
+            master = None;
+        }
+        Ok(())
+    })();
+    if let Err(e) = finished {
+        // Nothing of a container that failed to be created stays behind.
+        let mut sandbox = sandbox;
+        for c in std::iter::once(&mut sandbox.sentry).chain(sandbox.gofers.iter_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return Err(e);
     }
     Ok(Created { state, sandbox, master })
 }
