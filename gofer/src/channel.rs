@@ -16,6 +16,9 @@ use serde::Serialize;
 
 use crate::fd;
 use crate::protocol::MAX_MESSAGE;
+
+/// Most fds one gofer message carries (the protocol uses at most one).
+pub(crate) const MAX_FDS: usize = 8;
 use crate::Error;
 
 /// The send buffer asked of the kernel. Linux caps the request at
@@ -64,8 +67,8 @@ impl Channel {
     /// Sends `msg` as one datagram with `fds` beside it (duplicated into
     /// the peer by the kernel; ours stay open).
     pub fn send<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
-        if fds.len() > fd::MAX_FDS {
-            return Err(Error::TooManyFds { count: fds.len(), max: fd::MAX_FDS });
+        if fds.len() > MAX_FDS {
+            return Err(Error::TooManyFds { count: fds.len(), max: MAX_FDS });
         }
         let mut buf = self.send_buf.lock().unwrap_or_else(PoisonError::into_inner);
         buf.clear();
@@ -101,7 +104,7 @@ impl Channel {
             Err(source) => return Err(Error::Recv { source }),
         };
         let data = got.flags & libc::MSG_TRUNC != 0;
-        let fds = got.flags & libc::MSG_CTRUNC != 0;
+        let fds = got.flags & libc::MSG_CTRUNC != 0 || got.fds.len() > MAX_FDS;
         if data || fds {
             return Err(Error::Truncated { bytes: got.bytes, data, fds });
         }
@@ -193,14 +196,14 @@ mod tests {
         let (a, b) = Channel::pair().unwrap();
         let dir = crate::testutil::TempDir::new();
         let f = std::fs::File::open(dir.path()).unwrap();
-        let many: Vec<BorrowedFd<'_>> = (0..fd::MAX_FDS).map(|_| f.as_fd()).collect();
+        let many: Vec<BorrowedFd<'_>> = (0..MAX_FDS).map(|_| f.as_fd()).collect();
         assert!(matches!(
             a.send(&Request::Mount, &[many.as_slice(), &[f.as_fd()]].concat()),
             Err(Error::TooManyFds { .. })
         ));
         // A raw sender that exceeds our control buffer: the receiver reports
         // truncation instead of silently losing fds.
-        let raw: Vec<RawFd> = (0..fd::MAX_FDS * 4).map(|_| f.as_raw_fd()).collect();
+        let raw: Vec<RawFd> = (0..MAX_FDS * 4).map(|_| f.as_raw_fd()).collect();
         let payload = codec().serialize(&Request::Mount).unwrap();
         socket::sendmsg::<()>(
             a.as_fd().as_raw_fd(),

@@ -14,14 +14,15 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-/// Most fds one message may carry: Linux's SCM_MAX_FD (the gofer protocol
-/// uses at most one; a pod's container joining its sandbox brings its
-/// stdio and one gofer socket per bind mount).
-pub(crate) const MAX_FDS: usize = 253;
+/// Most fds one received message may carry: Linux's SCM_MAX_FD (the gofer
+/// protocol allows fewer, see `channel::MAX_FDS`; a pod's container joining
+/// its sandbox over the control socket brings its stdio and one gofer
+/// socket per bind mount).
+const RECV_MAX_FDS: usize = 253;
 
 /// The control buffer, in `u64` words so that it is aligned for `cmsghdr`,
-/// with room for one `SCM_RIGHTS` header and `MAX_FDS` descriptors.
-const CMSG_WORDS: usize = (mem::size_of::<libc::cmsghdr>() + MAX_FDS * mem::size_of::<c_int>()).div_ceil(8) + 1;
+/// with room for one `SCM_RIGHTS` header and `RECV_MAX_FDS` descriptors.
+const CMSG_WORDS: usize = (mem::size_of::<libc::cmsghdr>() + RECV_MAX_FDS * mem::size_of::<c_int>()).div_ceil(8) + 1;
 
 /// `openat(dir, name, flags | O_CLOEXEC)`, the result owned. Never creates
 /// a file: `O_CREAT` and `O_TMPFILE` are stripped.
