@@ -95,7 +95,19 @@ pub fn boot_config(cli: &Cli, b: &Bundle, bind_fds: &[(usize, i32)]) -> Result<s
         masked_paths: linux_paths(b, |l| l.masked_paths().clone()),
         readonly_paths: linux_paths(b, |l| l.readonly_paths().clone()),
         strace: cli.strace,
+        new_pid_namespace: new_pid_namespace(b),
     })
+}
+
+/// Whether the spec asks for a PID namespace of its own: a `pid` entry
+/// without a path (with a path it joins that one: in a pod, the pod's; with
+/// no entry it shares the runtime's, which in a sandbox is the pod's too).
+/// Only a pod's container can have one: a sandbox's first container is
+/// always its root namespace's init.
+pub fn new_pid_namespace(b: &Bundle) -> bool {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let namespaces = b.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
 }
 
 /// The sentry's view of an OCI process (init's, or one to exec).

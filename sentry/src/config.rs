@@ -14,6 +14,11 @@ pub struct BootConfig {
     /// (`--overlay=root:memory`) instead of writing the host rootfs.
     #[serde(default = "overlay_default")]
     pub root_overlay: bool,
+    /// A pod's container with a PID namespace of its own (the spec's pid
+    /// namespace has no path): its init is pid 1 there, and its processes
+    /// see only each other. Otherwise it shares the pod's.
+    #[serde(default)]
+    pub new_pid_namespace: bool,
     /// `linux.resources.pids.limit`: most processes and threads.
     #[serde(default)]
     pub pids_limit: Option<u64>,

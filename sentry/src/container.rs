@@ -16,6 +16,7 @@ impl ContainerFs {
     pub fn build(
         kernel: &Arc<Kernel>,
         cfg: &config::BootConfig,
+        pidns: kernel::PidNs,
         gofer: OwnedFd,
         gofer_fd: &mut dyn FnMut(i32) -> Option<OwnedFd>,
     ) -> Result<ContainerFs, BootError> {
@@ -36,7 +37,7 @@ impl ContainerFs {
         let slot: vfs::procfs::KernelSlot = Default::default();
         let _ = slot.set(Arc::downgrade(kernel));
         let flags = (cfg.root_readonly, cfg.root_overlay);
-        let mounts = mount_filesystems(&root, kernel, &slot, &cfg.mounts, flags, gofer_fd);
+        let mounts = mount_filesystems(&root, kernel, (&slot, pidns), &cfg.mounts, flags, gofer_fd);
         restrict_paths(&root, &cfg.masked_paths, &cfg.readonly_paths);
         Ok(ContainerFs { root, mounts: Arc::new(Mutex::new(mounts)) })
     }
@@ -52,7 +53,7 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 fn mount_filesystems(
     root: &Arc<vfs::Dentry>,
     k: &Arc<Kernel>,
-    slot: &vfs::procfs::KernelSlot,
+    (slot, pidns): (&vfs::procfs::KernelSlot, kernel::PidNs),
     mounts: &[config::MountConfig],
     (readonly, overlay): (bool, bool),
     gofer_fd: &mut dyn FnMut(i32) -> Option<OwnedFd>,
@@ -123,7 +124,7 @@ fn mount_filesystems(
             }
             "proc" => {
                 if let Some((dir, name)) = target() {
-                    dir.mount_synthetic(&name, vfs::procfs::new_procfs(slot.clone()));
+                    dir.mount_synthetic(&name, vfs::procfs::new_procfs(slot.clone(), pidns));
                     table.push(info(&m.destination, "proc", "rw,nosuid,nodev,noexec,relatime"));
                 }
             }
@@ -150,7 +151,7 @@ fn mount_filesystems(
             // mounts it on a cgroup v2 host whichever type the spec says).
             "cgroup" | "cgroup2" => {
                 if let Some((dir, name)) = target() {
-                    dir.mount_synthetic(&name, vfs::cgroupfs::new_cgroupfs(slot.clone()));
+                    dir.mount_synthetic(&name, vfs::cgroupfs::new_cgroupfs(slot.clone(), pidns));
                     table.push(info(&m.destination, "cgroup2", "ro,nosuid,nodev,noexec,relatime"));
                 }
             }

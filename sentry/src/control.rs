@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use syscalls::flags::sa;
 
 use crate::config::{BootConfig, ProcessConfig};
-use crate::kernel::{ContainerFs, Kernel};
+use crate::kernel::{ContainerFs, Kernel, PidNs};
 use crate::process::ThreadGroup;
 use crate::signal::{default_action, user_info, DefaultAction};
 use crate::task::{ExitStatus, Task};
@@ -261,6 +261,8 @@ enum Phase {
 struct Container {
     /// The tag its processes carry (`ThreadGroup::container`).
     tag: u32,
+    /// The PID namespace its processes are in.
+    pidns: PidNs,
     fs: ContainerFs,
     init: Arc<ThreadGroup>,
     phase: Mutex<Phase>,
@@ -328,7 +330,14 @@ impl Control {
     /// `wait_for_start`.
     pub fn new(kernel: Arc<Kernel>, fs: ContainerFs, init: Arc<ThreadGroup>, wait_for_start: bool) -> Arc<Control> {
         let phase = if wait_for_start { Phase::Created } else { Phase::Running };
-        let first = Arc::new(Container { tag: 0, fs, init, phase: Mutex::new(phase), changed: Condvar::new() });
+        let first = Arc::new(Container {
+            tag: 0,
+            pidns: PidNs::ROOT,
+            fs,
+            init,
+            phase: Mutex::new(phase),
+            changed: Condvar::new(),
+        });
         Arc::new(Control {
             kernel,
             first,
@@ -496,6 +505,7 @@ impl Control {
             c.flush(Instant::now() + Duration::from_secs(1));
         }
         self.pod().0.remove(&id);
+        self.kernel.pids().drop_namespace(container.pidns);
         // Its gofers see their connections close and exit.
         container.fs.root.release_tree();
         let _ = conn.send(&Reply::Exited { wait_status: status.wait_status() }, &[]);
@@ -522,10 +532,13 @@ impl Control {
             pod.1 - 1
         };
         let mut bind_fd = |n: i32| usize::try_from(n).ok().filter(|&n| n > 3).and_then(|n| fds.get_mut(n)?.take());
-        let fs = ContainerFs::build(&self.kernel, cfg, root, &mut bind_fd).map_err(|e| e.to_string())?;
+        // A PID namespace of its own (its init is pid 1 there), or the
+        // pod's.
+        let pidns = if cfg.new_pid_namespace { self.kernel.pids().new_namespace() } else { PidNs::ROOT };
+        let fs = ContainerFs::build(&self.kernel, cfg, pidns, root, &mut bind_fd).map_err(|e| e.to_string())?;
         let loaded =
             crate::console::process_stdio(&self.kernel, &cfg.process, [i, o, e]).and_then(|(stdio, console)| {
-                Ok((Task::new_process(self.kernel.clone(), tag, &fs, &cfg.process, stdio)?, console))
+                Ok((Task::new_process(self.kernel.clone(), (tag, pidns), &fs, &cfg.process, stdio)?, console))
             });
         let (task, console) = match loaded {
             Ok(l) => l,
@@ -537,6 +550,7 @@ impl Control {
         };
         let container = Arc::new(Container {
             tag,
+            pidns,
             fs,
             init: task.group().clone(),
             phase: Mutex::new(Phase::Created),
@@ -799,14 +813,15 @@ impl Control {
         let stdio: [OwnedFd; 3] = fds.try_into().map_err(|_| "exec needs three stdio fds".to_string())?;
         let (stdio, console) =
             crate::console::process_stdio(&self.kernel, process, stdio).map_err(|e| e.to_string())?;
-        let task = Task::new_process(self.kernel.clone(), c.tag, &c.fs, process, stdio).map_err(|e| e.to_string())?;
+        let task = Task::new_process(self.kernel.clone(), (c.tag, c.pidns), &c.fs, process, stdio)
+            .map_err(|e| e.to_string())?;
         let group = task.group().clone();
         let name = format!("task-{}", group.pid);
         std::thread::Builder::new().name(name).spawn(move || task.run_to_exit()).map_err(|e| {
             // The task never ran: forget it.
             let mut pids = self.kernel.pids();
-            pids.tasks.remove(&group.pid);
-            pids.groups.remove(&group.pid);
+            pids.remove_task(group.pid);
+            pids.remove_group(group.pid);
             format!("starting the process: {e}")
         })?;
         Ok((group, console))

@@ -266,7 +266,7 @@ impl Task {
 
     /// handle_futex_death: the futex at `addr` held by this thread.
     fn futex_owner_died(&self, addr: u64) {
-        let tid = self.tid as u32;
+        let tid = self.vtid() as u32;
         let res = self
             .mm
             .lock()

@@ -1,5 +1,5 @@
 //! The kernel: state shared by every task of a sandbox — the platform, the
-//! memory file, the PID namespace, and the event queue that blocked tasks
+//! memory file, the PID namespaces, and the event queue that blocked tasks
 //! wait on. (Each container of the sandbox has its own root and mount
 //! table: see [`ContainerFs`].)
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ pub struct Kernel {
     pub hostname: Vec<u8>,
     pub boot_time: Instant,
     pub strace: bool,
-    pub pids: Mutex<PidNamespace>,
+    pub pids: Mutex<PidTable>,
     pub events: Arc<EventQueue>,
     pub futexes: crate::futex::FutexTable,
     /// Most live tasks (the spec's pids limit, or DEFAULT_MAX_TASKS;
@@ -99,13 +99,40 @@ impl MountInfo {
     }
 }
 
-/// The container's PID namespace: thread ids from 1 up, and the thread
-/// groups (processes) by pid.
+/// A PID namespace, by number. The sandbox's (0) numbers processes with
+/// the sentry's own ids, which every other namespace's processes also have;
+/// a container with a PID namespace of its own (a pod's container, as CRI
+/// asks by default) gets a child of it, whose processes also have ids of
+/// their own from 1 up and see only each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PidNs(pub u32);
+
+impl PidNs {
+    /// The sandbox's namespace.
+    pub const ROOT: PidNs = PidNs(0);
+
+    pub fn is_root(self) -> bool {
+        self == PidNs::ROOT
+    }
+}
+
+/// The sandbox's processes and threads by id (the root namespace's ids),
+/// and their ids in the child namespaces.
 #[derive(Default)]
-pub struct PidNamespace {
+pub struct PidTable {
     next: i32,
     pub tasks: HashMap<i32, Arc<TaskShared>>,
     pub groups: HashMap<i32, Arc<ThreadGroup>>,
+    /// Ids in child namespaces, by sandbox id, and back.
+    local: HashMap<i32, (PidNs, i32)>,
+    global: HashMap<(PidNs, i32), i32>,
+    /// Where each child namespace's ids go on from.
+    ns_next: HashMap<PidNs, i32>,
+    /// Ids no task or process holds any more that a process group or a
+    /// session still goes by: not handed out again, and still translated,
+    /// until the group and session are gone (as Linux keeps a struct pid).
+    lingering: Vec<i32>,
+    namespaces: u32,
 }
 
 /// Most live tasks in one sandbox when the spec sets no pids limit (each
@@ -116,21 +143,137 @@ pub const DEFAULT_MAX_TASKS: u64 = 1024;
 /// 64-bit hosts, which /proc/sys/kernel/pid_max reports).
 pub const PID_MAX: i32 = 4_194_304;
 
-impl PidNamespace {
-    /// A fresh id, never one in use (by a task or an unreaped zombie).
-    pub fn alloc(&mut self) -> Option<i32> {
+impl PidTable {
+    /// A fresh id for a task in `ns`, never one in use (by a task, an
+    /// unreaped zombie, or a live process group or session), and its id in
+    /// `ns` (the same in the sandbox's namespace).
+    pub fn alloc(&mut self, ns: PidNs) -> Option<(i32, i32)> {
+        let mut id = None;
         for _ in 0..PID_MAX {
             self.next = if self.next >= PID_MAX { 1 } else { self.next + 1 };
-            if !self.tasks.contains_key(&self.next) && !self.groups.contains_key(&self.next) {
-                return Some(self.next);
+            let n = self.next;
+            if !self.tasks.contains_key(&n) && !self.groups.contains_key(&n) && !self.lingering.contains(&n) {
+                id = Some(n);
+                break;
             }
         }
-        None
+        let id = id?;
+        if !ns.is_root() {
+            let next = self.ns_next.entry(ns).or_insert(0);
+            let mut local = None;
+            for _ in 0..PID_MAX {
+                *next = if *next >= PID_MAX { 1 } else { *next + 1 };
+                if !self.global.contains_key(&(ns, *next)) {
+                    local = Some(*next);
+                    break;
+                }
+            }
+            let local = local?;
+            self.local.insert(id, (ns, local));
+            self.global.insert((ns, local), id);
+            return Some((id, local));
+        }
+        Some((id, id))
+    }
+
+    /// A new child namespace (its first process gets id 1 there).
+    pub fn new_namespace(&mut self) -> PidNs {
+        self.namespaces += 1;
+        PidNs(self.namespaces)
+    }
+
+    /// Forgets a namespace whose processes are all gone.
+    pub fn drop_namespace(&mut self, ns: PidNs) {
+        if !ns.is_root() && !self.local.values().any(|(n, _)| *n == ns) {
+            self.ns_next.remove(&ns);
+        }
+    }
+
+    /// Takes a thread out of the table.
+    pub fn remove_task(&mut self, tid: i32) -> Option<Arc<TaskShared>> {
+        let t = self.tasks.remove(&tid);
+        self.release(tid);
+        t
+    }
+
+    /// Takes a process (reaped, or never run) out of the table.
+    pub fn remove_group(&mut self, pid: i32) -> Option<Arc<ThreadGroup>> {
+        let g = self.groups.remove(&pid);
+        self.release(pid);
+        g
+    }
+
+    /// Lets go of an id handed out for a task that was never registered.
+    pub fn forget(&mut self, id: i32) {
+        self.release(id);
+    }
+
+    /// Lets `id` go once nothing goes by it; looks again at the ids kept
+    /// for process groups and sessions.
+    fn release(&mut self, id: i32) {
+        if self.tasks.contains_key(&id) || self.groups.contains_key(&id) {
+            return;
+        }
+        if !self.lingering.contains(&id) {
+            self.lingering.push(id);
+        }
+        let groups = &self.groups;
+        // A process whose state is locked now may use it: kept, and looked
+        // at again next time (waiting for the lock here could deadlock, as
+        // the table's lock is taken first).
+        let in_use = |n: i32| groups.values().any(|g| g.try_ids().is_none_or(|(pgid, sid)| pgid == n || sid == n));
+        let (keep, gone): (Vec<i32>, Vec<i32>) = self.lingering.iter().partition(|n| in_use(**n));
+        self.lingering = keep;
+        for n in gone {
+            if let Some(key) = self.local.remove(&n) {
+                self.global.remove(&key);
+            }
+        }
+    }
+
+    /// What a process in `ns` calls the sandbox's id `id` (0: it cannot
+    /// see it, as Linux's pid_vnr).
+    pub fn id_in(&self, ns: PidNs, id: i32) -> i32 {
+        if ns.is_root() {
+            return id;
+        }
+        match self.local.get(&id) {
+            Some((n, local)) if *n == ns => *local,
+            _ => 0,
+        }
+    }
+
+    /// The sandbox's id of what a process in `ns` calls `id`.
+    pub fn find(&self, ns: PidNs, id: i32) -> Option<i32> {
+        if ns.is_root() {
+            return (id > 0).then_some(id);
+        }
+        self.global.get(&(ns, id)).copied()
+    }
+
+    /// The thread a process in `ns` calls `tid`.
+    pub fn task_in(&self, ns: PidNs, tid: i32) -> Option<Arc<TaskShared>> {
+        self.tasks.get(&self.find(ns, tid)?).cloned()
+    }
+
+    /// The process a process in `ns` calls `pid`.
+    pub fn group_in(&self, ns: PidNs, pid: i32) -> Option<Arc<ThreadGroup>> {
+        self.groups.get(&self.find(ns, pid)?).cloned()
+    }
+
+    /// The init of `ns` (its id 1), if it still exists.
+    pub fn init_of(&self, ns: PidNs) -> Option<Arc<ThreadGroup>> {
+        self.group_in(ns, 1)
     }
 }
 
+/// Whether a process in `ns` sees `g` (the sandbox's namespace sees all).
+pub fn sees(ns: PidNs, g: &ThreadGroup) -> bool {
+    ns.is_root() || g.pidns == ns
+}
+
 impl Kernel {
-    pub fn pids(&self) -> MutexGuard<'_, PidNamespace> {
+    pub fn pids(&self) -> MutexGuard<'_, PidTable> {
         self.pids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -157,9 +300,19 @@ impl Kernel {
         self.events.notify();
     }
 
-    /// The init process (pid 1), if it still exists.
+    /// The sandbox's init process (pid 1), if it still exists.
     pub fn init_group(&self) -> Option<Arc<ThreadGroup>> {
         self.pids().groups.get(&1).cloned()
+    }
+
+    /// What a process in `ns` calls the sandbox's id `id` (0: not in its
+    /// namespace).
+    pub fn pid_in(&self, ns: PidNs, id: i32) -> i32 {
+        if ns.is_root() {
+            id
+        } else {
+            self.pids().id_in(ns, id)
+        }
     }
 }
 
@@ -258,5 +411,36 @@ impl EventQueue {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_namespaces_number_their_processes_from_one() {
+        let mut pids = PidTable::default();
+        let (root_id, same) = pids.alloc(PidNs::ROOT).unwrap();
+        assert_eq!(root_id, same, "the sandbox's namespace uses the sandbox's ids");
+        let (a, b) = (pids.new_namespace(), pids.new_namespace());
+        let (g1, l1) = pids.alloc(a).unwrap();
+        let (g2, l2) = pids.alloc(a).unwrap();
+        let (g3, l3) = pids.alloc(b).unwrap();
+        assert_eq!((l1, l2, l3), (1, 2, 1));
+        assert!(g1 != root_id && g1 != g2 && g3 != g2, "sandbox ids are unique: {root_id} {g1} {g2} {g3}");
+        // Each namespace sees its own by their ids there; the sandbox's sees
+        // every process by its sandbox id; nobody else sees them.
+        assert_eq!((pids.id_in(a, g1), pids.id_in(a, g2), pids.id_in(b, g3)), (1, 2, 1));
+        assert_eq!((pids.id_in(b, g1), pids.id_in(a, g3), pids.id_in(a, root_id)), (0, 0, 0));
+        assert_eq!(pids.id_in(PidNs::ROOT, g3), g3);
+        assert_eq!((pids.find(a, 1), pids.find(b, 1), pids.find(b, 2)), (Some(g1), Some(g3), None));
+        assert_eq!(pids.find(PidNs::ROOT, g1), Some(g1));
+        // An id let go is forgotten, and not handed out again at once.
+        pids.forget(g1);
+        assert_eq!((pids.find(a, 1), pids.id_in(a, g1)), (None, 0));
+        assert_eq!(pids.alloc(a).unwrap().1, 3);
+        pids.drop_namespace(b);
+        assert_eq!(pids.find(b, 1), Some(g3), "a namespace with processes stays");
     }
 }

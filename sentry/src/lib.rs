@@ -167,10 +167,12 @@ pub fn boot(
         max_tasks: cfg.pids_limit.unwrap_or(kernel::DEFAULT_MAX_TASKS).into(),
         frozen: false.into(),
     });
-    let fs = kernel::ContainerFs::build(&kernel, &cfg, gofer_sock, &mut |n| gofer::fd::take_inherited(n).ok())?;
+    let fs = kernel::ContainerFs::build(&kernel, &cfg, kernel::PidNs::ROOT, gofer_sock, &mut |n| {
+        gofer::fd::take_inherited(n).ok()
+    })?;
     vfs::lock::locks().set_events(kernel.events.clone());
     let (stdio, console) = console::process_stdio(&kernel, &cfg.process, stdio)?;
-    let task = Task::new_process(kernel.clone(), 0, &fs, &cfg.process, stdio)?;
+    let task = Task::new_process(kernel.clone(), (0, kernel::PidNs::ROOT), &fs, &cfg.process, stdio)?;
     let init = task.group().clone();
     forward_host_signals(&kernel, forwarded, console.clone());
     let wait_for_start = control.as_ref().is_some_and(|c| c.wait_for_start);

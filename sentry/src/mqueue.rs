@@ -416,11 +416,16 @@ impl MessageQueue {
     /// What read(2) of a queue descriptor shows.
     pub fn status(&self) -> String {
         let st = self.state();
+        // The owner's pid as the reader sees it (0 from another namespace).
+        let reader = crate::process::current().map(|c| c.group.pidns).unwrap_or_default();
         let (notify, signo, pid) = match &st.notify {
-            Some(r) => match r.signal {
-                Some((signo, _)) => (syscalls::flags::sigev::SIGEV_SIGNAL, signo, r.pid),
-                None => (syscalls::flags::sigev::SIGEV_NONE, 0, r.pid),
-            },
+            Some(r) => {
+                let pid = r.owner.upgrade().map_or(r.pid, |g| g.pid_in(reader));
+                match r.signal {
+                    Some((signo, _)) => (syscalls::flags::sigev::SIGEV_SIGNAL, signo, pid),
+                    None => (syscalls::flags::sigev::SIGEV_NONE, 0, pid),
+                }
+            }
             None => (0, 0, 0),
         };
         format!("QSIZE:{:<10} NOTIFY:{notify:<5} SIGNO:{signo:<5} NOTIFY_PID:{pid:<6}\n", st.bytes)
@@ -455,8 +460,12 @@ impl Registration {
         if signo == 0 || group.state().exit.is_some() || group.execs.load(Ordering::SeqCst) != self.execs {
             return;
         }
-        let mut info =
-            crate::signal::user_info(signo, syscalls::flags::sigev::SI_MESGQ, sender.group().pid, sender.creds.uid);
+        let mut info = crate::signal::user_info(
+            signo,
+            syscalls::flags::sigev::SI_MESGQ,
+            sender.group().pid_in(group.pidns),
+            sender.creds.uid,
+        );
         info.fields[1] = value;
         group.send(info);
         sender.kernel.events.notify();

@@ -195,7 +195,7 @@ impl Pipe {
                     }
                 }
                 Ok(Err(e)) if e == Errno::EPIPE => {
-                    let info = crate::signal::user_info(signal::SIGPIPE, 0, t.group().pid, t.creds.uid);
+                    let info = crate::signal::user_info(signal::SIGPIPE, 0, t.group().vpid, t.creds.uid);
                     t.send_signal(info);
                     return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
                 }
@@ -244,7 +244,7 @@ impl Pipe {
         let n = match moved {
             Ok(Ok(n)) => n,
             Ok(Err(Errno::EPIPE)) => {
-                t.send_signal(crate::signal::user_info(signal::SIGPIPE, 0, t.group().pid, t.creds.uid));
+                t.send_signal(crate::signal::user_info(signal::SIGPIPE, 0, t.group().vpid, t.creds.uid));
                 return Err(Errno::EPIPE);
             }
             Ok(Err(e)) | Err(e) => return Err(e),

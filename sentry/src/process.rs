@@ -17,6 +17,11 @@ pub struct ThreadGroup {
     /// sandbox's first; a pod's other containers count up), inherited by
     /// the processes it forks.
     pub container: u32,
+    /// The PID namespace the process is in (its container's), inherited
+    /// by the processes it forks.
+    pub pidns: crate::kernel::PidNs,
+    /// The process's id in its namespace (`pid` in the sandbox's).
+    pub vpid: i32,
     state: Mutex<GroupState>,
     /// Signal actions, shared by the group's threads.
     pub actions: Mutex<[Sigaction; 64]>,
@@ -77,6 +82,7 @@ impl ThreadGroup {
     pub fn new(
         pid: i32,
         container: u32,
+        (pidns, vpid): (crate::kernel::PidNs, i32),
         parent: Option<Arc<ThreadGroup>>,
         pgid: i32,
         sid: i32,
@@ -85,6 +91,8 @@ impl ThreadGroup {
         Arc::new(ThreadGroup {
             pid,
             container,
+            pidns,
+            vpid,
             state: Mutex::new(GroupState {
                 parent,
                 children: Vec::new(),
@@ -125,6 +133,17 @@ impl ThreadGroup {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The process's group and session ids, unless its state is locked
+    /// now.
+    pub fn try_ids(&self) -> Option<(i32, i32)> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some((st.pgid, st.sid))
+    }
+
     pub fn actions(&self) -> MutexGuard<'_, [Sigaction; 64]> {
         self.actions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -134,8 +153,27 @@ impl ThreadGroup {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The parent's id as this process sees it (0: none, or outside its
+    /// namespace).
     pub fn parent_pid(&self) -> i32 {
-        self.state().parent.as_ref().map_or(0, |p| p.pid)
+        self.state().parent.as_ref().map_or(0, |p| p.pid_in(self.pidns))
+    }
+
+    /// What a process in `ns` calls this one (0: it cannot see it).
+    pub fn pid_in(&self, ns: crate::kernel::PidNs) -> i32 {
+        if ns.is_root() {
+            self.pid
+        } else if ns == self.pidns {
+            self.vpid
+        } else {
+            0
+        }
+    }
+
+    /// Whether this is its namespace's init (id 1 there), which signals
+    /// from inside the namespace cannot kill, and which adopts orphans.
+    pub fn is_ns_init(&self) -> bool {
+        self.vpid == 1
     }
 
     /// Sends a process-directed signal: queued for the group, and every
@@ -177,12 +215,13 @@ impl ThreadGroup {
                 st.parent.clone()
             };
             if let Some(parent) = parent {
-                parent.child_changed(self.pid, sa::CLD_CONTINUED, S::SIGCONT);
+                parent.child_changed(self.vpid, sa::CLD_CONTINUED, S::SIGCONT);
             }
         }
     }
 
-    /// Tells this process (the parent) that child `pid` stopped or
+    /// Tells this process (the parent) that child `pid` (its id in their
+    /// namespace) stopped or
     /// continued: SIGCHLD unless it asked for none (SA_NOCLDSTOP).
     pub fn child_changed(&self, pid: i32, code: i32, status: i32) {
         use syscalls::flags::signal as S;
@@ -298,6 +337,8 @@ pub struct TaskShared {
     /// The thread id (changes once if the task execs from a non-leader
     /// thread and takes over the leader's id).
     tid: AtomicI32,
+    /// The thread id in the process's namespace (`tid` in the sandbox's).
+    vtid: AtomicI32,
     pub group: Arc<ThreadGroup>,
     pending: Mutex<Pending>,
     /// Host process and thread of the stub running the task's guest code
@@ -311,9 +352,10 @@ pub struct TaskShared {
 }
 
 impl TaskShared {
-    pub fn new(tid: i32, group: Arc<ThreadGroup>) -> Arc<TaskShared> {
+    pub fn new((tid, vtid): (i32, i32), group: Arc<ThreadGroup>) -> Arc<TaskShared> {
         Arc::new(TaskShared {
             tid: AtomicI32::new(tid),
+            vtid: AtomicI32::new(vtid),
             group,
             pending: Mutex::new(Pending::default()),
             stub: AtomicU64::new(0),
@@ -326,8 +368,22 @@ impl TaskShared {
         self.tid.load(Ordering::Relaxed)
     }
 
-    pub fn set_tid(&self, tid: i32) {
-        self.tid.store(tid, Ordering::Relaxed);
+    /// The thread takes over its process's ids (an exec from a non-leader
+    /// thread).
+    pub fn take_group_ids(&self) {
+        self.tid.store(self.group.pid, Ordering::Relaxed);
+        self.vtid.store(self.group.vpid, Ordering::Relaxed);
+    }
+
+    /// What a process in `ns` calls this thread (0: it cannot see it).
+    pub fn tid_in(&self, ns: crate::kernel::PidNs) -> i32 {
+        if ns.is_root() {
+            self.tid()
+        } else if ns == self.group.pidns {
+            self.vtid.load(Ordering::Relaxed)
+        } else {
+            0
+        }
     }
 
     pub fn pending(&self) -> MutexGuard<'_, Pending> {

@@ -178,7 +178,7 @@ impl Task {
         // they are SIGKILL/SIGSTOP or a fault.
         let forced =
             (info.code == sa::SI_KERNEL && matches!(sig, S::SIGKILL | S::SIGSTOP)) || (info.code > 0 && is_fault(sig));
-        self.group().pid == 1 && !forced
+        self.group().is_ns_init() && !forced
     }
 
     /// Stops the whole process (a stop signal's default action): every
@@ -201,7 +201,7 @@ impl Task {
             th.interrupt();
         }
         if let Some(p) = parent {
-            p.child_changed(group.pid, sa::CLD_STOPPED, sig);
+            p.child_changed(group.vpid, sa::CLD_STOPPED, sig);
         }
         self.kernel.events.notify();
     }

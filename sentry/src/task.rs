@@ -142,10 +142,11 @@ impl Task {
     /// one `exec` adds. Its stdio are host fds, its program is loaded from
     /// its container's root file system, and it leads a new session with no
     /// parent in the sandbox (it is reaped when it exits). `container` tags
-    /// it (and every process it forks) as the container's.
+    /// it (and every process it forks) as the container's, in PID namespace
+    /// `pidns` (the first process of a new namespace is its init, id 1).
     pub fn new_process(
         kernel: Arc<Kernel>,
-        container: u32,
+        (container, pidns): (u32, crate::kernel::PidNs),
         fs: &crate::kernel::ContainerFs,
         cfg: &ProcessConfig,
         stdio: ProcessStdio,
@@ -196,21 +197,23 @@ impl Task {
                 *r = Rlimit { rlim_cur: soft, rlim_max: hard };
             }
         }
-        let tid = {
+        let ids = {
             let mut pids = kernel.pids();
             // An exec'd process counts against the pids limit like a fork.
             if pids.tasks.len() as u64 >= kernel.max_tasks() {
                 return Err(BootError::Exec { msg: "the sandbox's pids limit is reached".into(), code: 1 });
             }
-            pids.alloc().ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?
+            pids.alloc(pidns)
+                .ok_or_else(|| BootError::Exec { msg: "no process id left in the sandbox".into(), code: 1 })?
         };
-        let group = ThreadGroup::new(tid, container, None, tid, tid, [Sigaction::default(); 64]);
+        let (tid, vtid) = ids;
+        let group = ThreadGroup::new(tid, container, (pidns, vtid), None, tid, tid, [Sigaction::default(); 64]);
         // The process leads its session, and its console is that
         // session's controlling terminal.
         if let Some(term) = console {
             term.set_controlling(&group, tid);
         }
-        let shared = TaskShared::new(tid, group.clone());
+        let shared = TaskShared::new(ids, group.clone());
         group.state().threads.push(shared.clone());
         {
             let mut pids = kernel.pids();
@@ -255,8 +258,8 @@ impl Task {
     pub fn discard(self) {
         {
             let mut pids = self.kernel.pids();
-            pids.tasks.remove(&self.tid);
-            pids.groups.remove(&self.tid);
+            pids.remove_task(self.tid);
+            pids.remove_group(self.tid);
         }
         *self.shared.view() = crate::process::ProcView::default();
         // The process and its thread point at each other.
@@ -266,6 +269,40 @@ impl Task {
     /// The task's process.
     pub fn group(&self) -> &Arc<ThreadGroup> {
         &self.shared.group
+    }
+
+    /// The PID namespace the task is in.
+    pub fn pidns(&self) -> crate::kernel::PidNs {
+        self.shared.group.pidns
+    }
+
+    /// The task's thread id in its namespace.
+    pub fn vtid(&self) -> i32 {
+        self.shared.tid_in(self.pidns())
+    }
+
+    /// What this task calls the sandbox's id `id` (0: not in its
+    /// namespace).
+    pub fn vpid(&self, id: i32) -> i32 {
+        self.kernel.pid_in(self.pidns(), id)
+    }
+
+    /// The sandbox's id of what this task calls `id`.
+    pub fn global_id(&self, id: i32) -> Option<i32> {
+        if self.pidns().is_root() {
+            return (id > 0).then_some(id);
+        }
+        self.kernel.pids().find(self.pidns(), id)
+    }
+
+    /// The thread this task calls `tid`.
+    pub fn task_by_id(&self, tid: i32) -> Option<Arc<TaskShared>> {
+        self.kernel.pids().task_in(self.pidns(), tid)
+    }
+
+    /// The process this task calls `pid`.
+    pub fn group_by_id(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
+        self.kernel.pids().group_in(self.pidns(), pid)
     }
 
     /// The task's name now (prctl PR_SET_NAME, exec, or a write to
@@ -447,8 +484,9 @@ impl Task {
     }
 
     /// `fork`, `vfork` and `clone`: a new process, or a new thread of this
-    /// one (CLONE_THREAD). Returns the child's id.
-    pub fn fork(&mut self, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<i32, Errno> {
+    /// one (CLONE_THREAD). Returns the child's id, and its id in this
+    /// task's namespace (its own).
+    pub fn fork(&mut self, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<(i32, i32), Errno> {
         use syscalls::flags::clone::*;
         let thread = flags & CLONE_THREAD != 0;
         if (thread && flags & CLONE_SIGHAND == 0) || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0) {
@@ -457,15 +495,17 @@ impl Task {
         let vfork = flags & CLONE_VFORK != 0;
         let done = Arc::new(AtomicBool::new(false));
         let nproc = self.rlimits[rlimit::RLIMIT_NPROC as usize].rlim_cur;
-        let (tid, live) = {
-            let mut pids = self.kernel.pids();
+        // The init of a namespace has no parent there to share.
+        if flags & CLONE_PARENT != 0 && self.group().is_ns_init() {
+            return Err(Errno::EINVAL);
+        }
+        let live = {
+            let pids = self.kernel.pids();
             // Zombies count until reaped (as the pids cgroup counts them),
             // so a parent that never waits cannot pile them up.
             let zombies = pids.groups.values().filter(|g| g.state().exit.is_some()).count();
-            let live = (pids.tasks.len() + zombies) as u64;
-            (pids.alloc(), live)
+            (pids.tasks.len() + zombies) as u64
         };
-        let tid = tid.ok_or(Errno::EAGAIN)?;
         // Every task costs a host thread and a stub thread: a sandbox-wide
         // cap (which root cannot lift, unlike RLIMIT_NPROC) keeps a fork bomb
         // from exhausting the host.
@@ -498,6 +538,7 @@ impl Task {
         if flags & CLONE_SETTLS != 0 {
             regs.0.fs_base = tls;
         }
+        let (tid, vtid) = self.kernel.pids().alloc(self.group().pidns).ok_or(Errno::EAGAIN)?;
         let (group, parent_group) = if thread {
             (self.group().clone(), None)
         } else {
@@ -511,7 +552,9 @@ impl Task {
                 (st.pgid, st.sid)
             };
             let actions = *self.group().actions();
-            let group = ThreadGroup::new(tid, self.group().container, Some(parent_group.clone()), pgid, sid, actions);
+            let me = self.group();
+            let ns = (me.pidns, vtid);
+            let group = ThreadGroup::new(tid, me.container, ns, Some(parent_group.clone()), pgid, sid, actions);
             group.oom_score_adj.store(
                 parent_group.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed),
                 std::sync::atomic::Ordering::Relaxed,
@@ -519,11 +562,13 @@ impl Task {
             group.state().exit_signal = (flags & CSIGNAL) as i32;
             (group, Some(parent_group))
         };
-        let shared = TaskShared::new(tid, group.clone());
+        let shared = TaskShared::new((tid, vtid), group.clone());
         {
             let mut st = group.state();
             if thread && (st.group_exit.is_some() || st.threads.is_empty()) {
                 // The process is exiting: no new threads.
+                drop(st);
+                self.kernel.pids().forget(tid);
                 return Err(Errno::EAGAIN);
             }
             st.threads.push(shared.clone());
@@ -540,7 +585,7 @@ impl Task {
         }
         if flags & CLONE_PARENT_SETTID != 0 {
             // As on Linux, a bad pointer here does not undo the fork.
-            let _ = self.write_obj(ptid, &tid);
+            let _ = self.write_obj(ptid, &vtid);
         }
         let mut signals = SignalState { mask: self.signals.mask, altstack: self.signals.altstack, saved_mask: None };
         if flags & CLONE_VM != 0 && !vfork {
@@ -571,8 +616,8 @@ impl Task {
         if let Err(e) = std::thread::Builder::new().name(name).spawn(move || child.start()) {
             tracing::warn!(target: "sentry::task", "starting a task thread: {e}");
             let mut pids = self.kernel.pids();
-            pids.tasks.remove(&tid);
-            pids.groups.remove(&tid);
+            pids.remove_task(tid);
+            pids.remove_group(tid);
             drop(pids);
             group.state().threads.retain(|t| t.tid() != tid);
             if let Some(p) = &parent_group {
@@ -591,7 +636,7 @@ impl Task {
                 self.kernel.events.wait(seen, None);
             }
         }
-        Ok(tid)
+        Ok((tid, vtid))
     }
 
     /// execve's de_thread: every other thread of the process exits, and
@@ -618,11 +663,11 @@ impl Task {
         }
         if self.tid != group.pid {
             let mut pids = self.kernel.pids();
-            pids.tasks.remove(&self.tid);
             pids.tasks.insert(group.pid, self.shared.clone());
+            pids.remove_task(self.tid);
             drop(pids);
             self.tid = group.pid;
-            self.shared.set_tid(group.pid);
+            self.shared.take_group_ids();
             group.state().leader_exit = None;
         }
         Ok(())
@@ -674,7 +719,7 @@ impl Task {
             // Unless an exec'ing thread has already taken over this id.
             let mut pids = self.kernel.pids();
             if pids.tasks.get(&self.tid).is_some_and(|t| Arc::ptr_eq(t, &self.shared)) {
-                pids.tasks.remove(&self.tid);
+                pids.remove_task(self.tid);
             }
         }
         self.shared.set_stub((0, 0));
@@ -703,14 +748,33 @@ impl Task {
             st.exit = Some(status);
             (std::mem::take(&mut st.children), st.parent.clone(), st.exit_signal)
         };
-        if group.pid != 1 {
-            if let Some(init) = self.kernel.init_group() {
+        // Orphans go to their namespace's init. When a child namespace's
+        // init ends, so does the namespace (Linux's zap_pid_ns_processes):
+        // every process left in it is killed, and nobody reaps them.
+        let adopter = if group.is_ns_init() { None } else { self.kernel.pids().init_of(group.pidns) };
+        if group.is_ns_init() && !group.pidns.is_root() {
+            Task::kill_namespace(&self.kernel, group.pidns);
+        }
+        match adopter {
+            Some(init) => {
                 for c in &children {
                     c.state().parent = Some(init.clone());
                 }
                 init.state().children.extend(children.iter().cloned());
                 if let Some(z) = children.iter().find(|c| c.state().exit.is_some()) {
                     notify_parent(&self.kernel, &init, signal::SIGCHLD, z, 0);
+                }
+            }
+            None => {
+                for c in &children {
+                    let zombie = {
+                        let mut st = c.state();
+                        st.parent = None;
+                        st.exit.is_some()
+                    };
+                    if zombie {
+                        self.kernel.pids().remove_group(c.pid);
+                    }
                 }
             }
         }
@@ -721,14 +785,24 @@ impl Task {
             };
             if autoreap && exit_signal == signal::SIGCHLD {
                 parent.state().children.retain(|c| !Arc::ptr_eq(c, &group));
-                self.kernel.pids().groups.remove(&group.pid);
+                self.kernel.pids().remove_group(group.pid);
             } else {
                 notify_parent(&self.kernel, &parent, exit_signal, &group, self.creds.uid);
             }
         } else {
-            self.kernel.pids().groups.remove(&group.pid);
+            self.kernel.pids().remove_group(group.pid);
         }
         self.kernel.events.notify();
+    }
+
+    /// Kills every process of a child PID namespace (its init is gone).
+    pub fn kill_namespace(kernel: &Kernel, ns: crate::kernel::PidNs) {
+        let tasks: Vec<Arc<TaskShared>> =
+            kernel.pids().tasks.values().filter(|t| t.group.pidns == ns).cloned().collect();
+        for t in tasks {
+            t.group.send(user_info(signal::SIGKILL, sa::SI_KERNEL, 0, 0));
+        }
+        kernel.events.notify();
     }
 
     /// Sends `sig` to every process but init: the container is ending.
@@ -835,7 +909,7 @@ fn notify_parent(kernel: &Kernel, parent: &Arc<ThreadGroup>, sig: i32, child: &T
             Some(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
             None => (sa::CLD_EXITED, 0),
         };
-        let mut info = user_info(sig, code, child.pid, uid);
+        let mut info = user_info(sig, code, child.vpid, uid);
         info.fields[1] = u64::from(status as u32);
         parent.send(info);
     }
@@ -869,7 +943,7 @@ impl ForkedTask {
                     st.threads.retain(|t| !Arc::ptr_eq(t, &self.shared));
                     st.threads.is_empty()
                 };
-                kernel.pids().tasks.remove(&self.tid);
+                kernel.pids().remove_task(self.tid);
                 if last {
                     group.state().exit = Some(killed);
                     let parent = group.state().parent.clone();
@@ -910,7 +984,7 @@ impl ForkedTask {
             tracing::warn!(target: "sentry::task", tid = t.tid, "could not copy the parent's FP state");
         }
         if self.child_settid != 0 {
-            let _ = t.write_obj(self.child_settid, &t.tid);
+            let _ = t.write_obj(self.child_settid, &t.vtid());
         }
         t.publish();
         t.run_to_exit();

@@ -934,7 +934,7 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             }
             let v = if req == I::TIOCGPGRP { st.foreground } else { st.session.unwrap_or(0) };
             drop(st);
-            t.write_obj(arg, &v)?;
+            t.write_obj(arg, &t.vpid(v))?;
         }
         I::TIOCSPGRP => {
             let pgrp: i32 = t.read_obj(arg)?;
@@ -948,6 +948,8 @@ pub fn ioctl(t: &mut Task, end: &TtyEnd, req: u32, arg: u64) -> Result<u64, Errn
             if !end.master {
                 end.job_control(t, S::SIGTTOU, false)?;
             }
+            // A group of the caller's namespace (none there: no such group).
+            let pgrp = t.global_id(pgrp).ok_or(Errno::ESRCH)?;
             let exists = t.kernel.pids().groups.values().any(|g| {
                 let s = g.state();
                 s.pgid == pgrp && s.sid == sid

@@ -10,6 +10,10 @@ means:
     root is not in the other's);
   - they share the pod's IPC namespace (a POSIX message queue one makes is
     the other's), as Kubernetes pods do;
+  - c1 has a PID namespace of its own (PID namespace mode CONTAINER,
+    Kubernetes' default): its init is pid 1 there, and /proc shows only its
+    own processes; c2 shares the pod's (mode POD, as with
+    shareProcessNamespace) and sees every process of the pod;
   - under DIR (the cordon state root) the pod's sandbox container's process
     is the only sentry (`cordon boot`), the two containers' processes stand
     for their inits (`cordon exec-wait`) in that sentry;
@@ -67,7 +71,15 @@ def main():
     ap.add_argument("--logdir", default=None)
     a = ap.parse_args()
     import grpc
-    pb, pbg = cri_smoke().load_stubs()
+    smoke = cri_smoke()
+    # cri-smoke's subset of the CRI proto, plus a container's namespace
+    # options (LinuxContainerSecurityContext.namespace_options).
+    smoke.PROTO = smoke.PROTO.replace(
+        "message LinuxContainerConfig { LinuxContainerResources resources = 1; }",
+        "message LinuxContainerSecurityContext { NamespaceOption namespace_options = 3; }\n"
+        "message LinuxContainerConfig { LinuxContainerResources resources = 1;"
+        " LinuxContainerSecurityContext security_context = 2; }")
+    pb, pbg = smoke.load_stubs()
     rt = pbg.RuntimeServiceStub(grpc.insecure_channel("unix://" + os.path.abspath(a.socket)))
     ok = True
 
@@ -99,8 +111,12 @@ def main():
     pod = sb.pod_sandbox_id
     ids = {}
     for name in ("c1", "c2"):
+        pid_mode = pb.CONTAINER if name == "c1" else pb.POD
+        linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+            namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pid_mode, ipc=pb.POD)))
         cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=a.image),
-                                 command=["sh", "-c", f"echo hello-{name}; exec sleep 3600"], log_path=f"{name}.log")
+                                 command=["sh", "-c", f"echo hello-{name}; exec sleep 3600"], log_path=f"{name}.log",
+                                 linux=linux)
         cc = step(f"CreateContainer {name}", lambda: rt.CreateContainer(
             pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg, sandbox_config=sbcfg), timeout=60))
         if cc:
@@ -134,6 +150,17 @@ def main():
         code, out, err = run("c2", "ls /dev/mqueue")
         assert code == 0 and "podq" in out, ("c2 does not see the pod's queue", code, out, err)
 
+    def pid_namespaces():
+        # In c1's own namespace init's sleep is pid 1 and the exec'd shell
+        # the only other process; from the pod's, c2 sees the pod's
+        # processes: its sandbox's, c1's and its own.
+        script = "cat /proc/1/comm; for d in /proc/[0-9]*; do echo $d; done"
+        code, out, err = run("c1", script)
+        lines = out.split()
+        assert code == 0 and lines[:2] == ["sleep", "/proc/1"] and len(lines) == 3, ("c1", code, out, err)
+        code, out, err = run("c2", script)
+        assert code == 0 and len(out.split()) >= 5, ("c2", code, out, err)
+
     def one_sentry():
         kinds = sandbox_processes(a.cordon_root)
         print(f"     {kinds}")
@@ -150,6 +177,7 @@ def main():
         step("each container logs its hello", logs_say_hello)
         step("each container has its own root", own_roots)
         step("the containers share the pod's IPC namespace", one_ipc_namespace)
+        step("c1's PID namespace is its own, c2's the pod's", pid_namespaces)
         step("one sentry for the pod", one_sentry)
         step("StopContainer c1", lambda: rt.StopContainer(
             pb.StopContainerRequest(container_id=ids["c1"], timeout=2), timeout=60))

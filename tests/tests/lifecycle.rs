@@ -667,3 +667,116 @@ fn a_pods_containers_share_its_sandbox() {
     delete_and_check(&sb, &id);
     delete_and_check(&sb, &pod);
 }
+
+/// A pod's container bundle whose spec's pid namespace is its own (no
+/// path: CRI's default) or the pod's (a path, as CRI's shareProcessNamespace).
+fn pod_bundle_pid_ns(dir: &Path, rootfs: &Path, process: &Process, pod: &str, pod_pid: Option<i32>) -> PathBuf {
+    let bundle = pod_bundle(dir, rootfs, process, "container", pod);
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).expect("config")).expect("json");
+    let ns = match pod_pid {
+        Some(p) => serde_json::json!({ "type": "pid", "path": format!("/proc/{p}/ns/pid") }),
+        None => serde_json::json!({ "type": "pid" }),
+    };
+    let list = config["linux"]["namespaces"].as_array_mut().expect("namespaces");
+    list.retain(|n| n["type"] != "pid");
+    list.push(ns);
+    config["mounts"] = serde_json::json!([{ "destination": "/proc", "type": "proc", "source": "proc" }]);
+    fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write config");
+    bundle
+}
+
+#[test]
+fn a_pods_containers_have_pid_namespaces_of_their_own() {
+    let sb = lifecycle_sandbox("lc-pidns");
+    let _cleanup = DeleteAll(sb.state_root.clone());
+    let pod = unique_id("lc-pidns");
+    let pause = pod_bundle(&sb.tmp().join("pause"), sb.rootfs(), &Process::sh("exec sleep 100000"), "sandbox", &pod);
+    let pod_pid = create_bundle(&sb, &pause, &pod);
+    ok(&sb, &["start", &pod]);
+    let init = Process::sh("echo init $$ $PPID; exec sleep 100000");
+    let own = pod_bundle_pid_ns(&sb.tmp().join("own"), sb.rootfs(), &init, &pod, None);
+    let shared = pod_bundle_pid_ns(&sb.tmp().join("shared"), sb.rootfs(), &init, &pod, Some(pod_pid));
+    let (c1, c2, c3) = (unique_id("lc-c1"), unique_id("lc-c2"), unique_id("lc-c3"));
+    let pids: Vec<i32> =
+        [(&own, &c1), (&own, &c2), (&shared, &c3)].iter().map(|(b, id)| create_bundle(&sb, b, id)).collect();
+    for id in [&c1, &c2, &c3] {
+        ok(&sb, &["start", id]);
+    }
+    let output = |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !container_output(&sb, id).ends_with('\n') {
+            assert!(Instant::now() < deadline, "no output from {id}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        container_output(&sb, id)
+    };
+    // In a namespace of its own, init is pid 1 with no parent; in the
+    // pod's, it is one more of the pod's processes.
+    assert_eq!(output(&c1), "init 1 0\n");
+    assert_eq!(output(&c2), "init 1 0\n");
+    let c3_init = output(&c3);
+    assert_ne!(c3_init, "init 1 0\n");
+    assert!(c3_init.ends_with(" 0\n"), "c3's init: {c3_init:?}");
+
+    // Each sees only its own processes: /proc lists them, by their ids
+    // there (the exec'd shell is pid 2, after init).
+    let procs = "for d in /proc/[0-9]*; do echo ${d#/proc/} $(cat $d/comm); done";
+    assert_eq!(ok(&sb, &["exec", &c1, "sh", "-c", procs]), "1 sleep\n2 sh\n");
+    assert_eq!(ok(&sb, &["exec", &c2, "sh", "-c", &format!("echo $$ $PPID; {procs}")]), "2 0\n1 sleep\n2 sh\n");
+    // The pod's namespace sees every process of the pod: four sleeps.
+    let all = ok(&sb, &["exec", &c3, "sh", "-c", procs]);
+    assert_eq!(all.lines().filter(|l| l.ends_with(" sleep")).count(), 4, "from the pod's namespace: {all}");
+    assert!(all.starts_with("1 sleep\n"), "the pod's init is pid 1 there: {all}");
+    // /proc/self/ns/pid tells the namespaces apart.
+    let ns_of = |id: &str| ok(&sb, &["exec", id, "readlink", "/proc/self/ns/pid"]);
+    let (n1, n2, n3) = (ns_of(&c1), ns_of(&c2), ns_of(&c3));
+    assert!(n1 != n2 && n1 != n3 && n2 != n3, "{n1} {n2} {n3}");
+    // /proc/self is the reader's id there.
+    let me = ok(&sb, &["exec", &c2, "sh", "-c", "echo $$; exec readlink /proc/self"]);
+    let ids: Vec<&str> = me.lines().collect();
+    assert!(ids.len() == 2 && ids[0] == ids[1] && ids[0].parse::<i32>().is_ok_and(|p| p < 20), "{me}");
+
+    // An orphan goes to its namespace's init.
+    let bg = ok(&sb, &["exec", &c1, "sh", "-c", "sleep 100000 & echo $!"]);
+    let bg = bg.trim();
+    let stat = ok(&sb, &["exec", &c1, "cat", &format!("/proc/{bg}/stat")]);
+    assert_eq!(stat.split(' ').nth(3), Some("1"), "the orphan's stat: {stat}");
+    // A namespace's init ignores signals from inside it that it has no
+    // handler for, SIGKILL too; other namespaces cannot reach it.
+    ok(&sb, &["exec", &c2, "kill", "-9", "1"]);
+    // (c1's orphan's id means nothing, or another process, in c2.)
+    let _ = cordon(&sb, &["exec", &c2, "kill", "-9", bg]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status_of(&sb, &c2), "running");
+    assert_eq!(ok(&sb, &["exec", &c1, "cat", &format!("/proc/{bg}/comm")]), "sleep\n");
+    // From outside, SIGTERM is ignored likewise (init has no handler) and
+    // SIGKILL ends the container: its namespace goes with it.
+    ok(&sb, &["kill", &c1, "TERM"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status_of(&sb, &c1), "running");
+    ok(&sb, &["kill", &c1, "KILL"]);
+    let status = reap(pids[0]);
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let all = ok(&sb, &["exec", &c3, "sh", "-c", procs]);
+        if all.lines().filter(|l| l.ends_with(" sleep")).count() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "c1's processes outlived it: {all}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (The others' stand-ins name the state root: they go first.)
+    for (id, pid) in [(&c2, pids[1]), (&c3, pids[2])] {
+        ok(&sb, &["kill", id, "KILL"]);
+        let _ = reap(pid);
+    }
+    for id in [&c1, &c2, &c3] {
+        delete_and_check(&sb, id);
+    }
+    ok(&sb, &["kill", &pod, "KILL"]);
+    let _ = reap(pod_pid);
+    delete_and_check(&sb, &pod);
+}

@@ -86,10 +86,10 @@ pub fn sys_capget(t: &mut Task, hdr_addr: u64, data: u64) -> SysResult {
     if hdr.pid < 0 {
         return Err(Errno::EINVAL);
     }
-    let caps: CapSets = if hdr.pid == 0 || hdr.pid == t.tid {
+    let caps: CapSets = if hdr.pid == 0 || hdr.pid == t.vtid() {
         t.creds.caps
     } else {
-        let task = t.kernel.pids().tasks.get(&hdr.pid).cloned().ok_or(Errno::ESRCH)?;
+        let task = t.task_by_id(hdr.pid).ok_or(Errno::ESRCH)?;
         let v = task.view();
         v.caps
     };
@@ -110,7 +110,7 @@ pub fn sys_capget(t: &mut Task, hdr_addr: u64, data: u64) -> SysResult {
 
 pub fn sys_capset(t: &mut Task, hdr_addr: u64, data: u64) -> SysResult {
     let (hdr, words) = cap_words(t, hdr_addr)?;
-    if hdr.pid != 0 && hdr.pid != t.tid {
+    if hdr.pid != 0 && hdr.pid != t.vtid() {
         return Err(Errno::EPERM);
     }
     let (mut e, mut p, mut inh) = (0u64, 0u64, 0u64);

@@ -371,7 +371,7 @@ fn record_lock(t: &mut Task, f: &Arc<File>, cmd: u32, arg: u64) -> SysResult {
                 fl.l_start = l.start as i64;
                 fl.l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
                 fl.l_pid = match l.owner {
-                    Owner::Process(p) => p,
+                    Owner::Process(p) => t.vpid(p),
                     Owner::Description(_) => -1,
                 };
             }

@@ -105,7 +105,7 @@ pub fn sys_mount(t: &mut Task, source: u64, target: u64, fstype: u64, flags: u64
             record(t, &abs, "tmpfs", &src_name, &opts);
         }
         b"proc" => {
-            dir.mount_proc(&name, &t.kernel);
+            dir.mount_proc(&name, &t.kernel, t.pidns());
             record(t, &abs, "proc", &src_name, "rw,nosuid,nodev,noexec,relatime");
         }
         b"sysfs" => {

@@ -23,11 +23,11 @@ pub fn sys_exit_group(t: &mut Task, code: i32) -> SysResult {
 }
 
 pub fn sys_getpid(t: &mut Task) -> SysResult {
-    Ok(t.group().pid as u64)
+    Ok(t.group().vpid as u64)
 }
 
 pub fn sys_gettid(t: &mut Task) -> SysResult {
-    Ok(t.tid as u64)
+    Ok(t.vtid() as u64)
 }
 
 pub fn sys_getppid(t: &mut Task) -> SysResult {
@@ -39,15 +39,17 @@ fn group_of(t: &Task, pid: i32) -> Result<Arc<ThreadGroup>, Errno> {
     if pid == 0 {
         return Ok(t.group().clone());
     }
-    t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)
+    t.group_by_id(pid).ok_or(Errno::ESRCH)
 }
 
 pub fn sys_getpgid(t: &mut Task, pid: i32) -> SysResult {
-    Ok(group_of(t, pid)?.state().pgid as u64)
+    let pgid = group_of(t, pid)?.state().pgid;
+    Ok(t.vpid(pgid) as u64)
 }
 
 pub fn sys_getsid(t: &mut Task, pid: i32) -> SysResult {
-    Ok(group_of(t, pid)?.state().sid as u64)
+    let sid = group_of(t, pid)?.state().sid;
+    Ok(t.vpid(sid) as u64)
 }
 
 pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
@@ -61,6 +63,19 @@ pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let my_sid = me.state().sid;
+    // The group, by its id in the caller's namespace (one that is not
+    // there cannot be in the caller's session).
+    let pgid = if pgid == 0 { target.pid } else { t.global_id(pgid).ok_or(Errno::EPERM)? };
+    // Looked for before the target's state is locked: the table's lock
+    // comes first.
+    let exists = pgid == target.pid
+        || t.kernel.pids().groups.values().any(|g| {
+            if Arc::ptr_eq(g, &target) {
+                return false;
+            }
+            let st = g.state();
+            st.pgid == pgid && st.sid == my_sid
+        });
     let mut st = target.state();
     if st.sid != my_sid {
         return Err(Errno::EPERM);
@@ -69,17 +84,8 @@ pub fn sys_setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
         // A session leader cannot change its group.
         return Err(Errno::EPERM);
     }
-    let pgid = if pgid == 0 { target.pid } else { pgid };
-    if pgid != target.pid {
-        let exists = t
-            .kernel
-            .pids()
-            .groups
-            .values()
-            .any(|g| !Arc::ptr_eq(g, &target) && g.state().pgid == pgid && g.state().sid == my_sid);
-        if !exists {
-            return Err(Errno::EPERM);
-        }
+    if !exists {
+        return Err(Errno::EPERM);
     }
     st.pgid = pgid;
     Ok(0)
@@ -95,7 +101,7 @@ pub fn sys_setsid(t: &mut Task) -> SysResult {
     }
     st.pgid = pid;
     st.sid = pid;
-    Ok(pid as u64)
+    Ok(me.vpid as u64)
 }
 
 use syscalls::flags::wait::*;
@@ -128,13 +134,14 @@ struct WaitFor {
 }
 
 /// A child's change a wait found: its pid, what happened, its CPU time (with
-/// its reaped descendants').
-type Found = (i32, WaitEvent, std::time::Duration);
+/// its reaped descendants'), and its pid as the waiter sees it.
+type Found = (i32, WaitEvent, std::time::Duration, i32);
 
 /// Waits for a child to change state as `w` asks; None with WNOHANG when
 /// none has. An exited child is reaped unless `w.keep`.
 fn wait_child(t: &Task, which: Which, w: WaitFor) -> Result<Option<Found>, Errno> {
     let me = t.group().clone();
+    let ns = me.pidns;
     let found = t.block_on(None, || {
         let st = me.state();
         let mut any = false;
@@ -151,15 +158,15 @@ fn wait_child(t: &Task, which: Which, w: WaitFor) -> Result<Option<Found>, Errno
             any = true;
             let cpu = cs.cpu_time + cs.children_time;
             if let (Some(status), true) = (cs.exit, w.exited) {
-                return Some(Ok(Some((c.pid, WaitEvent::Exited(status), cpu))));
+                return Some(Ok(Some((c.pid, WaitEvent::Exited(status), cpu, c.pid_in(ns)))));
             }
             if let (Some(sig), true, true) = (cs.stopped, cs.stop_unreported, w.stopped) {
                 cs.stop_unreported &= w.keep;
-                return Some(Ok(Some((c.pid, WaitEvent::Stopped(sig), cpu))));
+                return Some(Ok(Some((c.pid, WaitEvent::Stopped(sig), cpu, c.pid_in(ns)))));
             }
             if cs.continue_unreported && w.continued {
                 cs.continue_unreported &= w.keep;
-                return Some(Ok(Some((c.pid, WaitEvent::Continued, cpu))));
+                return Some(Ok(Some((c.pid, WaitEvent::Continued, cpu, c.pid_in(ns)))));
             }
         }
         if !any {
@@ -167,12 +174,12 @@ fn wait_child(t: &Task, which: Which, w: WaitFor) -> Result<Option<Found>, Errno
         }
         w.nohang.then_some(Ok(None))
     })??;
-    if let (Some((pid, WaitEvent::Exited(_), cpu)), false) = (found, w.keep) {
+    if let (Some((pid, WaitEvent::Exited(_), cpu, _)), false) = (found, w.keep) {
         let mut st = me.state();
         st.children.retain(|c| c.pid != pid);
         st.children_time += cpu;
         drop(st);
-        t.kernel.pids().groups.remove(&pid);
+        t.kernel.pids().remove_group(pid);
     }
     Ok(found)
 }
@@ -189,11 +196,13 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64)
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
+    // Ids of the caller's namespace; one not there is no child of it.
     let which = match pid {
         -1 => Which::Any,
         0 => Which::Pgid(t.group().state().pgid),
-        p if p < -1 => Which::Pgid(-p),
-        p => Which::Pid(p),
+        i32::MIN => return Err(Errno::ESRCH),
+        p if p < -1 => Which::Pgid(t.global_id(-p).ok_or(Errno::ECHILD)?),
+        p => Which::Pid(t.global_id(p).ok_or(Errno::ECHILD)?),
     };
     let w = WaitFor {
         exited: true,
@@ -204,7 +213,7 @@ pub fn sys_wait4(t: &mut Task, pid: i32, status: u64, options: u32, rusage: u64)
     };
     match wait_child(t, which, w)? {
         None => Ok(0),
-        Some((pid, ev, cpu)) => {
+        Some((_, ev, cpu, pid)) => {
             if status != 0 {
                 let word = match ev {
                     WaitEvent::Exited(st) => st.wait_status(),
@@ -230,8 +239,9 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
     }
     let which = match idtype {
         P_ALL => Which::Any,
-        P_PID if id > 0 => Which::Pid(id),
-        P_PGID if id >= 0 => Which::Pgid(if id == 0 { t.group().state().pgid } else { id }),
+        P_PID if id > 0 => Which::Pid(t.global_id(id).ok_or(Errno::ECHILD)?),
+        P_PGID if id == 0 => Which::Pgid(t.group().state().pgid),
+        P_PGID if id > 0 => Which::Pgid(t.global_id(id).ok_or(Errno::ECHILD)?),
         P_PIDFD => {
             let f = t.fds.get(id)?;
             let group = f.anon::<PidFd>().ok_or(Errno::EINVAL)?.group.clone();
@@ -249,7 +259,7 @@ pub fn sys_waitid(t: &mut Task, idtype: u32, id: i32, infop: u64, options: u32, 
     let found = wait_child(t, which, w)?;
     if infop != 0 {
         let mut info = Siginfo::default();
-        if let Some((pid, ev, _)) = found {
+        if let Some((_, ev, _, pid)) = found {
             info.signo = signal::SIGCHLD;
             let (code, status) = match ev {
                 WaitEvent::Exited(ExitStatus::Exited(c)) => (sa::CLD_EXITED, c),
@@ -293,13 +303,13 @@ fn clone_common(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         // Fail before the child exists if the pidfd cannot be returned.
         t.mm.check_writable(pidfd, 4)?;
     }
-    let pid = t.fork(flags, stack, ptid, ctid, tls)?;
+    let (pid, vpid) = t.fork(flags, stack, ptid, ctid, tls)?;
     if flags & CLONE_PIDFD != 0 {
         let group = t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
         let fd = super::event::install(t, PidFd { group }, false, true)? as i32;
         t.write_obj(pidfd, &fd)?;
     }
-    Ok(pid as u64)
+    Ok(vpid as u64)
 }
 
 pub fn sys_pidfd_open(t: &mut Task, pid: i32, flags: u32) -> SysResult {
@@ -308,10 +318,10 @@ pub fn sys_pidfd_open(t: &mut Task, pid: i32, flags: u32) -> SysResult {
     }
     let group = {
         let pids = t.kernel.pids();
-        match pids.groups.get(&pid) {
-            Some(g) => g.clone(),
+        match pids.group_in(t.pidns(), pid) {
+            Some(g) => g,
             // A thread that does not lead its process.
-            None if pids.tasks.contains_key(&pid) => return Err(Errno::EINVAL),
+            None if pids.task_in(t.pidns(), pid).is_some() => return Err(Errno::EINVAL),
             None => return Err(Errno::ESRCH),
         }
     };
@@ -338,7 +348,7 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: i32, sig: i32, uinfo: u64, fla
         info.signo = sig;
         info
     } else {
-        crate::signal::user_info(sig, syscalls::flags::sa::SI_USER, t.group().pid, t.creds.uid)
+        crate::signal::user_info(sig, syscalls::flags::sa::SI_USER, t.group().pid_in(group.pidns), t.creds.uid)
     };
     group.send(info);
     t.kernel.events.notify();
@@ -369,12 +379,12 @@ pub fn sys_clone3(t: &mut Task, uargs: u64, size: u64) -> SysResult {
 }
 
 pub fn sys_fork(t: &mut Task) -> SysResult {
-    Ok(t.fork(u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
+    Ok(t.fork(u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)?.1 as u64)
 }
 
 pub fn sys_vfork(t: &mut Task) -> SysResult {
     use syscalls::flags::clone::{CLONE_VFORK, CLONE_VM};
-    Ok(t.fork(CLONE_VM | CLONE_VFORK | u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)? as u64)
+    Ok(t.fork(CLONE_VM | CLONE_VFORK | u64::from(signal::SIGCHLD as u32), 0, 0, 0, 0)?.1 as u64)
 }
 
 pub fn sys_getuid(t: &mut Task) -> SysResult {
@@ -420,7 +430,7 @@ pub fn sys_getgroups(t: &mut Task, size: i32, list: u64) -> SysResult {
 
 pub fn sys_set_tid_address(t: &mut Task, addr: u64) -> SysResult {
     t.clear_child_tid = addr;
-    Ok(t.tid as u64)
+    Ok(t.vtid() as u64)
 }
 
 pub fn sys_set_robust_list(t: &mut Task, head: u64, len: u64) -> SysResult {
@@ -575,7 +585,7 @@ pub fn sys_setrlimit(t: &mut Task, res: u32, buf: u64) -> SysResult {
 }
 
 pub fn sys_prlimit64(t: &mut Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
-    if pid != 0 && pid != t.group().pid {
+    if pid != 0 && pid != t.group().vpid {
         return Err(Errno::ESRCH);
     }
     if res >= rlimit::RLIM_NLIMITS {
@@ -613,7 +623,7 @@ fn check_task(t: &Task, pid: i32) -> Result<(), Errno> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    if pid != 0 && !t.kernel.pids().tasks.contains_key(&pid) {
+    if pid != 0 && t.task_by_id(pid).is_none() {
         return Err(Errno::ESRCH);
     }
     Ok(())
@@ -629,7 +639,7 @@ pub fn sys_sched_getaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> Sys
     for cpu in 0..t.kernel.ncpus {
         bytes[cpu / 8] |= 1 << (cpu % 8);
     }
-    if pid == 0 || pid == t.tid {
+    if pid == 0 || pid == t.vtid() {
         if let Some(a) = &t.affinity {
             for (b, m) in bytes.iter_mut().zip(a) {
                 *b &= m;
@@ -651,7 +661,7 @@ pub fn sys_sched_setaffinity(t: &mut Task, pid: i32, len: u32, mask: u64) -> Sys
     if !any_online {
         return Err(Errno::EINVAL);
     }
-    if pid == 0 || pid == t.tid {
+    if pid == 0 || pid == t.vtid() {
         t.affinity = Some(bytes);
     }
     Ok(0)
@@ -721,7 +731,7 @@ pub fn sys_getcpu(t: &mut Task, cpu: u64, node: u64) -> SysResult {
 }
 
 pub fn sys_get_robust_list(t: &mut Task, pid: i32, head: u64, len: u64) -> SysResult {
-    if pid != 0 && pid != t.tid {
+    if pid != 0 && pid != t.vtid() {
         check_task(t, pid)?;
         // Other tasks' lists live in their own threads.
         return Err(Errno::EPERM);

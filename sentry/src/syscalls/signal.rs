@@ -105,7 +105,11 @@ fn send_to_group(t: &Task, target: &ThreadGroup, sig: i32) {
     if sig == 0 {
         return;
     }
-    target.send(user_info(sig, sa::SI_USER, t.group().pid, t.creds.uid));
+    // From an ancestor namespace, SIGKILL and SIGSTOP get through to the
+    // namespace's init (whatever the code says: neither is ever seen).
+    let from_above = target.is_ns_init() && target.pidns != t.pidns();
+    let code = if from_above && matches!(sig, S::SIGKILL | S::SIGSTOP) { sa::SI_KERNEL } else { sa::SI_USER };
+    target.send(user_info(sig, code, t.group().pid_in(target.pidns), t.creds.uid));
     t.kernel.events.notify();
 }
 
@@ -114,7 +118,7 @@ fn send_to(t: &Task, target: &Arc<TaskShared>, sig: i32, code: i32) {
     if sig == 0 {
         return;
     }
-    target.queue(user_info(sig, code, t.group().pid, t.creds.uid));
+    target.queue(user_info(sig, code, t.group().pid_in(target.group.pidns), t.creds.uid));
     target.interrupt();
     t.kernel.events.notify();
 }
@@ -124,15 +128,23 @@ pub fn sys_kill(t: &mut Task, pid: i32, sig: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let my_pgid = t.group().state().pgid;
+    let ns = t.pidns();
+    // Ids are the caller's namespace's; it sees only the processes there.
+    let id = match pid {
+        0 | -1 => 0,
+        i32::MIN => return Err(Errno::ESRCH),
+        p => t.global_id(p.abs()).ok_or(Errno::ESRCH)?,
+    };
     let targets: Vec<Arc<ThreadGroup>> = {
         let pids = t.kernel.pids();
         pids.groups
             .values()
             .filter(|g| match pid {
-                p if p > 0 => g.pid == p,
+                p if p > 0 => g.pid == id,
                 0 => g.state().pgid == my_pgid,
-                -1 => g.pid != 1 && g.pid != t.group().pid,
-                p => g.state().pgid == -p,
+                // Everything it sees but its namespace's init and itself.
+                -1 => crate::kernel::sees(ns, g) && g.pid_in(ns) > 1 && g.pid != t.group().pid,
+                _ => g.state().pgid == id,
             })
             .cloned()
             .collect()
@@ -152,8 +164,8 @@ pub fn sys_tgkill(t: &mut Task, tgid: i32, tid: i32, sig: i32) -> SysResult {
     if tgid <= 0 || tid <= 0 || (!valid(sig) && sig != 0) {
         return Err(Errno::EINVAL);
     }
-    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
-    if target.group.pid != tgid {
+    let target = t.task_by_id(tid).ok_or(Errno::ESRCH)?;
+    if target.group.pid_in(t.pidns()) != tgid {
         return Err(Errno::ESRCH);
     }
     send_to(t, &target, sig, sa::SI_TKILL);
@@ -164,7 +176,7 @@ pub fn sys_tkill(t: &mut Task, tid: i32, sig: i32) -> SysResult {
     if tid <= 0 || (!valid(sig) && sig != 0) {
         return Err(Errno::EINVAL);
     }
-    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
+    let target = t.task_by_id(tid).ok_or(Errno::ESRCH)?;
     send_to(t, &target, sig, sa::SI_TKILL);
     Ok(0)
 }
@@ -174,8 +186,8 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo:
         return Err(Errno::EINVAL);
     }
     let mut info: Siginfo = t.read_obj(uinfo)?;
-    let target = t.kernel.pids().tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
-    if target.group.pid != tgid {
+    let target = t.task_by_id(tid).ok_or(Errno::ESRCH)?;
+    if target.group.pid_in(t.pidns()) != tgid {
         return Err(Errno::ESRCH);
     }
     // Only the kernel may claim kernel or kill() origins for another task.
@@ -194,7 +206,7 @@ pub fn sys_rt_sigqueueinfo(t: &mut Task, pid: i32, sig: i32, uinfo: u64) -> SysR
         return Err(Errno::EINVAL);
     }
     let mut info: Siginfo = t.read_obj(uinfo)?;
-    let target = t.kernel.pids().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+    let target = t.group_by_id(pid).ok_or(Errno::ESRCH)?;
     if info.code >= 0 && target.pid != t.group().pid {
         return Err(Errno::EPERM);
     }

@@ -373,7 +373,7 @@ pub fn sys_timer_create(t: &mut Task, clock: i32, sevp: u64, out: u64) -> SysRes
         SIGEV_NONE => TimerTarget::None,
         SIGEV_SIGNAL | SIGEV_THREAD => TimerTarget::Process(Arc::downgrade(&group)),
         SIGEV_THREAD_ID => {
-            let task = t.kernel.pids().tasks.get(&ev.tid).cloned().ok_or(Errno::EINVAL)?;
+            let task = t.task_by_id(ev.tid).ok_or(Errno::EINVAL)?;
             if !Arc::ptr_eq(&task.group, &group) {
                 return Err(Errno::EINVAL);
             }

@@ -14,7 +14,7 @@ use syscalls::Errno;
 use super::file::GeneratedFile;
 use super::procfs::KernelSlot;
 use super::{FileKind, SynthNode};
-use crate::kernel::Kernel;
+use crate::kernel::{sees, Kernel, PidNs};
 
 /// Device number of the cgroup mount.
 pub const CGROUP_DEV: u64 = 0x1a;
@@ -46,14 +46,16 @@ pub struct CgroupNode {
     /// None for the directory.
     file: Option<&'static str>,
     kernel: KernelSlot,
+    /// The PID namespace whose ids it shows (its mounter's).
+    ns: PidNs,
 }
 
-/// The root of a new cgroup view.
-pub fn new_cgroupfs(kernel: KernelSlot) -> Arc<dyn SynthNode> {
-    Arc::new(CgroupNode { file: None, kernel })
+/// The root of a new cgroup view, showing ids of namespace `ns`.
+pub fn new_cgroupfs(kernel: KernelSlot, ns: PidNs) -> Arc<dyn SynthNode> {
+    Arc::new(CgroupNode { file: None, kernel, ns })
 }
 
-fn contents(k: &Kernel, file: &str) -> String {
+fn contents(k: &Kernel, ns: PidNs, file: &str) -> String {
     let mut s = String::new();
     match file {
         "cgroup.controllers" => s.push_str("cpu memory pids\n"),
@@ -63,15 +65,16 @@ fn contents(k: &Kernel, file: &str) -> String {
         }
         "cgroup.procs" => {
             // The groups first, their state after: no lock held in between.
-            let groups: Vec<_> = k.pids().groups.values().cloned().collect();
-            let mut ids: Vec<i32> = groups.iter().filter(|g| g.state().exit.is_none()).map(|g| g.pid).collect();
+            // Only those the reader's namespace sees, by their ids there.
+            let groups: Vec<_> = k.pids().groups.values().filter(|g| sees(ns, g)).cloned().collect();
+            let mut ids: Vec<i32> = groups.iter().filter(|g| g.state().exit.is_none()).map(|g| g.pid_in(ns)).collect();
             ids.sort_unstable();
             for id in ids {
                 let _ = writeln!(s, "{id}");
             }
         }
         "cgroup.threads" => {
-            let mut ids: Vec<i32> = k.pids().tasks.keys().copied().collect();
+            let mut ids: Vec<i32> = k.pids().tasks.values().map(|t| t.tid_in(ns)).filter(|t| *t > 0).collect();
             ids.sort_unstable();
             for id in ids {
                 let _ = writeln!(s, "{id}");
@@ -122,7 +125,7 @@ impl SynthNode for CgroupNode {
             return None;
         }
         let f = FILES.iter().find(|f| f.as_bytes() == name)?;
-        Some(Arc::new(CgroupNode { file: Some(f), kernel: self.kernel.clone() }))
+        Some(Arc::new(CgroupNode { file: Some(f), kernel: self.kernel.clone(), ns: self.ns }))
     }
 
     fn entries(&self) -> Vec<(Vec<u8>, Attr)> {
@@ -137,9 +140,14 @@ impl SynthNode for CgroupNode {
         if flags & 3 != 0 {
             return Err(Errno::EROFS);
         }
-        let kernel = self.kernel.clone();
+        let (kernel, ns) = (self.kernel.clone(), self.ns);
         Ok(FileKind::Generated(GeneratedFile::new(move || {
-            kernel.get().and_then(std::sync::Weak::upgrade).map(|k| contents(&k, file)).unwrap_or_default().into_bytes()
+            kernel
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .map(|k| contents(&k, ns, file))
+                .unwrap_or_default()
+                .into_bytes()
         })))
     }
 

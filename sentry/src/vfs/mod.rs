@@ -411,10 +411,11 @@ impl Dentry {
         }
     }
 
-    pub fn mount_proc(self: &Arc<Dentry>, name: &[u8], kernel: &Arc<crate::kernel::Kernel>) {
+    /// Mounts a procfs showing PID namespace `ns` at `name`.
+    pub fn mount_proc(self: &Arc<Dentry>, name: &[u8], kernel: &Arc<crate::kernel::Kernel>, ns: crate::kernel::PidNs) {
         let slot: procfs::KernelSlot = Default::default();
         let _ = slot.set(Arc::downgrade(kernel));
-        self.mount_synthetic(name, procfs::new_procfs(slot));
+        self.mount_synthetic(name, procfs::new_procfs(slot, ns));
     }
 
     /// Whether this name was taken out of its directory (its directory

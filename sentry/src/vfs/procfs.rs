@@ -9,7 +9,7 @@ use syscalls::flags::mode::{S_IFDIR, S_IFLNK, S_IFREG};
 use syscalls::Errno;
 
 use super::{FileKind, SynthNode};
-use crate::kernel::Kernel;
+use crate::kernel::{sees, Kernel, PidNs};
 use crate::process::{ProcView, TaskShared, ThreadGroup};
 
 /// Device number of the proc mount.
@@ -66,12 +66,15 @@ enum Kind {
 /// A node of the proc tree.
 pub struct ProcNode {
     kernel: KernelSlot,
+    /// The PID namespace it shows (its mounter's): the processes there, by
+    /// their ids there. Nodes name processes by their sandbox ids.
+    ns: PidNs,
     kind: Kind,
 }
 
-/// The root of a new procfs.
-pub fn new_procfs(kernel: KernelSlot) -> Arc<dyn SynthNode> {
-    Arc::new(ProcNode { kernel, kind: Kind::Root })
+/// The root of a new procfs showing PID namespace `ns`.
+pub fn new_procfs(kernel: KernelSlot, ns: PidNs) -> Arc<dyn SynthNode> {
+    Arc::new(ProcNode { kernel, ns, kind: Kind::Root })
 }
 
 const ROOT_FILES: &[&str] = &["cpuinfo", "filesystems", "loadavg", "meminfo", "stat", "uptime", "version"];
@@ -108,6 +111,9 @@ const NAMESPACES: &[(&str, u64)] = &[
     ("user", 4026531837),
     ("uts", 4026531838),
 ];
+
+/// Where inode numbers of a pod's containers' own namespaces start.
+const CHILD_NS_INO: u64 = 4026532000;
 
 /// /proc/sys: directories and their entries.
 const SYS_TREE: &[(&str, &[&str])] = &[
@@ -175,7 +181,7 @@ impl ProcNode {
     }
 
     fn child(&self, kind: Kind) -> Arc<dyn SynthNode> {
-        Arc::new(ProcNode { kernel: self.kernel.clone(), kind })
+        Arc::new(ProcNode { kernel: self.kernel.clone(), ns: self.ns, kind })
     }
 
     fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
@@ -192,6 +198,20 @@ impl ProcNode {
         let g = k.pids().groups.get(&tgid).cloned()?;
         let first = g.state().threads.first().cloned();
         first.filter(|_| tid == tgid)
+    }
+
+    /// The inode number naming namespace `ns` of task `tid`: the
+    /// sandbox's, or for the PID and mount namespaces, which a pod's
+    /// containers may have of their own, theirs.
+    fn ns_ino(&self, tid: i32, ns: &str, base: u64) -> u64 {
+        let Some(group) = self.kernel().and_then(|k| k.pids().tasks.get(&tid).map(|t| t.group.clone())) else {
+            return base;
+        };
+        match ns {
+            "pid" if !group.pidns.is_root() => CHILD_NS_INO + 2 * u64::from(group.pidns.0),
+            "mnt" if group.container != 0 => CHILD_NS_INO + 2 * u64::from(group.container) + 1,
+            _ => base,
+        }
     }
 
     fn owner(&self) -> (u32, u32) {
@@ -304,8 +324,8 @@ impl SynthNode for ProcNode {
                 n if ROOT_FILES.contains(&n) => Kind::File(ROOT_FILES.iter().find(|f| **f == n)?),
                 n => {
                     let pid: i32 = n.parse().ok()?;
-                    self.group(pid)?;
-                    Kind::Pid { tgid: pid, tid: None }
+                    let g = self.kernel()?.pids().group_in(self.ns, pid)?;
+                    Kind::Pid { tgid: g.pid, tid: None }
                 }
             },
             Kind::Pid { tgid, tid } => {
@@ -326,6 +346,7 @@ impl SynthNode for ProcNode {
             }
             Kind::Tasks(tgid) => {
                 let tid: i32 = name.parse().ok()?;
+                let tid = self.kernel()?.pids().find(self.ns, tid)?;
                 self.task(*tgid, tid).filter(|t| t.tid() == tid)?;
                 Kind::Pid { tgid: *tgid, tid: Some(tid) }
             }
@@ -343,10 +364,10 @@ impl SynthNode for ProcNode {
                 fds.get(fd).ok()?;
                 Kind::FdInfo { tid: *tid, fd }
             }
-            Kind::NsDir(_) => {
+            Kind::NsDir(tid) => {
                 let (_, ino) = NAMESPACES.iter().find(|(n, _)| *n == name)?;
                 let ns = name.trim_end_matches("_for_children");
-                Kind::Link(format!("{ns}:[{ino}]").into_bytes())
+                Kind::Link(format!("{ns}:[{}]", self.ns_ino(*tid, ns, *ino)).into_bytes())
             }
             Kind::SysDir(dir) => {
                 let (_, names) = SYS_TREE.iter().find(|(d, _)| d == dir)?;
@@ -375,10 +396,16 @@ impl SynthNode for ProcNode {
                     Kind::ThreadSelfLink,
                 ]);
                 if let Some(k) = self.kernel() {
-                    let mut pids: Vec<i32> = k.pids().groups.keys().copied().collect();
+                    let mut pids: Vec<(i32, i32)> = k
+                        .pids()
+                        .groups
+                        .values()
+                        .filter(|g| sees(self.ns, g))
+                        .map(|g| (g.pid_in(self.ns), g.pid))
+                        .collect();
                     pids.sort_unstable();
-                    for p in pids {
-                        labels.push(p.to_string());
+                    for (label, p) in pids {
+                        labels.push(label.to_string());
                         names.push(Kind::Pid { tgid: p, tid: None });
                     }
                 }
@@ -406,10 +433,11 @@ impl SynthNode for ProcNode {
             }
             Kind::Tasks(tgid) => {
                 if let Some(g) = self.group(*tgid) {
-                    let mut tids: Vec<i32> = g.state().threads.iter().map(|t| t.tid()).collect();
+                    let mut tids: Vec<(i32, i32)> =
+                        g.state().threads.iter().map(|t| (t.tid_in(self.ns), t.tid())).collect();
                     tids.sort_unstable();
-                    for t in tids {
-                        labels.push(t.to_string());
+                    for (label, t) in tids {
+                        labels.push(label.to_string());
                         names.push(Kind::Pid { tgid: *tgid, tid: Some(t) });
                     }
                 }
@@ -425,11 +453,11 @@ impl SynthNode for ProcNode {
                     names.push(if info { Kind::FdInfo { tid: *tid, fd } } else { Kind::Fd { tid: *tid, fd } });
                 }
             }
-            Kind::NsDir(_) => {
+            Kind::NsDir(tid) => {
                 for (n, ino) in NAMESPACES {
                     labels.push(n.to_string());
                     let ns = n.trim_end_matches("_for_children");
-                    names.push(Kind::Link(format!("{ns}:[{ino}]").into_bytes()));
+                    names.push(Kind::Link(format!("{ns}:[{}]", self.ns_ino(*tid, ns, *ino)).into_bytes()));
                 }
             }
             Kind::SysDir(dir) => {
@@ -450,10 +478,12 @@ impl SynthNode for ProcNode {
     fn readlink(&self) -> Option<Vec<u8>> {
         let cur = crate::process::current();
         match &self.kind {
-            Kind::SelfLink => Some(cur?.group.pid.to_string().into_bytes()),
+            // A process outside the namespace has no self here.
+            Kind::SelfLink => Some(cur?.group.pid_in(self.ns)).filter(|p| *p > 0).map(|p| p.to_string().into_bytes()),
             Kind::ThreadSelfLink => {
                 let c = cur?;
-                Some(format!("{}/task/{}", c.group.pid, c.tid()).into_bytes())
+                let (pid, tid) = (c.group.pid_in(self.ns), c.tid_in(self.ns));
+                (pid > 0).then(|| format!("{pid}/task/{tid}").into_bytes())
             }
             Kind::Link(t) => Some(t.clone()),
             Kind::PidLink { tid, which } => {
@@ -519,7 +549,7 @@ impl SynthNode for ProcNode {
             Kind::FdInfo { .. } => {}
             _ => return Err(Errno::EISDIR),
         }
-        let node = ProcNode { kernel: slot, kind };
+        let node = ProcNode { kernel: slot, ns: self.ns, kind };
         Ok(FileKind::Generated(super::file::GeneratedFile::new(move || node.contents())))
     }
 }
@@ -533,7 +563,7 @@ impl ProcNode {
         let Kind::PidFile { tgid, tid, name } = self.kind.clone() else { return Err(Errno::EACCES) };
         let group = k.pids().groups.get(&tgid).cloned().ok_or(Errno::ESRCH)?;
         let task = k.pids().tasks.get(&tid).cloned();
-        let node = ProcNode { kernel: self.kernel.clone(), kind: self.kind.clone() };
+        let node = ProcNode { kernel: self.kernel.clone(), ns: self.ns, kind: self.kind.clone() };
         let generate = move || node.contents();
         match name {
             "comm" => Ok(FileKind::Generated(super::file::GeneratedFile::writable(generate, move |data| {
@@ -580,7 +610,7 @@ impl ProcNode {
             Kind::PidFile { tgid, tid, name } => {
                 let Some(group) = k.pids().groups.get(tgid).cloned() else { return Vec::new() };
                 let task = self.task(*tgid, *tid);
-                pid_file(&k, &group, task.as_ref(), name)
+                pid_file(&k, self.ns, &group, task.as_ref(), name)
             }
             Kind::FdInfo { tid, fd } => {
                 let Some(t) = k.pids().tasks.get(tid).cloned() else { return Vec::new() };
@@ -781,24 +811,45 @@ fn mount_table(v: &crate::process::ProcView) -> Vec<crate::kernel::MountInfo> {
     rows
 }
 
-fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>, name: &str) -> Vec<u8> {
+fn pid_file(k: &Kernel, ns: PidNs, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>, name: &str) -> Vec<u8> {
     let view = task.map(|t| t.view());
     let empty = ProcView::default();
     let v = view.as_deref().unwrap_or(&empty);
+    // Ids as the namespace shows them, read before the state is locked
+    // (the table's lock comes first).
+    let (pgid, sid) = {
+        let st = group.state();
+        (st.pgid, st.sid)
+    };
+    let (pgid, sid) = (k.pid_in(ns, pgid), k.pid_in(ns, sid));
+    let pid = group.pid_in(ns);
+    // NStgid and NSpid: its ids from this namespace down to its own.
+    let nested = |own: i32, here: i32| {
+        if ns.is_root() && !group.pidns.is_root() {
+            format!("{here}\t{own}")
+        } else {
+            here.to_string()
+        }
+    };
+    let ns_tgid = nested(group.vpid, pid);
     let st = group.state();
     let zombie = st.exit.is_some();
-    let tid = task.map_or(group.pid, |t| t.tid());
+    let (tid, ns_tid) = match task {
+        Some(t) => (t.tid_in(ns), nested(t.tid_in(group.pidns), t.tid_in(ns))),
+        None => (pid, ns_tgid.clone()),
+    };
+    let state_tid = task.map_or(group.pid, |t| t.tid());
     let comm = String::from_utf8_lossy(&v.comm).into_owned();
     let state = if zombie {
         ('Z', "zombie")
     } else if st.stopped.is_some() {
         ('T', "stopped")
-    } else if crate::process::current().is_some_and(|c| c.tid() == tid) {
+    } else if crate::process::current().is_some_and(|c| c.tid() == state_tid) {
         ('R', "running")
     } else {
         ('S', "sleeping")
     };
-    let ppid = st.parent.as_ref().map_or(0, |p| p.pid);
+    let ppid = st.parent.as_ref().map_or(0, |p| p.pid_in(ns));
     let threads = st.threads.len().max(1);
     let cpu = if zombie { st.cpu_time } else { v.cpu_clock.and_then(crate::timer::cpu_now).unwrap_or_default() };
     let (vsize, rss, ranges, brk) = v.mm.as_ref().map_or((0, 0, ((0, 0), (0, 0)), (0, 0)), |mm| {
@@ -820,8 +871,8 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
                 s,
                 "{tid} ({comm}) {} {ppid} {} {} 0 -1 4194304 0 0 0 0 {} 0 {} 0 20 0 {threads} 0 {started} {vsize} {} 18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 {} 0 0 0 0 0 0 0 0 {} {} {} {} {} {} {exit_code}",
                 state.0,
-                st.pgid,
-                st.sid,
+                pgid,
+                sid,
                 cpu_ticks(cpu),
                 cpu_ticks(st.children_time),
                 rss / 4096,
@@ -855,11 +906,11 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
             }
             let _ = write!(
                 s,
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{} ({})\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{}\nNStgid:\t{}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\nVmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{threads}\nSigQ:\t0/{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{} ({})\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{}\nNStgid:\t{ns_tgid}\nNSpid:\t{ns_tid}\nNSpgid:\t{}\nNSsid:\t{}\nVmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{threads}\nSigQ:\t0/{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 v.umask,
                 state.0,
                 state.1,
-                group.pid,
+                pid,
                 ids[0],
                 ids[1],
                 ids[2],
@@ -869,9 +920,8 @@ fn pid_file(k: &Kernel, group: &Arc<ThreadGroup>, task: Option<&Arc<TaskShared>>
                 ids[5],
                 ids[4],
                 groups.join(" "),
-                group.pid,
-                st.pgid,
-                st.sid,
+                pgid,
+                sid,
                 vsize / 1024,
                 vsize / 1024,
                 rss / 1024,
