@@ -780,3 +780,36 @@ fn a_pods_containers_have_pid_namespaces_of_their_own() {
     let _ = reap(pod_pid);
     delete_and_check(&sb, &pod);
 }
+
+/// The init of a pod's container with a PID namespace of its own sees what
+/// the init of a fresh PID namespace sees on Linux (tests/programs/
+/// pidns_init.c, run natively under `unshare --pid --fork --mount-proc`).
+#[test]
+fn a_containers_own_pid_namespace_is_like_linuxs() {
+    let bin = cordon_tests::compile_program("pidns_init");
+    let native = Command::new("unshare").args(["--pid", "--fork", "--mount-proc"]).arg(&bin).output().expect("unshare");
+    assert!(native.status.success(), "native run: {}", String::from_utf8_lossy(&native.stderr));
+    let expected = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(expected.starts_with("pid 1 ppid 0"), "natively not its namespace's init: {expected}");
+
+    let sb = lifecycle_sandbox("lc-pidinit");
+    let _cleanup = DeleteAll(sb.state_root.clone());
+    let pod = unique_id("lc-pidinit");
+    let pause = pod_bundle(&sb.tmp().join("pause"), sb.rootfs(), &Process::sh("exec sleep 100000"), "sandbox", &pod);
+    let pod_pid = create_bundle(&sb, &pause, &pod);
+    ok(&sb, &["start", &pod]);
+    let root = sb.tmp().join("init-rootfs");
+    cordon_tests::install_busybox(&root);
+    cordon_tests::write_file(&root, "/pidns_init", &fs::read(&bin).expect("binary"), 0o755);
+    let bundle = pod_bundle_pid_ns(&sb.tmp().join("init"), &root, &Process::new(&["/pidns_init"]), &pod, None);
+    let id = unique_id("lc-pidinit");
+    let pid = create_bundle(&sb, &bundle, &id);
+    ok(&sb, &["start", &id]);
+    let status = reap(pid);
+    assert_eq!(container_output(&sb, &id), expected);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+    delete_and_check(&sb, &id);
+    ok(&sb, &["kill", &pod, "KILL"]);
+    let _ = reap(pod_pid);
+    delete_and_check(&sb, &pod);
+}
