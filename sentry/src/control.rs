@@ -505,7 +505,6 @@ impl Control {
             c.flush(Instant::now() + Duration::from_secs(1));
         }
         self.pod().0.remove(&id);
-        self.kernel.pids().drop_namespace(container.pidns);
         // Its gofers see their connections close and exit.
         container.fs.root.release_tree();
         let _ = conn.send(&Reply::Exited { wait_status: status.wait_status() }, &[]);

@@ -128,6 +128,9 @@ pub struct PidTable {
     global: HashMap<(PidNs, i32), i32>,
     /// Where each child namespace's ids go on from.
     ns_next: HashMap<PidNs, i32>,
+    /// Child namespaces whose init is gone: no new ids there (fork fails
+    /// with ENOMEM, as Linux's disable_pid_allocation).
+    dead: std::collections::HashSet<PidNs>,
     /// Ids no task or process holds any more that a process group or a
     /// session still goes by: not handed out again, and still translated,
     /// until the group and session are gone (as Linux keeps a struct pid).
@@ -152,12 +155,20 @@ impl PidTable {
         for _ in 0..PID_MAX {
             self.next = if self.next >= PID_MAX { 1 } else { self.next + 1 };
             let n = self.next;
-            if !self.tasks.contains_key(&n) && !self.groups.contains_key(&n) && !self.lingering.contains(&n) {
+            // (Not one handed out for a task not registered yet either.)
+            if !self.tasks.contains_key(&n)
+                && !self.groups.contains_key(&n)
+                && !self.lingering.contains(&n)
+                && !self.local.contains_key(&n)
+            {
                 id = Some(n);
                 break;
             }
         }
         let id = id?;
+        if self.dead.contains(&ns) {
+            return None;
+        }
         if !ns.is_root() {
             let next = self.ns_next.entry(ns).or_insert(0);
             let mut local = None;
@@ -182,10 +193,24 @@ impl PidTable {
         PidNs(self.namespaces)
     }
 
-    /// Forgets a namespace whose processes are all gone.
-    pub fn drop_namespace(&mut self, ns: PidNs) {
-        if !ns.is_root() && !self.local.values().any(|(n, _)| *n == ns) {
+    /// A child namespace's init is gone: it hands out no more ids, and is
+    /// forgotten once its last id is.
+    pub fn end_namespace(&mut self, ns: PidNs) {
+        if !ns.is_root() {
+            self.dead.insert(ns);
+            self.forget_namespace_if_empty(ns);
+        }
+    }
+
+    /// Whether `ns` has ended (its init is gone).
+    pub fn ended(&self, ns: PidNs) -> bool {
+        self.dead.contains(&ns)
+    }
+
+    fn forget_namespace_if_empty(&mut self, ns: PidNs) {
+        if self.dead.contains(&ns) && !self.local.values().any(|(n, _)| *n == ns) {
             self.ns_next.remove(&ns);
+            self.dead.remove(&ns);
         }
     }
 
@@ -227,6 +252,7 @@ impl PidTable {
         for n in gone {
             if let Some(key) = self.local.remove(&n) {
                 self.global.remove(&key);
+                self.forget_namespace_if_empty(key.0);
             }
         }
     }
@@ -440,7 +466,12 @@ mod tests {
         pids.forget(g1);
         assert_eq!((pids.find(a, 1), pids.id_in(a, g1)), (None, 0));
         assert_eq!(pids.alloc(a).unwrap().1, 3);
-        pids.drop_namespace(b);
-        assert_eq!(pids.find(b, 1), Some(g3), "a namespace with processes stays");
+        // An ended namespace hands out no more ids, and is forgotten with
+        // its last one.
+        pids.end_namespace(b);
+        assert!(pids.alloc(b).is_none());
+        assert_eq!(pids.find(b, 1), Some(g3), "an ended namespace's processes keep their ids");
+        pids.forget(g3);
+        assert!(!pids.ended(b) && !pids.ns_next.contains_key(&b));
     }
 }

@@ -420,7 +420,11 @@ impl MessageQueue {
         let reader = crate::process::current().map(|c| c.group.pidns).unwrap_or_default();
         let (notify, signo, pid) = match &st.notify {
             Some(r) => {
-                let pid = r.owner.upgrade().map_or(r.pid, |g| g.pid_in(reader));
+                let pid = match r.owner.upgrade() {
+                    Some(g) => g.pid_in(reader),
+                    None if reader.is_root() => r.pid,
+                    None => 0,
+                };
                 match r.signal {
                     Some((signo, _)) => (syscalls::flags::sigev::SIGEV_SIGNAL, signo, pid),
                     None => (syscalls::flags::sigev::SIGEV_NONE, 0, pid),

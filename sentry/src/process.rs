@@ -284,7 +284,11 @@ impl Pending {
             return;
         }
         let b = crate::signal::bit(sig);
-        if self.bits & b == 0 {
+        // The kernel's SIGKILL or SIGSTOP (which reaches a namespace's
+        // init) is not lost in one pending from a sender it ignores.
+        let forced = info.code == syscalls::flags::sa::SI_KERNEL
+            && matches!(sig, syscalls::flags::signal::SIGKILL | syscalls::flags::signal::SIGSTOP);
+        if self.bits & b == 0 || forced {
             self.info[(sig - 1) as usize] = info;
         }
         self.bits |= b;

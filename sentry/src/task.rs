@@ -260,6 +260,9 @@ impl Task {
             let mut pids = self.kernel.pids();
             pids.remove_task(self.tid);
             pids.remove_group(self.tid);
+            if self.group().is_ns_init() {
+                pids.end_namespace(self.group().pidns);
+            }
         }
         *self.shared.view() = crate::process::ProcView::default();
         // The process and its thread point at each other.
@@ -538,7 +541,12 @@ impl Task {
         if flags & CLONE_SETTLS != 0 {
             regs.0.fs_base = tls;
         }
-        let (tid, vtid) = self.kernel.pids().alloc(self.group().pidns).ok_or(Errno::EAGAIN)?;
+        let (tid, vtid) = {
+            let mut pids = self.kernel.pids();
+            let ns = self.group().pidns;
+            // A namespace whose init is gone takes no new process.
+            pids.alloc(ns).ok_or(if pids.ended(ns) { Errno::ENOMEM } else { Errno::EAGAIN })?
+        };
         let (group, parent_group) = if thread {
             (self.group().clone(), None)
         } else {
@@ -755,12 +763,21 @@ impl Task {
         if group.is_ns_init() && !group.pidns.is_root() {
             Task::kill_namespace(&self.kernel, group.pidns);
         }
+        // An init that is exiting itself adopts nobody (it has taken its
+        // children already): its parent's lock, then each child's.
+        let adopter = adopter.filter(|init| {
+            let mut st = init.state();
+            if st.exit.is_some() {
+                return false;
+            }
+            for c in &children {
+                c.state().parent = Some(init.clone());
+            }
+            st.children.extend(children.iter().cloned());
+            true
+        });
         match adopter {
             Some(init) => {
-                for c in &children {
-                    c.state().parent = Some(init.clone());
-                }
-                init.state().children.extend(children.iter().cloned());
                 if let Some(z) = children.iter().find(|c| c.state().exit.is_some()) {
                     notify_parent(&self.kernel, &init, signal::SIGCHLD, z, 0);
                 }
@@ -797,8 +814,12 @@ impl Task {
 
     /// Kills every process of a child PID namespace (its init is gone).
     pub fn kill_namespace(kernel: &Kernel, ns: crate::kernel::PidNs) {
-        let tasks: Vec<Arc<TaskShared>> =
-            kernel.pids().tasks.values().filter(|t| t.group.pidns == ns).cloned().collect();
+        let tasks: Vec<Arc<TaskShared>> = {
+            // No fork there gets an id from now on, so none escapes.
+            let mut pids = kernel.pids();
+            pids.end_namespace(ns);
+            pids.tasks.values().filter(|t| t.group.pidns == ns).cloned().collect()
+        };
         for t in tasks {
             t.group.send(user_info(signal::SIGKILL, sa::SI_KERNEL, 0, 0));
         }

@@ -751,12 +751,16 @@ fn a_pods_containers_have_pid_namespaces_of_their_own() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status_of(&sb, &c2), "running");
     assert_eq!(ok(&sb, &["exec", &c1, "cat", &format!("/proc/{bg}/comm")]), "sleep\n");
-    // From outside, SIGTERM is ignored likewise (init has no handler) and
-    // SIGKILL ends the container: its namespace goes with it.
+    // From outside, SIGTERM is ignored likewise (init has no handler), and
+    // SIGKILL from the pod's namespace (an ancestor of c1's: it sees c1's
+    // init by its sandbox id, the lowest of c1's) ends the container: its
+    // namespace goes with it.
     ok(&sb, &["kill", &c1, "TERM"]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status_of(&sb, &c1), "running");
-    ok(&sb, &["kill", &c1, "KILL"]);
+    let ps: serde_json::Value = serde_json::from_str(&ok(&sb, &["ps", "--format", "json", &c1])).expect("ps json");
+    let c1_init = ps.as_array().expect("pids").iter().filter_map(|p| p.as_i64()).min().expect("c1's init");
+    ok(&sb, &["exec", &c3, "kill", "-9", &c1_init.to_string()]);
     let status = reap(pids[0]);
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
     let deadline = Instant::now() + Duration::from_secs(5);

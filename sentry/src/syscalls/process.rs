@@ -346,9 +346,11 @@ pub fn sys_pidfd_send_signal(t: &mut Task, pidfd: i32, sig: i32, uinfo: u64, fla
             return Err(Errno::EINVAL);
         }
         info.signo = sig;
+        info.code = super::signal::code_for(t, &group, sig, info.code);
         info
     } else {
-        crate::signal::user_info(sig, syscalls::flags::sa::SI_USER, t.group().pid_in(group.pidns), t.creds.uid)
+        let code = super::signal::code_for(t, &group, sig, syscalls::flags::sa::SI_USER);
+        crate::signal::user_info(sig, code, t.group().pid_in(group.pidns), t.creds.uid)
     };
     group.send(info);
     t.kernel.events.notify();

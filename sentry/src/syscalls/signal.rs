@@ -100,15 +100,24 @@ pub fn sys_sigaltstack(t: &mut Task, ss: u64, old: u64) -> SysResult {
     Ok(0)
 }
 
+/// The code of a signal `t` sends `target` with `code`: from an ancestor
+/// namespace, SIGKILL and SIGSTOP get through to the namespace's init, as
+/// the kernel's do (neither is ever seen, so the code is not).
+pub(crate) fn code_for(t: &Task, target: &ThreadGroup, sig: i32, code: i32) -> i32 {
+    let from_above = target.is_ns_init() && target.pidns != t.pidns();
+    if from_above && matches!(sig, S::SIGKILL | S::SIGSTOP) {
+        sa::SI_KERNEL
+    } else {
+        code
+    }
+}
+
 /// Sends `sig` to the process `target` (0 only checks it exists).
 fn send_to_group(t: &Task, target: &ThreadGroup, sig: i32) {
     if sig == 0 {
         return;
     }
-    // From an ancestor namespace, SIGKILL and SIGSTOP get through to the
-    // namespace's init (whatever the code says: neither is ever seen).
-    let from_above = target.is_ns_init() && target.pidns != t.pidns();
-    let code = if from_above && matches!(sig, S::SIGKILL | S::SIGSTOP) { sa::SI_KERNEL } else { sa::SI_USER };
+    let code = code_for(t, target, sig, sa::SI_USER);
     target.send(user_info(sig, code, t.group().pid_in(target.pidns), t.creds.uid));
     t.kernel.events.notify();
 }
@@ -118,6 +127,7 @@ fn send_to(t: &Task, target: &Arc<TaskShared>, sig: i32, code: i32) {
     if sig == 0 {
         return;
     }
+    let code = code_for(t, &target.group, sig, code);
     target.queue(user_info(sig, code, t.group().pid_in(target.group.pidns), t.creds.uid));
     target.interrupt();
     t.kernel.events.notify();
@@ -195,6 +205,7 @@ pub fn sys_rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, sig: i32, uinfo:
         return Err(Errno::EPERM);
     }
     info.signo = sig;
+    info.code = code_for(t, &target.group, sig, info.code);
     target.queue(info);
     target.interrupt();
     t.kernel.events.notify();
@@ -211,6 +222,7 @@ pub fn sys_rt_sigqueueinfo(t: &mut Task, pid: i32, sig: i32, uinfo: u64) -> SysR
         return Err(Errno::EPERM);
     }
     info.signo = sig;
+    info.code = code_for(t, &target, sig, info.code);
     if target.state().exit.is_none() {
         target.send(info);
         t.kernel.events.notify();

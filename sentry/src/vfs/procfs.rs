@@ -204,9 +204,12 @@ impl ProcNode {
     /// sandbox's, or for the PID and mount namespaces, which a pod's
     /// containers may have of their own, theirs.
     fn ns_ino(&self, tid: i32, ns: &str, base: u64) -> u64 {
-        let Some(group) = self.kernel().and_then(|k| k.pids().tasks.get(&tid).map(|t| t.group.clone())) else {
-            return base;
-        };
+        let group = self.kernel().and_then(|k| {
+            let pids = k.pids();
+            // (A process whose leader thread is gone goes by its group.)
+            pids.tasks.get(&tid).map(|t| t.group.clone()).or_else(|| pids.groups.get(&tid).cloned())
+        });
+        let Some(group) = group else { return base };
         match ns {
             "pid" if !group.pidns.is_root() => CHILD_NS_INO + 2 * u64::from(group.pidns.0),
             "mnt" if group.container != 0 => CHILD_NS_INO + 2 * u64::from(group.container) + 1,
@@ -605,7 +608,7 @@ impl ProcNode {
     fn contents(&self) -> Vec<u8> {
         let Some(k) = self.kernel() else { return Vec::new() };
         match &self.kind {
-            Kind::File(name) => global_file(&k, name),
+            Kind::File(name) => global_file(&k, self.ns, name),
             Kind::SysFile(path) => sys_file(&k, path),
             Kind::PidFile { tgid, tid, name } => {
                 let Some(group) = k.pids().groups.get(tgid).cloned() else { return Vec::new() };
@@ -626,7 +629,7 @@ impl ProcNode {
     }
 }
 
-fn global_file(k: &Kernel, name: &str) -> Vec<u8> {
+fn global_file(k: &Kernel, ns: PidNs, name: &str) -> Vec<u8> {
     let mut s = String::new();
     let up = k.boot_time.elapsed();
     match name {
@@ -635,9 +638,10 @@ fn global_file(k: &Kernel, name: &str) -> Vec<u8> {
             let _ = writeln!(s, "{:.2} {:.2}", up.as_secs_f64(), idle);
         }
         "loadavg" => {
-            let pids = k.pids();
-            let last = pids.tasks.keys().max().copied().unwrap_or(1);
-            let _ = writeln!(s, "0.00 0.00 0.00 1/{} {}", pids.tasks.len(), last);
+            // The namespace's threads, and the last id it handed out.
+            let ids: Vec<i32> = k.pids().tasks.values().map(|t| t.tid_in(ns)).filter(|t| *t > 0).collect();
+            let last = ids.iter().max().copied().unwrap_or(1);
+            let _ = writeln!(s, "0.00 0.00 0.00 1/{} {}", ids.len(), last);
         }
         "version" => {
             let rel = String::from_utf8_lossy(crate::syscalls::process::RELEASE);
@@ -821,6 +825,7 @@ fn pid_file(k: &Kernel, ns: PidNs, group: &Arc<ThreadGroup>, task: Option<&Arc<T
         let st = group.state();
         (st.pgid, st.sid)
     };
+    let (own_pgid, own_sid) = (k.pid_in(group.pidns, pgid), k.pid_in(group.pidns, sid));
     let (pgid, sid) = (k.pid_in(ns, pgid), k.pid_in(ns, sid));
     let pid = group.pid_in(ns);
     // NStgid and NSpid: its ids from this namespace down to its own.
@@ -832,6 +837,7 @@ fn pid_file(k: &Kernel, ns: PidNs, group: &Arc<ThreadGroup>, task: Option<&Arc<T
         }
     };
     let ns_tgid = nested(group.vpid, pid);
+    let (ns_pgid, ns_sid) = (nested(own_pgid, pgid), nested(own_sid, sid));
     let st = group.state();
     let zombie = st.exit.is_some();
     let (tid, ns_tid) = match task {
@@ -906,7 +912,7 @@ fn pid_file(k: &Kernel, ns: PidNs, group: &Arc<ThreadGroup>, task: Option<&Arc<T
             }
             let _ = write!(
                 s,
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{} ({})\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{}\nNStgid:\t{ns_tgid}\nNSpid:\t{ns_tid}\nNSpgid:\t{}\nNSsid:\t{}\nVmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{threads}\nSigQ:\t0/{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\t{} ({})\nTgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{}\nNStgid:\t{ns_tgid}\nNSpid:\t{ns_tid}\nNSpgid:\t{ns_pgid}\nNSsid:\t{ns_sid}\nVmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmRSS:\t{:8} kB\nThreads:\t{threads}\nSigQ:\t0/{}\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 v.umask,
                 state.0,
                 state.1,
@@ -920,8 +926,6 @@ fn pid_file(k: &Kernel, ns: PidNs, group: &Arc<ThreadGroup>, task: Option<&Arc<T
                 ids[5],
                 ids[4],
                 groups.join(" "),
-                pgid,
-                sid,
                 vsize / 1024,
                 vsize / 1024,
                 rss / 1024,
