@@ -7,14 +7,14 @@ CORDON := target/release/cordon
 all: build
 
 deps:
-	scripts/setup-deps.sh
+	tests/scripts/setup-deps.sh
 
 build: deps
 	$(CARGO) build --release --bins
 
 # Quick start 1: build, then run a busybox container in the sandbox.
 demo: build
-	scripts/busybox-bundle.sh target/bundles/demo
+	tests/scripts/busybox-bundle.sh target/bundles/demo
 	$(CORDON) --root target/run run --bundle target/bundles/demo demo-$$$$
 
 # Quick start 2: every test (unit, syscall compatibility, busybox, CLI).
@@ -28,8 +28,8 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 bench: build
-	scripts/setup-deps.sh --bench
-	python3 bench/run.py --json target/bench/results.json
+	tests/scripts/setup-deps.sh --bench
+	python3 tests/bench/run.py --json target/bench/results.json
 
 clean:
 	$(CARGO) clean

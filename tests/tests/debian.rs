@@ -1,5 +1,5 @@
 //! Real programs from a Debian bookworm rootfs (built once by
-//! `scripts/debian-rootfs.sh`, cached in /var/cache/cordon): bash,
+//! `tests/scripts/debian-rootfs.sh`, cached in /var/cache/cordon): bash,
 //! coreutils, findutils, python3 and perl, each run inside `cordon run` and
 //! under runc on the same bundle, stdout and status compared.
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ fn debian_rootfs() -> PathBuf {
             if let Some(dir) = std::env::var_os("CORDON_DEBIAN_ROOTFS") {
                 return PathBuf::from(dir);
             }
-            let script = workspace_dir().join("scripts/debian-rootfs.sh");
+            let script = workspace_dir().join("tests/scripts/debian-rootfs.sh");
             let out = Command::new(&script).output().unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
             assert!(
                 out.status.success(),

@@ -8,7 +8,8 @@ use cordon_tests::{install_file, make_dir, Compare, Process, Sandbox};
 #[test]
 fn go_binary_runs_like_under_runc() {
     let runsc = ["/usr/bin/runsc", "/usr/sbin/runsc"].into_iter().map(Path::new).find(|p| p.exists());
-    let runsc = runsc.expect("runsc (gVisor, a static Go binary) must be installed: scripts/setup-deps.sh installs it");
+    let runsc =
+        runsc.expect("runsc (gVisor, a static Go binary) must be installed: tests/scripts/setup-deps.sh installs it");
     let mut sb = Sandbox::new("go-runsc");
     install_file(sb.rootfs(), "/runsc", runsc, 0o755);
     for d in ["/proc", "/dev", "/dev/shm", "/tmp"] {

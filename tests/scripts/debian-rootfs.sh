@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) a Debian bookworm rootfs with debootstrap for the heavier
 # tests, cached outside the repo, and prints its path.
-# Usage: scripts/debian-rootfs.sh [CACHE_DIR]   (default /var/cache/cordon)
+# Usage: tests/scripts/debian-rootfs.sh [CACHE_DIR]   (default /var/cache/cordon)
 set -euo pipefail
 cache=${1:-${CORDON_CACHE:-/var/cache/cordon}}
 dir="$cache/debian-bookworm"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 MICRO_DIR = BENCH_DIR / "micro"
-REPO_DIR = BENCH_DIR.parent
+REPO_DIR = BENCH_DIR.parent.parent
 
 DATA_FILE = "/bench/file"          # path inside the container
 DATA_FILE_SIZE = 1 << 20           # 1 MiB
@@ -222,11 +222,11 @@ CONTAINER_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 def debian_rootfs() -> Path:
     """The Debian bookworm rootfs of the Debian tests (python3, perl, bash):
-    $CORDON_DEBIAN_ROOTFS, else what scripts/debian-rootfs.sh prints (it
+    $CORDON_DEBIAN_ROOTFS, else what tests/scripts/debian-rootfs.sh prints (it
     builds it with debootstrap once, then reuses its cache)."""
     if os.environ.get("CORDON_DEBIAN_ROOTFS"):
         return Path(os.environ["CORDON_DEBIAN_ROOTFS"])
-    script = REPO_DIR / "scripts/debian-rootfs.sh"
+    script = REPO_DIR / "tests/scripts/debian-rootfs.sh"
     res = subprocess.run([str(script)], stdin=subprocess.DEVNULL,
                          capture_output=True, text=True)
     lines = res.stdout.strip().splitlines()
@@ -1473,7 +1473,7 @@ def parse_args(argv=None):
                "Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
                "RUNC_BIN, RUNC_FLAGS, RUNSC_BIN, RUNSC_FLAGS "
                "(default '--platform=ptrace --network=none'), CC (default gcc), "
-               "CORDON_DEBIAN_ROOTFS (default: what scripts/debian-rootfs.sh prints), "
+               "CORDON_DEBIAN_ROOTFS (default: what tests/scripts/debian-rootfs.sh prints), "
                "CORDON_SHIM_BIN (default target/release/containerd-shim-cordon-v1).")
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     p.add_argument("--runtimes", default="native,runc,runsc,cordon",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing Cordon needs on Debian, only if missing.
-# Usage: scripts/setup-deps.sh [--bench]
+# Usage: tests/scripts/setup-deps.sh [--bench]
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds an OCI bundle whose rootfs is Debian's static busybox.
-# Usage: scripts/busybox-bundle.sh DIR [ARGS...]   (default args: the demo)
+# Usage: tests/scripts/busybox-bundle.sh DIR [ARGS...]   (default args: the demo)
 set -euo pipefail
 dir=${1:?usage: busybox-bundle.sh DIR [ARGS...]}; shift
 rm -rf "$dir"; mkdir -p "$dir/rootfs"/{bin,etc,tmp,root,data}
