@@ -167,6 +167,11 @@ EXTRA_INSTALLS = {"/bin/true": "true"}
 #   idle_memory          (once, at the end)
 #       Rss and Pss (MiB) summed over the host processes of one idle
 #       container whose init is /bench/idle (pause() forever).
+#   pod_idle_memory      (once, at the end)
+#       The same over a pod of three such containers: the pod's sandbox
+#       container and two containers annotated with its sandbox id, as CRI
+#       creates them (one sandbox for runsc and cordon; runc ignores the
+#       annotations).
 # --------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +193,10 @@ EXTRAS = [
     Extra("idle_memory", "memory", "MiB",
           "Rss and Pss from /proc/PID/smaps_rollup summed over the host processes "
           "of one idle container (init /bench/idle: pause() forever), measured once"),
+    Extra("pod_idle_memory", "memory", "MiB",
+          "the same over an idle pod: a sandbox container and two containers "
+          "annotated as CRI does (io.kubernetes.cri.container-type, sandbox-id), "
+          "which runsc and cordon run in one sandbox and runc as three containers"),
 ]
 
 LIFECYCLE_INIT = "/bin/true"       # create_start_delete's init
@@ -212,7 +221,7 @@ GROUPS = {
     "wall": [b.name for b in BENCHMARKS if b.kind == "wall"],
     "lifecycle": ["create_start_delete"],
     "containerd": ["ctr_run_rm"],
-    "memory": ["idle_memory"],
+    "memory": ["idle_memory", "pod_idle_memory"],
 }
 
 # The container's environment (config.json), also given to native runs in a
@@ -1078,6 +1087,85 @@ class Harness:
             if out["leftovers"]:
                 log(f"bench: {rt.label} left behind (cleaned): {'; '.join(out['leftovers'])}")
 
+    def pod_idle_memory(self, rt: Runtime, bundle: Path, settle: float) -> dict:
+        """Start a pod of three idle containers (the sandbox container, then two
+        containers annotated with its id, each with a bundle of its own on
+        `bundle`'s rootfs), wait `settle` seconds, sum Rss and Pss over the
+        union of their host processes, delete --force them (last first)."""
+        pod = self.new_cid()
+        cids = [pod, self.new_cid(), self.new_cid()]
+        out = {"runtime": rt.name, "label": rt.label, "id": pod, "status": "fail", "error": ""}
+        base = json.loads((bundle / "config.json").read_text())
+        root = (bundle / base["root"]["path"]).resolve()
+        started = []
+        try:
+            pids = {}
+            for i, cid in enumerate(cids):
+                d = self.tmp / "pods" / cid
+                d.mkdir(parents=True, exist_ok=True)
+                config = json.loads(json.dumps(base))
+                config["root"]["path"] = str(root)
+                config["annotations"] = {
+                    "io.kubernetes.cri.container-type": "sandbox" if i == 0 else "container",
+                    "io.kubernetes.cri.sandbox-id": pod}
+                (d / "config.json").write_text(json.dumps(config))
+                pidfile = self.tmp / "logs" / f"{cid}.pid"
+                for step, args in (("create", ["create", "--bundle", str(d), "--pid-file", str(pidfile), cid]),
+                                   ("start", ["start", cid])):
+                    rc, err = self.oci(rt, cid, args, cwd=str(d))
+                    if step == "create" and rc == 0:
+                        started.append(cid)
+                    if rc != 0:
+                        out["error"] = f"{cid} {step}: " + (f"timeout after {self.timeout:g}s"
+                                                             if rc is None else f"exit status {rc}")
+                        out["stderr"] = err
+                        return out
+                pids[cid] = (pidfile, d)
+            time.sleep(settle)
+            seen = {}
+            for cid, (pidfile, d) in pids.items():
+                pid, _ = self.state_pid(rt, cid)
+                if not pid:
+                    try:
+                        pid = int(pidfile.read_text().strip())
+                    except (OSError, ValueError):
+                        pid = None
+                if not pid:
+                    out["error"] = f"no pid for {cid}"
+                    return out
+                # (The gofers serve `bundle`'s rootfs: its path finds them.)
+                found = sandbox_processes(rt, pid, cid, d, self.state_dir(rt)) + \
+                    sandbox_processes(rt, pid, cid, bundle, self.state_dir(rt))
+                for p, role, info in found:
+                    if p in seen:
+                        continue
+                    argv = info["argv"]
+                    if rt.name == "cordon" and len(argv) > 1 and argv[1] == "exec-wait":
+                        role = "stand-in"
+                    elif rt.name == "runc":
+                        role = "init"
+                    mem = smaps_rollup(p)
+                    if mem is None:
+                        continue
+                    seen[p] = {"pid": p, "ppid": info["ppid"], "role": role, "comm": info["comm"],
+                               "container": cid, "cmdline": " ".join(argv)[:300], **mem}
+            procs = sorted(seen.values(), key=lambda q: q["pid"])
+            if not procs:
+                out["error"] = "no process found"
+                return out
+            out.update(status="ok", processes=procs,
+                       rss_kib=sum(q["rss_kib"] for q in procs),
+                       pss_kib=sum(q["pss_kib"] for q in procs))
+            return out
+        except OSError as e:
+            out["error"] = f"exec failed: {e}"
+            return out
+        finally:
+            out["cleanup"] = "; ".join(self.delete(rt, cid, reap=True) for cid in reversed(started))
+            out["leftovers"] = self.reap_leftovers(quiet=True)
+            if out["leftovers"]:
+                log(f"bench: {rt.label} left behind (cleaned): {'; '.join(out['leftovers'])}")
+
     def mounts_under_tmp(self) -> list:
         try:
             with open("/proc/mounts") as f:
@@ -1632,6 +1720,7 @@ def main(argv=None) -> int:
     leftovers = []
     interrupted = False
     mem = {}                       # idle_memory: runtime -> Harness.idle_memory()
+    pod_mem = {}                   # pod_idle_memory: runtime -> Harness.pod_idle_memory()
     system_roots = {}              # Bench.rootfs -> host path
     unrunnable = {}                # bench name -> why every run of it fails
     try:
@@ -1756,6 +1845,23 @@ def main(argv=None) -> int:
                 else:
                     errtail = " | ".join(m.get("stderr", "").strip().splitlines()[-3:])[-300:]
                     log(f"bench: idle_memory {rt.label:13} FAIL ({m['error']}) {errtail}")
+
+        if "pod_idle_memory" in a.extras:
+            for rt in selected:
+                if rt.native:
+                    continue
+                if not rt.available:
+                    pod_mem[rt.name] = {"runtime": rt.name, "label": rt.label, "status": "n/a",
+                                        "error": rt.why_unavailable}
+                    continue
+                m = h.pod_idle_memory(rt, xb["idle_memory"], a.idle_settle)
+                pod_mem[rt.name] = m
+                if m["status"] == "ok":
+                    log(f"bench: pod_idle_memory {rt.label:13} {len(m['processes'])} processes, "
+                        f"RSS {m['rss_kib'] / 1024:.1f} MiB, PSS {m['pss_kib'] / 1024:.1f} MiB")
+                else:
+                    errtail = " | ".join(m.get("stderr", "").strip().splitlines()[-3:])[-300:]
+                    log(f"bench: pod_idle_memory {rt.label:13} FAIL ({m['error']}) {errtail}")
     except KeyboardInterrupt:
         interrupted = True
         log("bench: interrupted, cleaning up")
@@ -1814,14 +1920,16 @@ def main(argv=None) -> int:
     for name in ("create_start_delete", "ctr_run_rm"):
         if name in summary and native_sel:
             summary[name]["native"] = not_applicable()
-    if "idle_memory" in a.extras:
-        summary["idle_memory"] = {
+    for name, measured in (("idle_memory", mem), ("pod_idle_memory", pod_mem)):
+        if name not in a.extras:
+            continue
+        summary[name] = {
             n: {"status": m["status"], "error": m.get("error", ""),
                 **({"processes": len(m["processes"]),
                     "rss_mib": round(m["rss_kib"] / 1024, 2),
                     "pss_mib": round(m["pss_kib"] / 1024, 2)} if m["status"] == "ok" else {}),
                 "leaked": len(m.get("leftovers", []))}
-            for n, m in mem.items()}
+            for n, m in measured.items()}
 
     stamp = (f"{os.cpu_count()} CPUs, kernel {platform.release()}, "
              f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.")
@@ -1869,6 +1977,17 @@ def main(argv=None) -> int:
               f"container (runc: its init alone; runsc: sandbox, gofer, stubs; cordon: "
               f"sentry, gofer, stubs); per-process figures in the JSON. "
               + ("" if table or life_table else stamp))
+    pod_table = ""
+    if pod_mem:
+        pod_table = memory_table(all_rts, pod_mem)
+        print()
+        print(pod_table)
+        print()
+        print("pod_idle_memory, measured the same way over a pod of three such containers "
+              "(the sandbox container and two annotated with its sandbox id, as CRI creates "
+              "them): runc runs three containers, runsc and cordon one sandbox with a gofer "
+              "per container (cordon: plus an exec-wait stand-in as each added container's "
+              "pid-file process).")
     sys.stdout.flush()
 
     if a.json:
@@ -1906,6 +2025,9 @@ def main(argv=None) -> int:
         if "idle_memory" in a.extras:
             doc["idle_memory"] = mem
             doc["memory_table_markdown"] = mem_table
+        if "pod_idle_memory" in a.extras:
+            doc["pod_idle_memory"] = pod_mem
+            doc["pod_memory_table_markdown"] = pod_table
         path = Path(a.json)
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
