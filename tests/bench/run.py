@@ -721,6 +721,26 @@ def smaps_rollup(pid: int) -> dict | None:
     return vals if len(vals) == 2 else None
 
 
+def process_memory(found) -> list:
+    """Rss and Pss of each (pid, role, info) of `found`, once per pid, in
+    order; processes gone meanwhile (or kernel threads) are left out."""
+    procs = {}
+    for p, role, info in found:
+        mem = None if p in procs else smaps_rollup(p)
+        if mem is not None:
+            procs[p] = {"pid": p, "ppid": info["ppid"], "role": role, "comm": info["comm"],
+                        "cmdline": " ".join(info["argv"])[:300], **mem}
+    return list(procs.values())
+
+
+def memory_result(out: dict, procs: list) -> dict:
+    """`out` with the processes and their sums, status ok."""
+    out.update(status="ok", processes=procs,
+               rss_kib=sum(p["rss_kib"] for p in procs),
+               pss_kib=sum(p["pss_kib"] for p in procs))
+    return out
+
+
 def sandbox_processes(rt: Runtime, init_pid: int, cid: str, bundle: Path,
                       state_dir: Path) -> list:
     """The host processes of one container of rt, as (pid, role, info):
@@ -1063,21 +1083,11 @@ class Harness:
             if not pid:
                 out["error"] = f"no pid from state ({err}) nor the pid file"
                 return out
-            procs = []
-            for p, role, info in sandbox_processes(rt, pid, cid, bundle, self.state_dir(rt)):
-                mem = smaps_rollup(p)
-                if mem is None:
-                    continue       # gone meanwhile, or a kernel thread
-                procs.append({"pid": p, "ppid": info["ppid"], "role": role,
-                              "comm": info["comm"],
-                              "cmdline": " ".join(info["argv"])[:300], **mem})
+            procs = process_memory(sandbox_processes(rt, pid, cid, bundle, self.state_dir(rt)))
             if not procs:
                 out["error"] = f"no process found for pid {pid}"
                 return out
-            out.update(status="ok", processes=procs,
-                       rss_kib=sum(p["rss_kib"] for p in procs),
-                       pss_kib=sum(p["pss_kib"] for p in procs))
-            return out
+            return memory_result(out, procs)
         except OSError as e:
             out["error"] = f"exec failed: {e}"
             return out
@@ -1122,7 +1132,7 @@ class Harness:
                         return out
                 pids[cid] = (pidfile, d)
             time.sleep(settle)
-            seen = {}
+            found = []
             for cid, (pidfile, d) in pids.items():
                 pid, _ = self.state_pid(rt, cid)
                 if not pid:
@@ -1134,29 +1144,19 @@ class Harness:
                     out["error"] = f"no pid for {cid}"
                     return out
                 # (The gofers serve `bundle`'s rootfs: its path finds them.)
-                found = sandbox_processes(rt, pid, cid, d, self.state_dir(rt)) + \
-                    sandbox_processes(rt, pid, cid, bundle, self.state_dir(rt))
-                for p, role, info in found:
-                    if p in seen:
-                        continue
-                    argv = info["argv"]
-                    if rt.name == "cordon" and len(argv) > 1 and argv[1] == "exec-wait":
-                        role = "stand-in"
-                    elif rt.name == "runc":
-                        role = "init"
-                    mem = smaps_rollup(p)
-                    if mem is None:
-                        continue
-                    seen[p] = {"pid": p, "ppid": info["ppid"], "role": role, "comm": info["comm"],
-                               "container": cid, "cmdline": " ".join(argv)[:300], **mem}
-            procs = sorted(seen.values(), key=lambda q: q["pid"])
+                for d_or_bundle in (d, bundle):
+                    for p, role, info in sandbox_processes(rt, pid, cid, d_or_bundle, self.state_dir(rt)):
+                        argv = info["argv"]
+                        if rt.name == "cordon" and len(argv) > 1 and argv[1] == "exec-wait":
+                            role = "stand-in"
+                        elif rt.name == "runc":
+                            role = "init"
+                        found.append((p, role, info))
+            procs = process_memory(found)
             if not procs:
                 out["error"] = "no process found"
                 return out
-            out.update(status="ok", processes=procs,
-                       rss_kib=sum(q["rss_kib"] for q in procs),
-                       pss_kib=sum(q["pss_kib"] for q in procs))
-            return out
+            return memory_result(out, procs)
         except OSError as e:
             out["error"] = f"exec failed: {e}"
             return out
@@ -1827,41 +1827,27 @@ def main(argv=None) -> int:
             if ctrd.interrupted:
                 raise KeyboardInterrupt
 
-        if "idle_memory" in a.extras:
+        for name, measured, measure in (("idle_memory", mem, h.idle_memory),
+                                        ("pod_idle_memory", pod_mem, h.pod_idle_memory)):
+            if name not in a.extras:
+                continue
             for rt in selected:
                 if rt.native:
                     continue
                 if not rt.available:
-                    mem[rt.name] = {"runtime": rt.name, "label": rt.label, "status": "n/a",
-                                    "error": rt.why_unavailable}
+                    measured[rt.name] = {"runtime": rt.name, "label": rt.label, "status": "n/a",
+                                         "error": rt.why_unavailable}
                     continue
-                m = h.idle_memory(rt, xb["idle_memory"], a.idle_settle)
-                mem[rt.name] = m
+                m = measure(rt, xb["idle_memory"], a.idle_settle)
+                measured[rt.name] = m
                 if m["status"] == "ok":
-                    log(f"bench: idle_memory {rt.label:13} {len(m['processes'])} processes, "
+                    log(f"bench: {name} {rt.label:13} {len(m['processes'])} processes, "
                         f"RSS {m['rss_kib'] / 1024:.1f} MiB, PSS {m['pss_kib'] / 1024:.1f} MiB: "
                         + ", ".join(f"{p['role']} {p['pid']} {p['rss_kib']}/{p['pss_kib']} KiB"
                                     for p in m["processes"]))
                 else:
                     errtail = " | ".join(m.get("stderr", "").strip().splitlines()[-3:])[-300:]
-                    log(f"bench: idle_memory {rt.label:13} FAIL ({m['error']}) {errtail}")
-
-        if "pod_idle_memory" in a.extras:
-            for rt in selected:
-                if rt.native:
-                    continue
-                if not rt.available:
-                    pod_mem[rt.name] = {"runtime": rt.name, "label": rt.label, "status": "n/a",
-                                        "error": rt.why_unavailable}
-                    continue
-                m = h.pod_idle_memory(rt, xb["idle_memory"], a.idle_settle)
-                pod_mem[rt.name] = m
-                if m["status"] == "ok":
-                    log(f"bench: pod_idle_memory {rt.label:13} {len(m['processes'])} processes, "
-                        f"RSS {m['rss_kib'] / 1024:.1f} MiB, PSS {m['pss_kib'] / 1024:.1f} MiB")
-                else:
-                    errtail = " | ".join(m.get("stderr", "").strip().splitlines()[-3:])[-300:]
-                    log(f"bench: pod_idle_memory {rt.label:13} FAIL ({m['error']}) {errtail}")
+                    log(f"bench: {name} {rt.label:13} FAIL ({m['error']}) {errtail}")
     except KeyboardInterrupt:
         interrupted = True
         log("bench: interrupted, cleaning up")
