@@ -326,11 +326,6 @@ impl Kernel {
         self.events.notify();
     }
 
-    /// The sandbox's init process (pid 1), if it still exists.
-    pub fn init_group(&self) -> Option<Arc<ThreadGroup>> {
-        self.pids().groups.get(&1).cloned()
-    }
-
     /// What a process in `ns` calls the sandbox's id `id` (0: not in its
     /// namespace).
     pub fn pid_in(&self, ns: PidNs, id: i32) -> i32 {
