@@ -80,19 +80,31 @@ fn sentry_has_an_empty_root_and_no_host_mounts() {
     // 64 KiB context slot per thread (its signal stack and mailbox).
     let status = fs::read_to_string(format!("/proc/{stub}/status")).unwrap_or_default();
     let systrap = status.lines().any(|l| l.starts_with("Seccomp:") && l.ends_with('2'));
-    let maps = fs::read_to_string(format!("/proc/{stub}/maps")).unwrap_or_default();
-    for line in maps.lines() {
-        let range: Vec<u64> = line.split(['-', ' ']).take(2).map(|a| u64::from_str_radix(a, 16).unwrap_or(0)).collect();
-        let slot = systrap
-            && line.contains("rw-s ")
-            && line.contains("memfd:cordon-stub-contexts")
-            && range[1].checked_sub(range[0]) == Some(0x10000);
-        let ok = slot
-            || line.contains("memfd:cordon-memory")
-            || line.contains("[vsyscall]")
-            || line.starts_with("7ff000000000-");
-        assert!(ok, "unexpected mapping in the stub: {line}");
+    let unexpected = || {
+        let maps = fs::read_to_string(format!("/proc/{stub}/maps")).unwrap_or_default();
+        maps.lines().map(str::to_string).find(|line| {
+            let range: Vec<u64> =
+                line.split(['-', ' ']).take(2).map(|a| u64::from_str_radix(a, 16).unwrap_or(0)).collect();
+            let slot = systrap
+                && line.contains("rw-s ")
+                && line.contains("memfd:cordon-stub-contexts")
+                && range[1].checked_sub(range[0]) == Some(0x10000);
+            !(slot
+                || line.contains("memfd:cordon-memory")
+                || line.contains("[vsyscall]")
+                || line.starts_with("7ff000000000-"))
+        })
+    };
+    // A stub just forked may still be unmapping the template's page after
+    // the stub page (its set-up is traced, and a traced stub counts as
+    // started): wait for that, briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = unexpected();
+    while left.is_some() && Instant::now() < deadline {
+        sleep(Duration::from_millis(10));
+        left = unexpected();
     }
+    assert!(left.is_none(), "unexpected mapping in the stub: {}", left.unwrap_or_default());
     // Its only fds are the memory file (not the template's request socket)
     // and, under systrap, the context file.
     let mut fds: Vec<String> = fs::read_dir(format!("/proc/{stub}/fd"))
