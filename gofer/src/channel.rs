@@ -41,9 +41,9 @@ fn codec() -> impl Options {
 pub struct Channel {
     sock: OwnedFd,
     /// Scratch buffers, reused across messages to avoid a 256 KiB
-    /// allocation per datagram.
+    /// allocation per datagram (the receive buffer made on first use).
     send_buf: Mutex<Vec<u8>>,
-    recv_buf: Mutex<Vec<u8>>,
+    recv_buf: Mutex<Option<fd::MessageBuffer>>,
 }
 
 impl Channel {
@@ -54,7 +54,7 @@ impl Channel {
         if let Err(e) = socket::setsockopt(&sock, socket::sockopt::SndBuf, &SEND_BUFFER) {
             tracing::warn!(target: "gofer::rpc", error = %e, "cannot raise the channel's send buffer");
         }
-        Channel { sock, send_buf: Mutex::new(Vec::new()), recv_buf: Mutex::new(Vec::new()) }
+        Channel { sock, send_buf: Mutex::new(Vec::new()), recv_buf: Mutex::new(None) }
     }
 
     /// A connected pair, both ends `O_CLOEXEC`.
@@ -94,11 +94,12 @@ impl Channel {
     /// `O_CLOEXEC`). `Error::Closed` when the peer has gone. A truncated
     /// datagram or fd list is an error (and its fds are closed).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), Error> {
-        let mut buf = self.recv_buf.lock().unwrap_or_else(PoisonError::into_inner);
-        if buf.len() != MAX_MESSAGE {
-            buf.resize(MAX_MESSAGE, 0);
-        }
-        let got = match fd::recv_with_fds(self.sock.as_fd(), &mut buf) {
+        let mut slot = self.recv_buf.lock().unwrap_or_else(PoisonError::into_inner);
+        let buf = match &mut *slot {
+            Some(buf) => buf,
+            None => slot.insert(fd::MessageBuffer::new(MAX_MESSAGE).map_err(|source| Error::Recv { source })?),
+        };
+        let got = match fd::recv_with_fds(self.sock.as_fd(), buf) {
             Ok(got) => got,
             Err(Errno::ECONNRESET) => return Err(Error::Closed),
             Err(source) => return Err(Error::Recv { source }),

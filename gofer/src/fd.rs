@@ -1,13 +1,15 @@
 //! Raw fd ownership: the only `unsafe` of the crate.
 //!
-//! Three things need it: taking ownership of the fds the kernel installs
+//! Four things need it: taking ownership of the fds the kernel installs
 //! when an `SCM_RIGHTS` message arrives (walking the control buffer of a raw
 //! `recvmsg`), wrapping the descriptor `openat(2)` returns (nix 0.29 gives a
-//! bare `RawFd`), and `close_range(2)`.
+//! bare `RawFd`), `close_range(2)`, and the pages of a [`MessageBuffer`].
 use std::ffi::CStr;
 use std::mem;
+use std::num::NonZeroUsize;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use libc::{c_int, c_uint};
 use nix::errno::Errno;
@@ -34,6 +36,78 @@ pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> nix::Res
     // SAFETY: `openat` succeeded, so `raw` is a new descriptor of this process
     // that nothing else owns yet; the `OwnedFd` becomes its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// A zeroed receive buffer in an anonymous mapping of its own, so that only
+/// the pages a message is written into take memory: a buffer sized for the
+/// largest message (256 KiB) costs a page or two, where malloc may hand out
+/// reused heap memory that it must clear (touching every page) first.
+pub struct MessageBuffer {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the buffer owns its mapping; the bytes are reached only through
+// `&self`/`&mut self`, so the borrow rules order every access.
+unsafe impl Send for MessageBuffer {}
+// SAFETY: as above: shared references only read.
+unsafe impl Sync for MessageBuffer {}
+
+impl MessageBuffer {
+    /// A buffer of `len` (> 0) zero bytes.
+    pub fn new(len: usize) -> nix::Result<MessageBuffer> {
+        let size = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
+        let prot = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE;
+        // SAFETY: a new private anonymous mapping where the kernel chooses:
+        // it replaces nothing of the process's, and only this value uses it.
+        let base = unsafe { nix::sys::mman::mmap_anonymous(None, size, prot, nix::sys::mman::MapFlags::MAP_PRIVATE) }?;
+        Ok(MessageBuffer { base: base.cast(), len })
+    }
+}
+
+impl std::fmt::Debug for MessageBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageBuffer").field("len", &self.len).finish()
+    }
+}
+
+impl Deref for MessageBuffer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `base` is a readable mapping of `len` bytes that lives as
+        // long as `self` (unmapped only in `drop`); anonymous pages are
+        // initialized (zero) from the start.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for MessageBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and the mapping is writable; `&mut self`
+        // makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for MessageBuffer {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `new`; no reference to it
+        // outlives `self`.
+        if let Err(e) = unsafe { nix::sys::mman::munmap(self.base.cast(), self.len) } {
+            tracing::warn!(target: "gofer::rpc", error = %e, "unmapping a message buffer");
+        }
+    }
+}
+
+/// Gives the heap's free pages back to the host (glibc's `malloc_trim`):
+/// called once a process has set itself up, so the memory its start-up
+/// freed (parsed configuration, builders, buffers) is not kept resident for
+/// the rest of its life.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks and trims malloc's own arenas, under
+    // their locks; it is safe to call from any thread at any time.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// One message read by [`recv_with_fds`].

@@ -45,6 +45,7 @@ pub fn run_gofer(rootfs: &Path, readonly: bool, sock: OwnedFd) -> Result<(), Err
     }
     let chan = Channel::new(sock);
     tracing::debug!(target: "gofer::rpc", rootfs = %rootfs.display(), readonly, "gofer serving");
+    fd::release_free_heap();
     Server::new(root, readonly).serve(&chan)
 }
 

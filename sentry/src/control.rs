@@ -209,7 +209,7 @@ impl Connection {
 
     /// Receives one datagram and the fds that came with it.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), ControlError> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut buf = gofer::fd::MessageBuffer::new(MAX_MESSAGE).map_err(ControlError::Io)?;
         let got = loop {
             match gofer::fd::recv_with_fds(self.sock.as_fd(), &mut buf) {
                 Err(HostErrno::EINTR) => continue,
@@ -668,6 +668,9 @@ impl Control {
             Phase::Created => {
                 *p = Phase::Running;
                 c.changed.notify_all();
+                drop(p);
+                // Setting the container up is over: what it freed goes back.
+                gofer::fd::release_free_heap();
                 Ok(Reply::Ok)
             }
             Phase::Running => Err("cannot start an already running container".into()),
