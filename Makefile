@@ -21,7 +21,7 @@ demo: build
 test: build
 	$(CARGO) test --release --workspace
 	# The ptrace platform (--platform=ptrace) stays covered too.
-	CORDON_TEST_FLAGS=--platform=ptrace $(CARGO) test --release -p cordon-tests --test compat --test busybox --test isolation
+	CORDON_TEST_FLAGS=--platform=ptrace $(CARGO) test --release -p cordon-tests --test compat --test busybox --test isolation --test memory
 
 lint:
 	$(CARGO) fmt --all --check

@@ -3,7 +3,7 @@
 #![allow(unsafe_code)] // the sentry's one mapping of guest memory
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 use nix::fcntl::{fallocate, FallocateFlags};
@@ -253,6 +253,40 @@ impl MemoryFile {
         Ok(done)
     }
 }
+
+impl MemoryFile {
+    /// Reads `len` bytes of `fd` at `file_off` into the file at `off`, as
+    /// `fill_from` does, but through the memory file's fd rather than the
+    /// sentry's mapping of it: pages read for the guest alone (the lazily
+    /// read pages of a mapped file) are then not also mapped in the sentry.
+    pub fn load_from(&self, off: u64, len: usize, fd: BorrowedFd<'_>, file_off: u64) -> Result<usize, Errno> {
+        self.check(off, len);
+        let mut buf = vec![0u8; len.min(LOAD_CHUNK)];
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(buf.len());
+            let n = match nix::sys::uio::pread(fd, &mut buf[..want], (file_off + done as u64) as i64) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(Errno::from_raw(e as i32)),
+            };
+            let mut put = 0;
+            while put < n {
+                match nix::sys::uio::pwrite(&self.fd, &buf[put..n], (off + (done + put) as u64) as i64) {
+                    Ok(m) => put += m,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(Errno::from_raw(e as i32)),
+                }
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+/// Largest piece `load_from` reads at once.
+const LOAD_CHUNK: usize = 64 << 10;
 
 impl Drop for MemoryFile {
     fn drop(&mut self) {

@@ -11,7 +11,7 @@
 //! meanwhile are kept until then, so no thread can reach a block another
 //! process has been given.
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use platform::{AddressSpace, Prot};
@@ -23,6 +23,10 @@ pub use memory_file::{MemoryFile, PAGE};
 
 /// How much around a faulting address is installed at once.
 const FAULT_AROUND: u64 = 2 << 20;
+/// How much around a faulting address is installed at once where file
+/// pages are still to be read in (each read costs memory the guest may never
+/// touch).
+const FILE_FAULT_AROUND: u64 = 64 << 10;
 /// How much a copy-on-write fault copies at once.
 const COW_CHUNK: u64 = 64 << 10;
 /// Largest single copy between guest memory and the sentry.
@@ -42,18 +46,86 @@ pub struct Allocation {
     mf: Arc<MemoryFile>,
     off: u64,
     len: u64,
+    /// The file this block is a private copy of: its pages are read in on
+    /// first use (an install, a copy, a copy-on-write break), not when the
+    /// file is mapped, so a program's untouched pages never take memory.
+    lazy: Option<Mutex<LazyFill>>,
+}
+
+/// What of an [`Allocation`]'s file has been read in.
+struct LazyFill {
+    src: FileSource,
+    /// One bit per page of the block: read in already.
+    filled: Vec<u64>,
+    /// Pages of the file's part not read in yet.
+    left: u64,
+}
+
+impl LazyFill {
+    fn is_filled(&self, page: u64) -> bool {
+        self.filled[(page / 64) as usize] & (1 << (page % 64)) != 0
+    }
+
+    fn set_filled(&mut self, page: u64) {
+        self.filled[(page / 64) as usize] |= 1 << (page % 64);
+    }
+
+    /// Pages of the block `[from, to)` (byte offsets) that hold file bytes.
+    fn file_pages(&self, from: u64, to: u64) -> std::ops::Range<u64> {
+        let end = to.min(self.src.len).div_ceil(PAGE);
+        (from / PAGE).min(end)..end
+    }
 }
 
 impl Allocation {
     /// A new block of `len` bytes (zero-filled) of `mf`.
     pub fn new(mf: &Arc<MemoryFile>, len: u64) -> Result<Arc<Allocation>, Errno> {
         let (off, _) = mf.allocate(len)?;
-        Ok(Arc::new(Allocation { mf: mf.clone(), off, len }))
+        Ok(Arc::new(Allocation { mf: mf.clone(), off, len, lazy: None }))
     }
 
     /// Offset of the block in the memory file.
     pub fn offset(&self) -> u64 {
         self.off
+    }
+
+    /// Reads in the file's bytes of `[from, to)` (offsets in the block)
+    /// that are not there yet; the rest of the block reads as zeros.
+    fn fill(&self, from: u64, to: u64) -> Result<(), Errno> {
+        let Some(lazy) = &self.lazy else { return Ok(()) };
+        let mut l = lazy.lock().unwrap_or_else(|e| e.into_inner());
+        if l.left == 0 {
+            return Ok(());
+        }
+        let pages = l.file_pages(from, to);
+        let mut p = pages.start;
+        while p < pages.end {
+            if l.is_filled(p) {
+                p += 1;
+                continue;
+            }
+            let mut q = p + 1;
+            while q < pages.end && !l.is_filled(q) {
+                q += 1;
+            }
+            let (start, end) = (p * PAGE, (q * PAGE).min(l.src.len));
+            // A file shorter than it was at mmap time leaves zeros.
+            self.mf.load_from(self.off + start, (end - start) as usize, l.src.fd.as_fd(), l.src.offset + start)?;
+            for page in p..q {
+                l.set_filled(page);
+            }
+            l.left -= q - p;
+            p = q;
+        }
+        Ok(())
+    }
+
+    /// Whether every file byte of `[from, to)` (offsets in the block) has
+    /// been read in.
+    fn is_filled(&self, from: u64, to: u64) -> bool {
+        let Some(lazy) = &self.lazy else { return true };
+        let l = lazy.lock().unwrap_or_else(|e| e.into_inner());
+        l.left == 0 || l.file_pages(from, to).all(|p| l.is_filled(p))
     }
 }
 
@@ -132,6 +204,22 @@ pub struct Vma {
 }
 
 impl Vma {
+    /// Offset in its allocation of the byte at `addr` (the VMA starting at
+    /// `start`).
+    fn block_offset(&self, start: u64, addr: u64) -> u64 {
+        self.backing - self.alloc.off + (addr - start)
+    }
+
+    /// Reads in what is not there yet of its file's bytes in `[from, to)`.
+    fn fill(&self, start: u64, from: u64, to: u64) -> Result<(), Errno> {
+        self.alloc.fill(self.block_offset(start, from), self.block_offset(start, to))
+    }
+
+    /// Whether `[from, to)` has all its file bytes read in.
+    fn is_filled(&self, start: u64, from: u64, to: u64) -> bool {
+        self.alloc.is_filled(self.block_offset(start, from), self.block_offset(start, to))
+    }
+
     /// The protection to install with: copy-on-write pages stay read-only
     /// until written.
     fn install_prot(&self) -> Prot {
@@ -254,9 +342,16 @@ impl MemoryManager {
         start.checked_add(len).is_some_and(|end| end <= self.max_addr && !self.overlaps(start, end))
     }
 
-    fn allocate(&self, len: u64) -> Result<(Arc<Allocation>, bool), Errno> {
+    /// A new block of `len` bytes: zeros, or a private copy of `file`
+    /// (read in as it is used). Also says whether its pages are allocated.
+    fn allocate(&self, len: u64, file: Option<&FileSource>) -> Result<(Arc<Allocation>, bool), Errno> {
         let (off, committed) = self.mf.allocate(len)?;
-        Ok((Arc::new(Allocation { mf: self.mf.clone(), off, len }), committed))
+        let lazy = file.filter(|f| f.len > 0).map(|f| {
+            let src = FileSource { len: f.len.min(len), ..f.clone() };
+            let pages = src.len.div_ceil(PAGE);
+            Mutex::new(LazyFill { src, filled: vec![0; pages.div_ceil(64) as usize], left: pages })
+        });
+        Ok((Arc::new(Allocation { mf: self.mf.clone(), off, len, lazy }), committed))
     }
 
     /// Creates a VMA at `[start, start+len)`, replacing whatever was there.
@@ -274,11 +369,8 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         self.unmap(start, len)?;
-        let (alloc, committed) = self.allocate(len)?;
+        let (alloc, committed) = self.allocate(len, file.as_ref())?;
         let backing = alloc.off;
-        if let Some(src) = &file {
-            self.fill(backing, src, 0, len)?;
-        }
         self.vmas.insert(
             start,
             Vma { end, prot, kind, alloc, backing, file, committed, shared, cow: false, label: None, hold: None },
@@ -327,17 +419,6 @@ impl MemoryManager {
             );
             at += piece;
             inner = 0;
-        }
-        Ok(())
-    }
-
-    /// Reads a VMA's file bytes `[from, to)` (relative to its start) into
-    /// `backing`; bytes past the file's part stay as they are (zero).
-    fn fill(&self, backing: u64, src: &FileSource, from: u64, to: u64) -> Result<(), Errno> {
-        let file_end = to.min(src.len);
-        if from < file_end {
-            let want = (file_end - from) as usize;
-            self.mf.fill_from(backing + from, want, src.fd.as_raw_fd(), src.offset + from)?;
         }
         Ok(())
     }
@@ -425,13 +506,14 @@ impl MemoryManager {
                 continue;
             }
             let len = v.end - s;
-            if v.cow {
-                // Shared pages: give the range fresh ones instead.
-                let (alloc, committed) = self.allocate(len)?;
-                let file = v.file.clone();
-                if let Some(src) = &file {
-                    self.fill(alloc.off, src, 0, len)?;
+            if v.cow || v.file.is_some() {
+                // Fresh pages: zeros, or the file's (read in again as they
+                // are used). Pages only this VMA used go now.
+                if !v.cow {
+                    self.mf.decommit(v.backing, len);
                 }
+                let file = v.file.clone();
+                let (alloc, committed) = self.allocate(len, file.as_ref())?;
                 if let Some(v) = self.vmas.get_mut(&s) {
                     v.backing = alloc.off;
                     self.graveyard.push(std::mem::replace(&mut v.alloc, alloc));
@@ -439,11 +521,7 @@ impl MemoryManager {
                     v.cow = false;
                 }
             } else {
-                let (backing, file) = (v.backing, v.file.clone());
-                self.mf.decommit(backing, len);
-                if let Some(src) = file {
-                    self.fill(backing, &src, 0, len)?;
-                }
+                self.mf.decommit(v.backing, len);
                 if let Some(v) = self.vmas.get_mut(&s) {
                     v.committed = false;
                 }
@@ -474,8 +552,10 @@ impl MemoryManager {
         self.split(chunk_start);
         self.split(chunk_end);
         let len = chunk_end - chunk_start;
-        let old = self.vmas.get(&chunk_start).map(|v| v.backing).ok_or(Errno::EFAULT)?;
-        let (alloc, _) = self.allocate(len)?;
+        let v = self.vmas.get(&chunk_start).ok_or(Errno::EFAULT)?;
+        v.fill(chunk_start, chunk_start, chunk_end)?;
+        let old = v.backing;
+        let (alloc, _) = self.allocate(len, None)?;
         self.mf.copy_within(old, alloc.off, len);
         if let Some(v) = self.vmas.get_mut(&chunk_start) {
             v.backing = alloc.off;
@@ -515,14 +595,24 @@ impl MemoryManager {
     fn install(&mut self, addr: u64, space: &mut dyn AddressSpace) -> Result<bool, platform::Error> {
         let Some((vs, v)) = self.vma_at(addr) else { return Ok(false) };
         let page = page_down(addr);
-        let win = page & !(FAULT_AROUND - 1);
-        let mut start = win.max(vs);
-        let mut end = (win + FAULT_AROUND).min(v.end);
+        let window = |size: u64| {
+            let win = page & !(size - 1);
+            (win.max(vs), (win + size).min(v.end))
+        };
+        let (mut start, mut end) = window(FAULT_AROUND);
+        if !v.is_filled(vs, start, end) {
+            // File pages not read in yet: only those near the fault, as
+            // Linux maps a file's pages around a fault.
+            (start, end) = window(FILE_FAULT_AROUND);
+        }
         if let Some((_, e)) = self.installed.range(..page).next_back() {
             start = start.max(*e);
         }
         if let Some((s, _)) = self.installed.range(page..).next() {
             end = end.min(*s);
+        }
+        if v.fill(vs, start, end).is_err() {
+            return Ok(false);
         }
         let offset = v.backing + (start - vs);
         space.map(start, end - start, offset, v.install_prot(), v.committed)?;
@@ -543,6 +633,7 @@ impl MemoryManager {
                 return Err(Errno::EFAULT);
             }
             let to = v.end.min(end);
+            v.fill(vs, at, to)?;
             out.push((v.backing + (at - vs), (to - at) as usize));
             at = to;
         }
@@ -987,5 +1078,80 @@ impl TaskMemory {
     /// The host clock of the process's guest CPU time.
     pub fn cpu_clock(&self) -> Option<i32> {
         self.space.cpu_clock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A host file of `pages` pages, page `i` filled with byte `i`.
+    fn numbered_file(pages: u64) -> Arc<OwnedFd> {
+        let mut f = tempfile_in_tmp();
+        for i in 0..pages {
+            f.write_all(&[i as u8; PAGE as usize]).unwrap();
+        }
+        Arc::new(OwnedFd::from(f))
+    }
+
+    fn tempfile_in_tmp() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "cordon-mm-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+
+    fn byte_at(mm: &MemoryManager, addr: u64) -> u8 {
+        let mut b = [0u8];
+        mm.copy_in(addr, &mut b).unwrap();
+        b[0]
+    }
+
+    #[test]
+    fn a_mapped_file_is_read_in_as_it_is_used() {
+        let mf = Arc::new(MemoryFile::new(1 << 28).unwrap());
+        let mut mm = MemoryManager::new(mf.clone(), 1 << 40);
+        let base = 0x10_0000;
+        let pages = 4096; // 16 MiB
+        let src = FileSource { fd: numbered_file(pages), offset: PAGE, len: (pages - 1) * PAGE - 100 };
+        let before = mf.resident_bytes();
+        mm.map(base, pages * PAGE, Prot::READ | Prot::WRITE, VmaKind::File, Some(src), false).unwrap();
+        assert!(mf.resident_bytes() - before < 64 << 10, "mapping reads nothing in");
+        assert_eq!(byte_at(&mm, base + 1000 * PAGE + 7), (1001 % 256) as u8, "file offset PAGE is the mapping's start");
+        assert!(mf.resident_bytes() - before <= 64 << 10, "one page read in, not the file");
+        // The tail: past the file's part, zeros (the bss of an ELF segment).
+        assert_eq!(byte_at(&mm, base + (pages - 2) * PAGE + PAGE - 101), (pages - 1) as u8);
+        assert_eq!(byte_at(&mm, base + (pages - 2) * PAGE + PAGE - 100), 0);
+        assert_eq!(byte_at(&mm, base + (pages - 1) * PAGE), 0);
+
+        // Fork: both sides see the file; a write on one side is its own.
+        let mut child = mm.fork();
+        child.copy_out(base + 2000 * PAGE, b"x").unwrap();
+        assert_eq!(byte_at(&child, base + 2000 * PAGE), b'x');
+        assert_eq!(byte_at(&mm, base + 2000 * PAGE), (2001 % 256) as u8);
+        assert_eq!(byte_at(&child, base + 2001 * PAGE), (2002 % 256) as u8);
+
+        // MADV_DONTNEED: written pages read as the file again.
+        mm.copy_out(base + 3000 * PAGE, b"y").unwrap();
+        assert_eq!(byte_at(&mm, base + 3000 * PAGE), b'y');
+        mm.dontneed(base + 3000 * PAGE, base + 3001 * PAGE).unwrap();
+        assert_eq!(byte_at(&mm, base + 3000 * PAGE), (3001 % 256) as u8);
+        child.dontneed(base + 2000 * PAGE, base + 2001 * PAGE).unwrap();
+        assert_eq!(byte_at(&child, base + 2000 * PAGE), (2001 % 256) as u8);
+
+        // Split by mprotect, moved by mremap: still the right file bytes.
+        mm.protect(base + 100 * PAGE, PAGE, Prot::READ).unwrap();
+        assert_eq!(byte_at(&mm, base + 100 * PAGE), 101);
+        assert_eq!(byte_at(&mm, base + 101 * PAGE), 102);
+        let moved = mm.remap(base + 200 * PAGE, 10 * PAGE, 20 * PAGE, syscalls::flags::mremap::MREMAP_MAYMOVE, 0);
+        let moved = moved.unwrap();
+        assert_eq!(byte_at(&mm, moved + 5 * PAGE), 206);
+        drop(child);
+        drop(mm);
     }
 }
