@@ -1,6 +1,6 @@
 # Cordon: one entry point for building, trying, testing and measuring.
 CARGO ?= cargo
-CORDON := target/release/cordon
+CORDON := target/x86_64-unknown-linux-gnu/release/cordon
 
 .PHONY: all deps build demo test lint bench clean
 

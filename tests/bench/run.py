@@ -212,7 +212,7 @@ CTRD_STOP_TIMEOUT = 120.0
 
 def cordon_shim_bin() -> Path:
     return Path(os.environ.get("CORDON_SHIM_BIN",
-                               str(REPO_DIR / "target/release/containerd-shim-cordon-v1")))
+                               str(REPO_DIR / "target/x86_64-unknown-linux-gnu/release/containerd-shim-cordon-v1")))
 
 
 # Names --only and --skip accept besides row names: group -> rows.
@@ -272,7 +272,7 @@ class Runtime:
 
 
 def make_runtimes() -> dict:
-    cordon_bin = os.environ.get("CORDON_BIN", str(REPO_DIR / "target/release/cordon"))
+    cordon_bin = os.environ.get("CORDON_BIN", str(REPO_DIR / "target/x86_64-unknown-linux-gnu/release/cordon"))
     return {
         "native": Runtime("native", "native"),
         "runc": Runtime("runc", "runc", os.environ.get("RUNC_BIN", "runc"),
@@ -1558,11 +1558,11 @@ def parse_args(argv=None):
                "Groups for --only and --skip: micro (every ns/op row), wall ("
                + ",".join(GROUPS["wall"]) + "), lifecycle (create_start_delete), "
                "containerd (ctr_run_rm), memory (idle_memory). "
-               "Environment: CORDON_BIN (default target/release/cordon), CORDON_FLAGS, "
+               "Environment: CORDON_BIN (default target/x86_64-unknown-linux-gnu/release/cordon), CORDON_FLAGS, "
                "RUNC_BIN, RUNC_FLAGS, RUNSC_BIN, RUNSC_FLAGS "
                "(default '--platform=ptrace --network=none'), CC (default gcc), "
                "CORDON_DEBIAN_ROOTFS (default: what tests/scripts/debian-rootfs.sh prints), "
-               "CORDON_SHIM_BIN (default target/release/containerd-shim-cordon-v1).")
+               "CORDON_SHIM_BIN (default target/x86_64-unknown-linux-gnu/release/containerd-shim-cordon-v1).")
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     p.add_argument("--runtimes", default="native,runc,runsc,cordon",
                    help="comma-separated subset of native,runc,runsc,cordon")

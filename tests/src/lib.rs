@@ -8,7 +8,7 @@
 //! test instead of hanging CI.
 //!
 //! Environment variables:
-//! - `CORDON_BIN`: the binary under test (default `<workspace>/target/release/cordon`).
+//! - `CORDON_BIN`: the binary under test (default `<workspace>/target/x86_64-unknown-linux-gnu/release/cordon`).
 //! - `CORDON_TEST_TIMEOUT`: seconds before a run is killed (default 60).
 //! - `CORDON_TEST_FLAGS`: extra global flags for every cordon invocation.
 //! - `CORDON_TEST_DEBUG=1`: add `--debug-log DIR --strace` and show the logs on failure.
@@ -86,7 +86,7 @@ pub fn cache_dir() -> PathBuf {
 pub fn cordon_bin() -> PathBuf {
     let path = match std::env::var_os("CORDON_BIN") {
         Some(p) => PathBuf::from(p),
-        None => workspace_dir().join("target/release/cordon"),
+        None => workspace_dir().join("target/x86_64-unknown-linux-gnu/release/cordon"),
     };
     if !path.is_file() {
         panic!(
