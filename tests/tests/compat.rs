@@ -70,6 +70,7 @@ compat_tests! {
     lock_deadlock,
     inotify,
     fork_wait,
+    fork_read_cow,
     getdents,
     ids,
     io_rw,

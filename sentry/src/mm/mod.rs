@@ -621,9 +621,10 @@ impl MemoryManager {
         Ok(true)
     }
 
-    /// Walks the guest range `[addr, addr+len)` as memory-file pieces,
-    /// requiring `need` protection; EFAULT if any byte is not accessible.
-    fn pieces(&self, addr: u64, len: usize, need: Prot) -> Result<Vec<(u64, usize)>, Errno> {
+    /// Walks the guest range `[addr, addr+len)` VMA by VMA (start, VMA,
+    /// the part of the range in it), requiring `need` protection; EFAULT if
+    /// any byte is not accessible.
+    fn walk(&self, addr: u64, len: usize, need: Prot) -> Result<Vec<(u64, &Vma, u64, u64)>, Errno> {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mut out = Vec::new();
         let mut at = addr;
@@ -633,9 +634,21 @@ impl MemoryManager {
                 return Err(Errno::EFAULT);
             }
             let to = v.end.min(end);
+            out.push((vs, v, at, to));
+            at = to;
+        }
+        Ok(out)
+    }
+
+    /// The guest range `[addr, addr+len)` as memory-file pieces, with their
+    /// file pages read in; `need` as for [`Self::walk`]. Pieces of a
+    /// copy-on-write VMA are the shared pages: writers call
+    /// `prepare_write` first.
+    fn pieces(&self, addr: u64, len: usize, need: Prot) -> Result<Vec<(u64, usize)>, Errno> {
+        let mut out = Vec::new();
+        for (vs, v, at, to) in self.walk(addr, len, need)? {
             v.fill(vs, at, to)?;
             out.push((v.backing + (at - vs), (to - at) as usize));
-            at = to;
         }
         Ok(out)
     }
@@ -657,7 +670,7 @@ impl MemoryManager {
     }
 
     pub fn check_writable(&self, addr: u64, len: usize) -> Result<(), Errno> {
-        self.pieces(addr, len, Prot::WRITE).map(drop)
+        self.walk(addr, len, Prot::WRITE).map(drop)
     }
 
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
@@ -670,7 +683,7 @@ impl MemoryManager {
     }
 
     pub fn copy_out(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.pieces(addr, data.len(), Prot::WRITE)?;
+        self.check_writable(addr, data.len())?;
         self.prepare_write(addr, data.len())?;
         self.write_pieces(addr, data, Prot::WRITE)
     }
@@ -685,8 +698,11 @@ impl MemoryManager {
         fd: std::os::fd::RawFd,
         file_off: u64,
     ) -> Result<usize, Errno> {
-        let pieces = self.pieces(addr, len, Prot::WRITE)?;
+        self.check_writable(addr, len)?;
+        // Copy-on-write pages first get pages of their own: the pieces are
+        // where the data must land.
         self.prepare_write(addr, len)?;
+        let pieces = self.pieces(addr, len, Prot::WRITE)?;
         let mut done = 0usize;
         for (off, n) in pieces {
             let got = self.mf.fill_from(off, n, fd, file_off + done as u64)?;
@@ -704,7 +720,7 @@ impl MemoryManager {
         if !addr.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
-        self.pieces(addr, 4, Prot::WRITE)?;
+        self.check_writable(addr, 4)?;
         self.prepare_write(addr, 4)?;
         let (off, _) = self.pieces(addr, 4, Prot::WRITE)?[0];
         Ok(self.mf.update_u32(off, f))
