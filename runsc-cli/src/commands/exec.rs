@@ -282,6 +282,8 @@ pub struct ExecWaitArgs {
 pub fn exec_wait(_cli: &Cli, a: &ExecWaitArgs) -> Result<u8> {
     let fd = gofer::fd::take_inherited(a.conn_fd).context("connection fd")?;
     let winch = if a.console { Winch::Resize(None) } else { Winch::Forward };
+    // It waits for the rest of the process's life: what start-up freed goes back.
+    gofer::fd::release_free_heap();
     let status = wait_process(Connection::new(fd), winch);
     if let Some(f) = &a.exit_file {
         let _ = std::fs::write(f, status.to_string());
