@@ -274,6 +274,7 @@ impl MemoryFile {
             let mut put = 0;
             while put < n {
                 match nix::sys::uio::pwrite(&self.fd, &buf[put..n], (off + (done + put) as u64) as i64) {
+                    Ok(0) => return Err(Errno::EIO),
                     Ok(m) => put += m,
                     Err(nix::Error::EINTR) => continue,
                     Err(e) => return Err(Errno::from_raw(e as i32)),

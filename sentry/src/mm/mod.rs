@@ -508,12 +508,13 @@ impl MemoryManager {
             let len = v.end - s;
             if v.cow || v.file.is_some() {
                 // Fresh pages: zeros, or the file's (read in again as they
-                // are used). Pages only this VMA used go now.
-                if !v.cow {
-                    self.mf.decommit(v.backing, len);
-                }
-                let file = v.file.clone();
+                // are used). Pages only this VMA used go, once the new
+                // ones exist (a failed allocation changes nothing).
+                let (cow, backing, file) = (v.cow, v.backing, v.file.clone());
                 let (alloc, committed) = self.allocate(len, file.as_ref())?;
+                if !cow {
+                    self.mf.decommit(backing, len);
+                }
                 if let Some(v) = self.vmas.get_mut(&s) {
                     v.backing = alloc.off;
                     self.graveyard.push(std::mem::replace(&mut v.alloc, alloc));
