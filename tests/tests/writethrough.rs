@@ -197,6 +197,25 @@ fn shared_mappings_reach_the_host_file() {
     }
 }
 
+/// A private mapping made after a shared one wrote (without msync) sees
+/// the written data, as read(2) and other shared mappings do: the sentry's
+/// page cache of the host file, not the host file, is the file's data.
+#[test]
+fn private_mappings_see_what_shared_mappings_wrote() {
+    let bin = cordon_tests::compile_program("mmap_coherent");
+    let mut sb = Sandbox::new("wt-coherent");
+    install_file(sb.rootfs(), "/prog", &bin, 0o755);
+    make_dir(sb.rootfs(), "/w", 0o755);
+    let process = Process::new(&["/prog", "/w"]);
+    let native = run_native(sb.rootfs(), &process);
+    assert_eq!(native.stdout_str(), "private new-data page-two\nshared new-data page-two\nread new-data\n");
+    let mut config = sb.config(&process);
+    config["root"]["readonly"] = serde_json::json!(false);
+    let cordon = sb.run_cordon_config(&config, &["--overlay=none"]);
+    let logs = sb.debug_logs();
+    assert_same_output("wt-coherent", "native", &native, &cordon, &Compare::status(0), &logs);
+}
+
 #[test]
 fn removed_files_give_their_gofer_handles_back() {
     // Each gofer handle is an open fd in the gofer: files created and

@@ -64,7 +64,12 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             }
             off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
             let through = f.dentry.as_ref().filter(|d| d.gofer().is_some_and(|(_, m)| m.writes_through()));
-            if let (true, Some(d)) = (shared, through) {
+            let cache = f.dentry.as_ref().and_then(|d| d.cached_pages());
+            if let (false, Some(cache)) = (shared, cache) {
+                // Shared mappings hold the file's newest data in the
+                // sentry's page cache of it: a private copy comes from there.
+                tmpfs_file = Some(cache);
+            } else if let (true, Some(d)) = (shared, through) {
                 // A host file the sandbox may change: every mapping shares
                 // the sentry's page cache of it.
                 shared_host = Some((d.clone(), d.page_cache(&t.kernel.file_cache)?));
@@ -73,9 +78,13 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
                 // whose data cannot change: nothing to share.
                 return Err(Errno::EACCES);
             }
-            let size = f.stat()?.st_size as u64;
-            let from_file = size.saturating_sub(off).min(len);
-            Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
+            if tmpfs_file.is_some() {
+                None
+            } else {
+                let size = f.stat()?.st_size as u64;
+                let from_file = size.saturating_sub(off).min(len);
+                Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
+            }
         }
     };
     let start = if fixed || noreplace {
