@@ -1,9 +1,10 @@
-//! Raw fd ownership: the only `unsafe` of the crate.
+//! Raw fd ownership and process memory: the only `unsafe` of the crate.
 //!
-//! Four things need it: taking ownership of the fds the kernel installs
+//! Five things need it: taking ownership of the fds the kernel installs
 //! when an `SCM_RIGHTS` message arrives (walking the control buffer of a raw
 //! `recvmsg`), wrapping the descriptor `openat(2)` returns (nix 0.29 gives a
-//! bare `RawFd`), `close_range(2)`, and the pages of a [`MessageBuffer`].
+//! bare `RawFd`), `close_range(2)`, the pages of a [`MessageBuffer`], and
+//! `malloc_trim` ([`release_free_heap`]).
 use std::ffi::CStr;
 use std::mem;
 use std::num::NonZeroUsize;

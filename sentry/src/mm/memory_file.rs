@@ -36,6 +36,8 @@ struct Recycled {
 const RECYCLE_MAX: u64 = 64 << 20;
 /// Largest single range kept for recycling.
 const RECYCLE_RANGE_MAX: u64 = 8 << 20;
+/// Largest piece `load_from` reads at once.
+const LOAD_CHUNK: usize = 64 << 10;
 
 // SAFETY: `base` points into a MAP_SHARED mapping that lives as long as the
 // MemoryFile; all access goes through bounds-checked byte copies, and
@@ -252,9 +254,7 @@ impl MemoryFile {
         }
         Ok(done)
     }
-}
 
-impl MemoryFile {
     /// Reads `len` bytes of `fd` at `file_off` into the file at `off`, as
     /// `fill_from` does, but through the memory file's fd rather than the
     /// sentry's mapping of it: pages read for the guest alone (the lazily
@@ -285,9 +285,6 @@ impl MemoryFile {
         Ok(done)
     }
 }
-
-/// Largest piece `load_from` reads at once.
-const LOAD_CHUNK: usize = 64 << 10;
 
 impl Drop for MemoryFile {
     fn drop(&mut self) {

@@ -52,7 +52,8 @@ pub struct Allocation {
     lazy: Option<Mutex<LazyFill>>,
 }
 
-/// What of an [`Allocation`]'s file has been read in.
+/// What of an [`Allocation`]'s file has been read in (a bit per page of a
+/// block the memory file has room for: 8 MiB for all blocks at most).
 struct LazyFill {
     src: FileSource,
     /// One bit per page of the block: read in already.
@@ -1165,10 +1166,8 @@ mod tests {
         mm.protect(base + 100 * PAGE, PAGE, Prot::READ).unwrap();
         assert_eq!(byte_at(&mm, base + 100 * PAGE), 101);
         assert_eq!(byte_at(&mm, base + 101 * PAGE), 102);
-        let moved = mm.remap(base + 200 * PAGE, 10 * PAGE, 20 * PAGE, syscalls::flags::mremap::MREMAP_MAYMOVE, 0);
-        let moved = moved.unwrap();
+        let moved =
+            mm.remap(base + 200 * PAGE, 10 * PAGE, 20 * PAGE, syscalls::flags::mremap::MREMAP_MAYMOVE, 0).unwrap();
         assert_eq!(byte_at(&mm, moved + 5 * PAGE), 206);
-        drop(child);
-        drop(mm);
     }
 }

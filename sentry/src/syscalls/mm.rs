@@ -48,12 +48,19 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
     } else {
         let f = t.fds.get(fd)?;
         label = f.dentry.clone().map(|file| crate::mm::MapLabel { file, offset: off });
-        if let FileKind::Tmpfs(inode) = &f.kind {
+        let pages = match &f.kind {
+            FileKind::Tmpfs(inode) => Some(inode.clone()),
+            // Shared mappings of a host file keep its newest data in the
+            // sentry's page cache of it: a private copy comes from there.
+            FileKind::Regular(_) if !shared => f.dentry.as_ref().and_then(|d| d.cached_pages()),
+            _ => None,
+        };
+        if let Some(inode) = pages {
             if !f.readable() || (shared && prot.contains(Prot::WRITE) && !f.writable()) {
                 return Err(Errno::EACCES);
             }
             off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
-            tmpfs_file = Some(inode.clone());
+            tmpfs_file = Some(inode);
             None
         } else {
             let FileKind::Regular(host) = &f.kind else {
@@ -64,12 +71,7 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
             }
             off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
             let through = f.dentry.as_ref().filter(|d| d.gofer().is_some_and(|(_, m)| m.writes_through()));
-            let cache = f.dentry.as_ref().and_then(|d| d.cached_pages());
-            if let (false, Some(cache)) = (shared, cache) {
-                // Shared mappings hold the file's newest data in the
-                // sentry's page cache of it: a private copy comes from there.
-                tmpfs_file = Some(cache);
-            } else if let (true, Some(d)) = (shared, through) {
+            if let (true, Some(d)) = (shared, through) {
                 // A host file the sandbox may change: every mapping shares
                 // the sentry's page cache of it.
                 shared_host = Some((d.clone(), d.page_cache(&t.kernel.file_cache)?));
@@ -78,13 +80,9 @@ pub fn sys_mmap(t: &mut Task, addr: u64, len: u64, prot: u32, flags: u32, fd: i3
                 // whose data cannot change: nothing to share.
                 return Err(Errno::EACCES);
             }
-            if tmpfs_file.is_some() {
-                None
-            } else {
-                let size = f.stat()?.st_size as u64;
-                let from_file = size.saturating_sub(off).min(len);
-                Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
-            }
+            let size = f.stat()?.st_size as u64;
+            let from_file = size.saturating_sub(off).min(len);
+            Some(FileSource { fd: Arc::clone(host), offset: off, len: from_file })
         }
     };
     let start = if fixed || noreplace {
